@@ -1,0 +1,23 @@
+/** Numeric precision an inference engine computes or rounds its weights to. */
+export type InferencePrecision = 'fp32' | 'fp16' | 'bf16';
+
+export interface RolloutEngineCapabilities {
+  /** Returns a RoutingRecord with every trajectory. */
+  readonly recordRouting: boolean;
+  /** Reuses KV (and routing) of cached prefixes. */
+  readonly prefixCache: boolean;
+  /** Generates several requests in one batch. */
+  readonly batchedGeneration: boolean;
+  readonly precisions: readonly InferencePrecision[];
+}
+
+export interface PolicyTrainerCapabilities {
+  /** `logprobs(..., {routing: 'free'})` returns the routing it chose. */
+  readonly recordRouting: boolean;
+  /** Accepts `routing: 'replay'` with a RoutingRecord per sequence. */
+  readonly routingReplay: boolean;
+  /** Can return per-token entropy. */
+  readonly entropy: boolean;
+  /** saveCheckpoint / loadCheckpoint. */
+  readonly checkpoints: boolean;
+}

@@ -1,0 +1,65 @@
+import type { ModelConfig } from '../config/model-config.js';
+import type { RoutingRecord } from '../routing/routing-record.js';
+import type { NamedTensors } from '../tensors/tensor.js';
+import type { PolicyTrainerCapabilities } from './capabilities.js';
+import type { Objective } from './objective.js';
+import type { RoutingMode } from './replay-mode.js';
+
+export interface TrainingSequence {
+  readonly promptIds: Int32Array;
+  readonly responseIds: Int32Array;
+  /**
+   * Routing to replay, covering at least prompt + response − 1 positions (positions beyond it, i.e. the final
+   * token, route freely; their outputs feed no loss). Required when `routing: 'replay'`.
+   */
+  readonly routing?: RoutingRecord;
+}
+
+export interface TrainingBatch {
+  readonly sequences: readonly TrainingSequence[];
+}
+
+export interface LogprobOptions {
+  readonly routing: RoutingMode;
+  /** Logprobs of softmax(logits / temperature), matching the engine's definition. Default 1. */
+  readonly temperature?: number;
+  readonly returnEntropy?: boolean;
+}
+
+export interface LogprobResult {
+  /** Per response token, flattened in sequence order; see `sequenceOffsets`. */
+  readonly logprobs: Float32Array;
+  readonly sequenceOffsets: Int32Array;
+  readonly entropy?: Float32Array;
+  /** In free mode: the routing the trainer chose for each sequence (prompt + response − 1 positions). */
+  readonly routing?: readonly RoutingRecord[];
+}
+
+export interface TrainStepOptions {
+  readonly routing: RoutingMode;
+  readonly temperature?: number;
+}
+
+export interface TrainStepResult {
+  readonly loss: number;
+  readonly gradNorm: number;
+  /** True when the loss or gradients were not finite and the update was skipped (weights unchanged). */
+  readonly skipped: boolean;
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/** A trainer that computes logprobs and updates the policy (the training half of R3). */
+export interface PolicyTrainer {
+  readonly specificationVersion: 'v1';
+  readonly backendName: string;
+  readonly capabilities: PolicyTrainerCapabilities;
+  readonly config: ModelConfig;
+  logprobs(batch: TrainingBatch, options: LogprobOptions): Promise<LogprobResult>;
+  /** One optimiser step on the batch: forward, objective, backward of Σ gradient·logprob, update. */
+  trainStep(batch: TrainingBatch, objective: Objective, options: TrainStepOptions): Promise<TrainStepResult>;
+  exportWeights(): Promise<NamedTensors>;
+  loadWeights(weights: NamedTensors): Promise<void>;
+  saveCheckpoint(directory: string): Promise<void>;
+  loadCheckpoint(directory: string): Promise<void>;
+  dispose(): Promise<void>;
+}

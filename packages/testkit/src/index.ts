@@ -1,0 +1,47 @@
+export {
+  type ConformanceCase,
+  ConformanceError,
+  check,
+  checkClose,
+  checkRejects,
+  maxAbsDifference,
+  partitionCases,
+} from './conformance/conformance-case.js';
+export {
+  type ConformanceFixture,
+  conformanceFixture,
+  sequenceTokens,
+} from './conformance/conformance-fixture.js';
+export {
+  negativeMeanLogprobObjective,
+  type PolicyTrainerCase,
+  type PolicyTrainerSubject,
+  policyTrainerCases,
+  referenceBatchLogprobs,
+} from './conformance/policy-trainer-cases.js';
+export {
+  type RolloutEngineCase,
+  type RolloutEngineSubject,
+  rolloutEngineCases,
+} from './conformance/rollout-engine-cases.js';
+export {
+  tinyBiasedTiedConfig,
+  tinyConfigs,
+  tinyDenseAndSparseConfig,
+  tinyMoeConfig,
+  tinyTokens,
+} from './fixtures/tiny-config.js';
+export {
+  type ReferenceLogprobsOptions,
+  type ReferenceLogprobsResult,
+  referenceLogprobs,
+} from './reference/reference-logprobs.js';
+export {
+  createReferenceModel,
+  type ReferenceForwardOptions,
+  type ReferenceForwardResult,
+  type ReferenceModel,
+} from './reference/reference-model.js';
+export { createReferenceRolloutEngine } from './reference/reference-rollout-engine.js';
+export { type SampledToken, sampleToken } from './reference/sample-token.js';
+export { createRandomWeights, type RandomWeightsOptions } from './weights/random-weights.js';

@@ -1,0 +1,427 @@
+import {
+  createRoutingRecord,
+  expectedWeights,
+  type ModelConfig,
+  MoerlError,
+  moeLayerIndices,
+  type NamedTensors,
+  type RoutingRecord,
+  validateModelConfig,
+  validateRoutingRecord,
+} from '@moerl/core';
+import { matVec, rmsNorm, rope, ropeInverseFrequencies, silu, softmax, topK } from './math.js';
+
+/*
+ * A slow, obviously-correct forward pass of Hugging Face's `Qwen3MoeForCausalLM` (eager attention, no
+ * cache, one sequence), used as the oracle both compute backends are tested against.
+ *
+ * Precision: weights and activations are stored as float32; every operation (dot product, norm, softmax,
+ * rope, expert mix) accumulates in float64 and rounds its output to float32 once. See `math.ts`.
+ */
+
+export interface ReferenceForwardOptions {
+  /**
+   * Experts to use instead of the router's top-k, laid out `[position][moeLayer][k]`. It may cover fewer
+   * positions than the sequence has; the positions it does not cover route freely.
+   */
+  readonly routing?: RoutingRecord;
+}
+
+export interface ReferenceForwardResult {
+  /** `[positions × vocabSize]`, row t predicting token t + 1. */
+  readonly logits: Float32Array;
+  /** The experts actually used at every position: the replayed ids where given, the router's top-k elsewhere. */
+  readonly routing: RoutingRecord;
+  /**
+   * The gate weight applied to each expert of `routing`, same layout `[position][moeLayer][k]`: the router
+   * probability of that expert, divided by the sum over the k chosen iff `normTopKProb`.
+   */
+  readonly routingWeights: Float32Array;
+  /** softmax over all experts of the router logits, `[position][moeLayer][expert]` (float32). */
+  readonly routerProbabilities: Float32Array;
+}
+
+export interface ReferenceModel {
+  readonly config: ModelConfig;
+  /** Decoder layer index of each MoE layer, i.e. the layer axis of a RoutingRecord. */
+  readonly moeLayers: readonly number[];
+  forward(tokens: ArrayLike<number>, options?: ReferenceForwardOptions): ReferenceForwardResult;
+}
+
+interface Linear {
+  readonly weight: Float32Array;
+  readonly bias: Float32Array | undefined;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+interface SwiGlu {
+  readonly gate: Linear;
+  readonly up: Linear;
+  readonly down: Linear;
+}
+
+interface LayerWeights {
+  readonly inputNorm: Float32Array;
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly o: Linear;
+  readonly qNorm: Float32Array | undefined;
+  readonly kNorm: Float32Array | undefined;
+  readonly postAttentionNorm: Float32Array;
+  readonly mlp:
+    | { readonly kind: 'dense'; readonly ffn: SwiGlu }
+    | {
+        readonly kind: 'moe';
+        readonly ordinal: number;
+        readonly router: Linear;
+        readonly experts: readonly SwiGlu[];
+      };
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((size, index) => size === b[index]);
+}
+
+const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+/** Checks `weights` holds exactly `expectedWeights(config)`, each F32 of the right shape; throws `CHECKPOINT_INVALID`. */
+function checkWeights(config: ModelConfig, weights: NamedTensors): void {
+  if (!(weights instanceof Map)) {
+    throw new MoerlError('CHECKPOINT_INVALID', 'Reference model weights must be a Map of name → HostTensor');
+  }
+  const problems: string[] = [];
+  let first: Record<string, unknown> | undefined;
+  const report = (message: string, details: Record<string, unknown>) => {
+    problems.push(message);
+    first ??= details;
+  };
+  const expected = expectedWeights(config);
+  const expectedNames = new Set<string>();
+  for (const spec of expected) {
+    expectedNames.add(spec.name);
+    const tensor = weights.get(spec.name);
+    if (tensor === undefined) {
+      report(`${spec.name}: missing (expected F32 ${shapeText(spec.shape)})`, {
+        weight: spec.name,
+        expected: spec.shape,
+        found: null,
+      });
+    } else if (tensor.dtype !== 'F32' || !(tensor.data instanceof Float32Array)) {
+      report(`${spec.name}: dtype ${tensor.dtype}, expected F32`, {
+        weight: spec.name,
+        expected: 'F32',
+        found: tensor.dtype,
+      });
+    } else if (!sameShape(tensor.shape, spec.shape)) {
+      report(`${spec.name}: shape ${shapeText(tensor.shape)}, expected ${shapeText(spec.shape)}`, {
+        weight: spec.name,
+        expected: spec.shape,
+        found: tensor.shape,
+      });
+    } else if (tensor.data.length !== spec.shape.reduce((product, size) => product * size, 1)) {
+      report(`${spec.name}: ${tensor.data.length} values for shape ${shapeText(spec.shape)}`, {
+        weight: spec.name,
+        expected: spec.shape,
+        found: tensor.data.length,
+      });
+    }
+  }
+  for (const name of weights.keys()) {
+    if (!expectedNames.has(name))
+      report(`${name}: unexpected weight for this config`, { weight: name, unexpected: true });
+  }
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 20);
+    const more = problems.length > shown.length ? `\n  … and ${problems.length - shown.length} more` : '';
+    throw new MoerlError(
+      'CHECKPOINT_INVALID',
+      `Reference model weights do not match the config:\n  - ${shown.join('\n  - ')}${more}`,
+      {
+        details: { ...first, problems },
+      },
+    );
+  }
+}
+
+/**
+ * Builds the reference model. Validates the config and that `weights` holds exactly the tensors of
+ * `expectedWeights(config)` as F32 with the right shapes (`CHECKPOINT_INVALID` otherwise, naming each bad
+ * weight). The config and weights are copied, so later changes to them do not affect the model.
+ */
+export function createReferenceModel(modelConfig: ModelConfig, weights: NamedTensors): ReferenceModel {
+  validateModelConfig(modelConfig);
+  checkWeights(modelConfig, weights);
+  const config: ModelConfig = { ...modelConfig, mlpOnlyLayers: [...modelConfig.mlpOnlyLayers] };
+  const hidden = config.hiddenSize;
+
+  const tensor = (name: string): Float32Array => {
+    // checkWeights guarantees presence and dtype.
+    return (weights.get(name)!.data as Float32Array).slice();
+  };
+  const linear = (name: string, rows: number, cols: number, withBias = false): Linear => ({
+    weight: tensor(`${name}.weight`),
+    bias: withBias ? tensor(`${name}.bias`) : undefined,
+    rows,
+    cols,
+  });
+  const swiGlu = (prefix: string, width: number): SwiGlu => ({
+    gate: linear(`${prefix}.gate_proj`, width, hidden),
+    up: linear(`${prefix}.up_proj`, width, hidden),
+    down: linear(`${prefix}.down_proj`, hidden, width),
+  });
+
+  const queryWidth = config.numAttentionHeads * config.headDim;
+  const keyValueWidth = config.numKeyValueHeads * config.headDim;
+  const moeLayers = moeLayerIndices(config);
+  const layers: LayerWeights[] = [];
+  for (let layer = 0; layer < config.numLayers; layer++) {
+    const prefix = `model.layers.${layer}`;
+    const ordinal = moeLayers.indexOf(layer);
+    const bias = config.attentionBias;
+    layers.push({
+      inputNorm: tensor(`${prefix}.input_layernorm.weight`),
+      q: linear(`${prefix}.self_attn.q_proj`, queryWidth, hidden, bias),
+      k: linear(`${prefix}.self_attn.k_proj`, keyValueWidth, hidden, bias),
+      v: linear(`${prefix}.self_attn.v_proj`, keyValueWidth, hidden, bias),
+      o: linear(`${prefix}.self_attn.o_proj`, hidden, queryWidth, bias),
+      qNorm: config.qkNorm ? tensor(`${prefix}.self_attn.q_norm.weight`) : undefined,
+      kNorm: config.qkNorm ? tensor(`${prefix}.self_attn.k_norm.weight`) : undefined,
+      postAttentionNorm: tensor(`${prefix}.post_attention_layernorm.weight`),
+      mlp:
+        ordinal >= 0
+          ? {
+              kind: 'moe',
+              ordinal,
+              router: linear(`${prefix}.mlp.gate`, config.numExperts, hidden),
+              experts: Array.from({ length: config.numExperts }, (_, expert) =>
+                swiGlu(`${prefix}.mlp.experts.${expert}`, config.moeIntermediateSize),
+              ),
+            }
+          : { kind: 'dense', ffn: swiGlu(`${prefix}.mlp`, config.intermediateSize) },
+    });
+  }
+  const embedding = tensor('model.embed_tokens.weight');
+  const finalNorm = tensor('model.norm.weight');
+  const lmHead = config.tieWordEmbeddings ? embedding : tensor('lm_head.weight');
+  const inverseFrequencies = ropeInverseFrequencies(config.headDim, config.ropeTheta);
+
+  const forward = (
+    tokens: ArrayLike<number>,
+    options: ReferenceForwardOptions = {},
+  ): ReferenceForwardResult => {
+    const ids = checkTokens(config, tokens);
+    const replay = options.routing;
+    if (replay !== undefined) checkReplay(config, moeLayers.length, replay, ids.length);
+    return run(config, ids, replay, {
+      layers,
+      embedding,
+      finalNorm,
+      lmHead,
+      inverseFrequencies,
+      moeLayerCount: moeLayers.length,
+    });
+  };
+
+  return { config, moeLayers, forward };
+}
+
+function checkTokens(config: ModelConfig, tokens: ArrayLike<number>): number[] {
+  if (tokens === null || typeof tokens !== 'object' || typeof tokens.length !== 'number') {
+    throw new MoerlError('INVALID_ARGUMENT', 'tokens must be an array of token ids');
+  }
+  if (tokens.length === 0) {
+    throw new MoerlError('INVALID_ARGUMENT', 'tokens must hold at least one token id', {
+      details: { found: 0 },
+    });
+  }
+  const ids: number[] = [];
+  for (let position = 0; position < tokens.length; position++) {
+    const id = tokens[position]!;
+    if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) {
+      throw new MoerlError(
+        'INVALID_ARGUMENT',
+        `Token ${String(id)} at position ${position} is not a token id in [0, ${config.vocabSize})`,
+        { details: { position, found: id, vocabSize: config.vocabSize } },
+      );
+    }
+    ids.push(id);
+  }
+  return ids;
+}
+
+function checkReplay(
+  config: ModelConfig,
+  moeLayerCount: number,
+  record: RoutingRecord,
+  sequenceLength: number,
+): void {
+  validateRoutingRecord(record, {
+    numExperts: config.numExperts,
+    moeLayers: moeLayerCount,
+    topK: config.topK,
+  });
+  if (record.positions > sequenceLength) {
+    throw new MoerlError(
+      'ROUTING_SHAPE',
+      `Routing record covers ${record.positions} positions but the sequence has only ${sequenceLength} tokens`,
+      { details: { expected: sequenceLength, found: record.positions } },
+    );
+  }
+}
+
+interface Prepared {
+  readonly layers: readonly LayerWeights[];
+  readonly embedding: Float32Array;
+  readonly finalNorm: Float32Array;
+  readonly lmHead: Float32Array;
+  readonly inverseFrequencies: Float32Array;
+  readonly moeLayerCount: number;
+}
+
+const apply = (layer: Linear, vector: Float32Array) =>
+  matVec(layer.weight, layer.rows, layer.cols, vector, layer.bias);
+
+/** `down(silu(gate(x)) · up(x))`. */
+function swiGluForward(ffn: SwiGlu, vector: Float32Array): Float32Array {
+  const gate = apply(ffn.gate, vector);
+  const up = apply(ffn.up, vector);
+  const activation = new Float32Array(gate.length);
+  for (let index = 0; index < gate.length; index++) activation[index] = silu(gate[index]!) * up[index]!;
+  return apply(ffn.down, activation);
+}
+
+function row(matrix: Float32Array, index: number, width: number): Float32Array {
+  return matrix.subarray(index * width, (index + 1) * width);
+}
+
+function run(
+  config: ModelConfig,
+  tokens: readonly number[],
+  replay: RoutingRecord | undefined,
+  prepared: Prepared,
+): ReferenceForwardResult {
+  const positions = tokens.length;
+  const hidden = config.hiddenSize;
+  const { headDim, numAttentionHeads, numKeyValueHeads, numExperts, rmsNormEps } = config;
+  const groupSize = numAttentionHeads / numKeyValueHeads;
+  const queryWidth = numAttentionHeads * headDim;
+  const keyValueWidth = numKeyValueHeads * headDim;
+  const scale = 1 / Math.sqrt(headDim);
+  const moeCount = prepared.moeLayerCount;
+  const k = config.topK;
+
+  const routing = createRoutingRecord({ positions, moeLayers: moeCount, topK: k, numExperts });
+  const routingWeights = new Float32Array(positions * moeCount * k);
+  const routerProbabilities = new Float32Array(positions * moeCount * numExperts);
+
+  // The residual stream, [positions × hidden].
+  const x = new Float32Array(positions * hidden);
+  for (let position = 0; position < positions; position++) {
+    x.set(row(prepared.embedding, tokens[position]!, hidden), position * hidden);
+  }
+
+  for (const layer of prepared.layers) {
+    // --- self-attention block ---
+    const queries = new Float32Array(positions * queryWidth);
+    const keys = new Float32Array(positions * keyValueWidth);
+    const values = new Float32Array(positions * keyValueWidth);
+    for (let position = 0; position < positions; position++) {
+      const normed = rmsNorm(row(x, position, hidden), layer.inputNorm, rmsNormEps);
+      const q = apply(layer.q, normed);
+      const kk = apply(layer.k, normed);
+      values.set(apply(layer.v, normed), position * keyValueWidth);
+      // q_norm / k_norm over each head's headDim, then RoPE.
+      for (let head = 0; head < numAttentionHeads; head++) {
+        let vector = row(q, head, headDim);
+        if (layer.qNorm !== undefined) vector = rmsNorm(vector, layer.qNorm, rmsNormEps);
+        queries.set(
+          rope(vector, position, prepared.inverseFrequencies),
+          position * queryWidth + head * headDim,
+        );
+      }
+      for (let head = 0; head < numKeyValueHeads; head++) {
+        let vector = row(kk, head, headDim);
+        if (layer.kNorm !== undefined) vector = rmsNorm(vector, layer.kNorm, rmsNormEps);
+        keys.set(
+          rope(vector, position, prepared.inverseFrequencies),
+          position * keyValueWidth + head * headDim,
+        );
+      }
+    }
+
+    const attended = new Float32Array(positions * queryWidth);
+    const scores = new Float32Array(positions);
+    for (let head = 0; head < numAttentionHeads; head++) {
+      const keyValueHead = Math.floor(head / groupSize);
+      for (let target = 0; target < positions; target++) {
+        const query = queries.subarray(
+          target * queryWidth + head * headDim,
+          target * queryWidth + (head + 1) * headDim,
+        );
+        // Causal: only source positions ≤ target take part.
+        for (let source = 0; source <= target; source++) {
+          const keyOffset = source * keyValueWidth + keyValueHead * headDim;
+          let dot = 0;
+          for (let index = 0; index < headDim; index++) dot += query[index]! * keys[keyOffset + index]!;
+          scores[source] = dot * scale;
+        }
+        const weights = softmax(scores.subarray(0, target + 1));
+        const outOffset = target * queryWidth + head * headDim;
+        for (let index = 0; index < headDim; index++) {
+          let sum = 0;
+          for (let source = 0; source <= target; source++) {
+            sum += weights[source]! * values[source * keyValueWidth + keyValueHead * headDim + index]!;
+          }
+          attended[outOffset + index] = sum;
+        }
+      }
+    }
+    for (let position = 0; position < positions; position++) {
+      const projected = apply(layer.o, row(attended, position, queryWidth));
+      const residual = row(x, position, hidden);
+      for (let index = 0; index < hidden; index++) residual[index] = residual[index]! + projected[index]!;
+    }
+
+    // --- MLP block ---
+    for (let position = 0; position < positions; position++) {
+      const residual = row(x, position, hidden);
+      const normed = rmsNorm(residual, layer.postAttentionNorm, rmsNormEps);
+      let output: Float32Array;
+      if (layer.mlp.kind === 'dense') {
+        output = swiGluForward(layer.mlp.ffn, normed);
+      } else {
+        const { ordinal, router, experts } = layer.mlp;
+        const probabilities = softmax(apply(router, normed));
+        routerProbabilities.set(probabilities, (position * moeCount + ordinal) * numExperts);
+        const slot = (position * moeCount + ordinal) * k;
+        const chosen: number[] =
+          replay !== undefined && position < replay.positions
+            ? Array.from(replay.experts.subarray(slot, slot + k))
+            : topK(probabilities, k);
+        const gate = chosen.map((expert) => probabilities[expert]!);
+        if (config.normTopKProb) {
+          const total = Math.fround(gate.reduce((sum, value) => sum + value, 0));
+          for (let index = 0; index < k; index++) gate[index] = Math.fround(gate[index]! / total);
+        }
+        const mixed = new Float64Array(hidden);
+        for (let index = 0; index < k; index++) {
+          const expertOutput = swiGluForward(experts[chosen[index]!]!, normed);
+          for (let dim = 0; dim < hidden; dim++) mixed[dim] = mixed[dim]! + gate[index]! * expertOutput[dim]!;
+          routing.experts[slot + index] = chosen[index]!;
+          routingWeights[slot + index] = gate[index]!;
+        }
+        output = Float32Array.from(mixed);
+      }
+      for (let index = 0; index < hidden; index++) residual[index] = residual[index]! + output[index]!;
+    }
+  }
+
+  const logits = new Float32Array(positions * config.vocabSize);
+  for (let position = 0; position < positions; position++) {
+    const normed = rmsNorm(row(x, position, hidden), prepared.finalNorm, rmsNormEps);
+    logits.set(matVec(prepared.lmHead, config.vocabSize, hidden, normed), position * config.vocabSize);
+  }
+  return { logits, routing, routingWeights, routerProbabilities };
+}

@@ -1,0 +1,4 @@
+export {
+  describePolicyTrainerConformance,
+  describeRolloutEngineConformance,
+} from './describe-conformance.js';
