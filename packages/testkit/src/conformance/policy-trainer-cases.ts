@@ -10,6 +10,7 @@ import {
   type PolicyTrainerCapabilities,
   type RoutingRecord,
   routingDisagreement,
+  routingRow,
   sliceRoutingRecord,
   type TrainingBatch,
 } from '@moerl/core';
@@ -35,7 +36,11 @@ export interface PolicyTrainerSubject {
 
 export type PolicyTrainerCase = ConformanceCase<PolicyTrainerSubject, keyof PolicyTrainerCapabilities>;
 
-/** Reference logprobs of every response token of `batch`, flattened in sequence order. */
+/**
+ * Reference logprobs (and entropy) of every response token of `batch`, flattened in sequence order,
+ * replaying `options.routing` where given; `routing` is always the reference router's free choice
+ * (prompt + response − 1 positions per sequence), whatever was replayed.
+ */
 export function referenceBatchLogprobs(
   model: ReferenceModel,
   batch: TrainingBatch,
@@ -196,10 +201,16 @@ export const policyTrainerCases: readonly PolicyTrainerCase[] = [
       withTrainer(subject, async (trainer) => {
         const { batch } = conformanceFixture();
         const free = await trainer.logprobs(batch, { routing: 'free' });
+        const recorded = free.routing;
+        check(
+          recorded?.length === batch.sequences.length,
+          () =>
+            `free mode returned ${recorded?.length ?? 'no'} routing records for ${batch.sequences.length} sequences`,
+        );
         const replayBatch = {
           sequences: batch.sequences.map((sequence, index) => ({
             ...sequence,
-            routing: free.routing![index]!,
+            routing: recorded[index]!,
           })),
         };
         const replayed = await trainer.logprobs(replayBatch, { routing: 'replay' });
@@ -248,12 +259,23 @@ export const policyTrainerCases: readonly PolicyTrainerCase[] = [
           'no routing',
         );
         const good = routing[0]!;
-        const extraLayer = createRoutingRecord({
-          positions: good.positions,
-          moeLayers: good.moeLayers + 1,
-          topK: good.topK,
-          numExperts: config.numExperts,
-        });
+        // Well formed but for its layer count: every position repeats its first layer's (distinct) experts
+        // in one extra layer. A record of zeros would be rejected for naming expert 0 twice instead.
+        const extraLayer = createRoutingRecord(
+          {
+            positions: good.positions,
+            moeLayers: good.moeLayers + 1,
+            topK: good.topK,
+            numExperts: config.numExperts,
+          },
+          Array.from({ length: good.positions }, (_, position) => [
+            ...routingRow(good, position, 0),
+            ...good.experts.subarray(
+              position * good.moeLayers * good.topK,
+              (position + 1) * good.moeLayers * good.topK,
+            ),
+          ]).flat(),
+        );
         await checkRejects(
           () => trainer.logprobs(withRouting(extraLayer), { routing: 'replay' }),
           'ROUTING_SHAPE',
@@ -312,16 +334,12 @@ export const policyTrainerCases: readonly PolicyTrainerCase[] = [
         for (const spec of expectedWeights(config)) {
           const tensor = exported.get(spec.name);
           check(tensor !== undefined, () => `exportWeights lacks ${spec.name}`);
+          check(tensor.dtype === 'F32', () => `${spec.name}: dtype ${tensor.dtype}, expected F32`);
           check(
             tensor.shape.join(',') === spec.shape.join(','),
             () => `${spec.name}: shape [${tensor.shape}], expected [${spec.shape}]`,
           );
-          checkClose(
-            tensor.data as Float32Array,
-            weights.get(spec.name)!.data as Float32Array,
-            1e-6,
-            spec.name,
-          );
+          checkClose(tensor.data, weights.get(spec.name)!.data as Float32Array, 1e-6, spec.name);
         }
         check(
           exported.size === expectedWeights(config).length,
@@ -369,7 +387,7 @@ export const policyTrainerCases: readonly PolicyTrainerCase[] = [
       ),
   },
   {
-    name: 'a non-finite loss skips the step and leaves the weights unchanged',
+    name: 'a non-finite loss or gradient skips the step and leaves the weights unchanged',
     requires: [],
     run: (subject) =>
       withTrainer(subject, async (trainer) => {
@@ -383,14 +401,28 @@ export const policyTrainerCases: readonly PolicyTrainerCase[] = [
             metrics: {},
           }),
         };
-        const result = await trainer.trainStep(batch, nanObjective, { routing: 'free' });
-        check(result.skipped, () => 'a NaN loss was not reported as skipped');
-        checkClose(
-          (await trainer.logprobs(batch, { routing: 'free' })).logprobs,
-          before.logprobs,
-          0,
-          'logprobs after a skipped step',
-        );
+        // A finite loss does not make the step safe: one NaN gradient entry must skip it too.
+        const nanGradientObjective: Objective = {
+          name: 'nan-gradient',
+          evaluate: ({ logprobs }) => {
+            const gradient = new Float32Array(logprobs.length).fill(-1 / Math.max(1, logprobs.length));
+            gradient[gradient.length - 1] = Number.NaN;
+            return { loss: 1, gradient, metrics: {} };
+          },
+        };
+        for (const [objective, what] of [
+          [nanObjective, 'a NaN loss'],
+          [nanGradientObjective, 'a finite loss with a NaN gradient entry'],
+        ] as const) {
+          const result = await trainer.trainStep(batch, objective, { routing: 'free' });
+          check(result.skipped, () => `${what} was not reported as skipped`);
+          checkClose(
+            (await trainer.logprobs(batch, { routing: 'free' })).logprobs,
+            before.logprobs,
+            0,
+            `logprobs after a skipped step (${what})`,
+          );
+        }
       }),
   },
   {

@@ -19,7 +19,7 @@ import {
   tinyTokens,
 } from '../fixtures/tiny-config.js';
 import { createRandomWeights } from '../weights/random-weights.js';
-import { topK } from './math.js';
+import { matVec, topK } from './math.js';
 import { createReferenceModel } from './reference-model.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -287,7 +287,31 @@ describe('ReferenceModel.forward invariants', () => {
     expect(result.routing.experts).toHaveLength(positions * 2 * 2);
     expect(result.routingWeights).toHaveLength(positions * 2 * 2);
     expect(result.routerProbabilities).toHaveLength(positions * 2 * config.numExperts);
+    expect(result.finalHidden).toHaveLength(positions * config.hiddenSize);
     expect(model.moeLayers).toEqual([0, 1]);
+  });
+
+  it('returns the LM head input as finalHidden: logits are lm_head · finalHidden, bit-for-bit', () => {
+    const hidden = config.hiddenSize;
+    const { logits, finalHidden } = model.forward(tinyTokens);
+    for (let position = 0; position < tinyTokens.length; position++) {
+      const expected = matVec(
+        data(weights, 'lm_head.weight'),
+        vocab,
+        hidden,
+        finalHidden.subarray(position * hidden, (position + 1) * hidden),
+      );
+      expect(bits(logits.slice(position * vocab, (position + 1) * vocab))).toEqual(bits(expected));
+    }
+    // After the final RMSNorm: each row's RMS, divided by the norm weight, is ~1.
+    const norm = data(weights, 'model.norm.weight');
+    for (let position = 0; position < tinyTokens.length; position++) {
+      let squares = 0;
+      for (let index = 0; index < hidden; index++) {
+        squares += (finalHidden[position * hidden + index]! / norm[index]!) ** 2;
+      }
+      expect(Math.sqrt(squares / hidden)).toBeCloseTo(1, 4);
+    }
   });
 
   it('is causal: changing a later token never changes earlier logits or routing', () => {

@@ -39,6 +39,11 @@ export interface ReferenceForwardResult {
   readonly routingWeights: Float32Array;
   /** softmax over all experts of the router logits, `[position][moeLayer][expert]` (float32). */
   readonly routerProbabilities: Float32Array;
+  /**
+   * `[positions × hiddenSize]`: the hidden states after the final `model.norm`, i.e. the input of the LM head
+   * (`logits[t] = lmHead · finalHidden[t]`). Trainers that differentiate through the head start from here.
+   */
+  readonly finalHidden: Float32Array;
 }
 
 export interface ReferenceModel {
@@ -419,9 +424,11 @@ function run(
   }
 
   const logits = new Float32Array(positions * config.vocabSize);
+  const finalHidden = new Float32Array(positions * hidden);
   for (let position = 0; position < positions; position++) {
     const normed = rmsNorm(row(x, position, hidden), prepared.finalNorm, rmsNormEps);
+    finalHidden.set(normed, position * hidden);
     logits.set(matVec(prepared.lmHead, config.vocabSize, hidden, normed), position * config.vocabSize);
   }
-  return { logits, routing, routingWeights, routerProbabilities };
+  return { logits, routing, routingWeights, routerProbabilities, finalHidden };
 }
