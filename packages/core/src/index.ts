@@ -15,6 +15,7 @@ export {
   moeLayerIndices,
   validateModelConfig,
 } from './config/model-config.js';
+export { type ValidateWeightsOptions, validateWeights } from './config/validate-weights.js';
 export { expectedWeights, type WeightSpec } from './config/weight-names.js';
 export type {
   BackendKind,

@@ -5,6 +5,7 @@ export {
   checkClose,
   checkRejects,
   maxAbsDifference,
+  moerlErrorCodeOf,
   partitionCases,
 } from './conformance/conformance-case.js';
 export {

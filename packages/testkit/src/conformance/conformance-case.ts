@@ -53,6 +53,19 @@ export function checkClose(
   );
 }
 
+/**
+ * The MoerlError code `action` throws synchronously, `undefined` when it returns, or a
+ * "not a MoerlError: …" string for any other error, so a test can compare codes with one `expect`.
+ */
+export function moerlErrorCodeOf(action: () => unknown): string | undefined {
+  try {
+    action();
+  } catch (error) {
+    return MoerlError.isInstance(error) ? error.code : `not a MoerlError: ${String(error)}`;
+  }
+  return undefined;
+}
+
 /** Expects `run` to reject with a MoerlError of `code`. */
 export async function checkRejects(
   run: () => Promise<unknown>,

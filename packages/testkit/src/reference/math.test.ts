@@ -1,6 +1,6 @@
-import { MoerlError } from '@moerl/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { moerlErrorCodeOf as codeOf } from '../conformance/conformance-case.js';
 import {
   logSoftmax,
   matVec,
@@ -12,15 +12,6 @@ import {
   softmaxEntropy,
   topK,
 } from './math.js';
-
-function codeOf(action: () => unknown): string | undefined {
-  try {
-    action();
-  } catch (error) {
-    return MoerlError.isInstance(error) ? error.code : `not a MoerlError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 const close = (actual: ArrayLike<number>, expected: readonly number[], digits = 6) => {
   expect(actual.length).toBe(expected.length);

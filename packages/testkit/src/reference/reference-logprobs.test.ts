@@ -1,18 +1,10 @@
-import { MoerlError, sliceRoutingRecord } from '@moerl/core';
+import { sliceRoutingRecord } from '@moerl/core';
 import { describe, expect, it } from 'vitest';
+import { moerlErrorCodeOf as codeOf } from '../conformance/conformance-case.js';
 import { tinyMoeConfig, tinyTokens } from '../fixtures/tiny-config.js';
 import { createRandomWeights } from '../weights/random-weights.js';
 import { referenceLogprobs } from './reference-logprobs.js';
 import { createReferenceModel } from './reference-model.js';
-
-function codeOf(action: () => unknown): string | undefined {
-  try {
-    action();
-  } catch (error) {
-    return MoerlError.isInstance(error) ? error.code : `not a MoerlError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 const bits = (values: Float32Array) => new Uint32Array(values.buffer, values.byteOffset, values.length);
 

@@ -12,6 +12,7 @@ import {
 } from '@moerl/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { moerlErrorCodeOf as codeOf } from '../conformance/conformance-case.js';
 import {
   tinyBiasedTiedConfig,
   tinyDenseAndSparseConfig,
@@ -24,15 +25,6 @@ import { createReferenceModel } from './reference-model.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers
-
-function codeOf(action: () => unknown): string | undefined {
-  try {
-    action();
-  } catch (error) {
-    return MoerlError.isInstance(error) ? error.code : `not a MoerlError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 function errorOf(action: () => unknown): MoerlError {
   try {

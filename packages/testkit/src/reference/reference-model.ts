@@ -1,6 +1,5 @@
 import {
   createRoutingRecord,
-  expectedWeights,
   type ModelConfig,
   MoerlError,
   moeLayerIndices,
@@ -8,6 +7,7 @@ import {
   type RoutingRecord,
   validateModelConfig,
   validateRoutingRecord,
+  validateWeights,
 } from '@moerl/core';
 import { matVec, rmsNorm, rope, ropeInverseFrequencies, silu, softmax, topK } from './math.js';
 
@@ -85,71 +85,6 @@ interface LayerWeights {
       };
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((size, index) => size === b[index]);
-}
-
-const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
-
-/** Checks `weights` holds exactly `expectedWeights(config)`, each F32 of the right shape; throws `CHECKPOINT_INVALID`. */
-function checkWeights(config: ModelConfig, weights: NamedTensors): void {
-  if (!(weights instanceof Map)) {
-    throw new MoerlError('CHECKPOINT_INVALID', 'Reference model weights must be a Map of name → HostTensor');
-  }
-  const problems: string[] = [];
-  let first: Record<string, unknown> | undefined;
-  const report = (message: string, details: Record<string, unknown>) => {
-    problems.push(message);
-    first ??= details;
-  };
-  const expected = expectedWeights(config);
-  const expectedNames = new Set<string>();
-  for (const spec of expected) {
-    expectedNames.add(spec.name);
-    const tensor = weights.get(spec.name);
-    if (tensor === undefined) {
-      report(`${spec.name}: missing (expected F32 ${shapeText(spec.shape)})`, {
-        weight: spec.name,
-        expected: spec.shape,
-        found: null,
-      });
-    } else if (tensor.dtype !== 'F32' || !(tensor.data instanceof Float32Array)) {
-      report(`${spec.name}: dtype ${tensor.dtype}, expected F32`, {
-        weight: spec.name,
-        expected: 'F32',
-        found: tensor.dtype,
-      });
-    } else if (!sameShape(tensor.shape, spec.shape)) {
-      report(`${spec.name}: shape ${shapeText(tensor.shape)}, expected ${shapeText(spec.shape)}`, {
-        weight: spec.name,
-        expected: spec.shape,
-        found: tensor.shape,
-      });
-    } else if (tensor.data.length !== spec.shape.reduce((product, size) => product * size, 1)) {
-      report(`${spec.name}: ${tensor.data.length} values for shape ${shapeText(spec.shape)}`, {
-        weight: spec.name,
-        expected: spec.shape,
-        found: tensor.data.length,
-      });
-    }
-  }
-  for (const name of weights.keys()) {
-    if (!expectedNames.has(name))
-      report(`${name}: unexpected weight for this config`, { weight: name, unexpected: true });
-  }
-  if (problems.length > 0) {
-    const shown = problems.slice(0, 20);
-    const more = problems.length > shown.length ? `\n  … and ${problems.length - shown.length} more` : '';
-    throw new MoerlError(
-      'CHECKPOINT_INVALID',
-      `Reference model weights do not match the config:\n  - ${shown.join('\n  - ')}${more}`,
-      {
-        details: { ...first, problems },
-      },
-    );
-  }
-}
-
 /**
  * Builds the reference model. Validates the config and that `weights` holds exactly the tensors of
  * `expectedWeights(config)` as F32 with the right shapes (`CHECKPOINT_INVALID` otherwise, naming each bad
@@ -157,12 +92,12 @@ function checkWeights(config: ModelConfig, weights: NamedTensors): void {
  */
 export function createReferenceModel(modelConfig: ModelConfig, weights: NamedTensors): ReferenceModel {
   validateModelConfig(modelConfig);
-  checkWeights(modelConfig, weights);
+  validateWeights(modelConfig, weights, { dtypes: ['F32'], subject: 'Reference model weights' });
   const config: ModelConfig = { ...modelConfig, mlpOnlyLayers: [...modelConfig.mlpOnlyLayers] };
   const hidden = config.hiddenSize;
 
   const tensor = (name: string): Float32Array => {
-    // checkWeights guarantees presence and dtype.
+    // validateWeights guarantees presence and dtype.
     return (weights.get(name)!.data as Float32Array).slice();
   };
   const linear = (name: string, rows: number, cols: number, withBias = false): Linear => ({

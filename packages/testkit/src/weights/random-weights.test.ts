@@ -1,23 +1,9 @@
-import {
-  createModelConfig,
-  expectedWeights,
-  type HostTensor,
-  MoerlError,
-  type NamedTensors,
-} from '@moerl/core';
+import { createModelConfig, expectedWeights, type HostTensor, type NamedTensors } from '@moerl/core';
 import { describe, expect, it } from 'vitest';
+import { moerlErrorCodeOf as codeOf } from '../conformance/conformance-case.js';
 import { tinyBiasedTiedConfig, tinyMoeConfig, tinyTokens } from '../fixtures/tiny-config.js';
 import { createReferenceModel } from '../reference/reference-model.js';
 import { createRandomWeights } from './random-weights.js';
-
-function codeOf(action: () => unknown): string | undefined {
-  try {
-    action();
-  } catch (error) {
-    return MoerlError.isInstance(error) ? error.code : `not a MoerlError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 function values(weights: NamedTensors, name: string): Float32Array {
   const tensor: HostTensor | undefined = weights.get(name);
