@@ -21,6 +21,11 @@ export {
   referenceBatchLogprobs,
 } from './conformance/policy-trainer-cases.js';
 export {
+  type ReplayParityCase,
+  type ReplayParitySubject,
+  replayParityCases,
+} from './conformance/replay-parity-cases.js';
+export {
   type RolloutEngineCase,
   type RolloutEngineSubject,
   rolloutEngineCases,

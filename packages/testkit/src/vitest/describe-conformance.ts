@@ -1,6 +1,7 @@
 import { describe, it } from 'vitest';
 import { type ConformanceCase, partitionCases } from '../conformance/conformance-case.js';
 import { type PolicyTrainerSubject, policyTrainerCases } from '../conformance/policy-trainer-cases.js';
+import { type ReplayParitySubject, replayParityCases } from '../conformance/replay-parity-cases.js';
 import { type RolloutEngineSubject, rolloutEngineCases } from '../conformance/rollout-engine-cases.js';
 
 function describeCases<Subject extends { name: string; capabilities: object }, Capability extends string>(
@@ -25,4 +26,9 @@ export function describePolicyTrainerConformance(subject: PolicyTrainerSubject):
 /** Registers the RolloutEngine conformance suite for a backend. */
 export function describeRolloutEngineConformance(subject: RolloutEngineSubject): void {
   describeCases('RolloutEngine conformance', subject, rolloutEngineCases);
+}
+
+/** Registers the checks that an engine and a trainer agree when the trainer replays the engine's routing. */
+export function describeReplayParity(subject: ReplayParitySubject): void {
+  describeCases('Replay parity', subject, replayParityCases);
 }

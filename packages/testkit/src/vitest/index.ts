@@ -2,6 +2,7 @@
 export {
   describePolicyTrainerConformance,
   describePolicyTrainerConformance as describeTrainerBackend,
+  describeReplayParity,
   describeRolloutEngineConformance,
   describeRolloutEngineConformance as describeRolloutEngine,
 } from './describe-conformance.js';
