@@ -11,6 +11,7 @@ import {
   readHfConfigFile,
   readSafetensorsFile,
   routingDisagreement,
+  sequenceTokens,
   writeHfConfigFile,
   writeSafetensorsFile,
 } from '@moerl/core';
@@ -19,7 +20,6 @@ import {
   createReferenceModel,
   createReferenceRolloutEngine,
   referenceLogprobs,
-  sequenceTokens,
 } from '@moerl/testkit';
 
 export const demoConfig: ModelConfig = createModelConfig({

@@ -101,3 +101,4 @@ export {
   type NamedTensors,
   type TensorDataByDType,
 } from './tensors/tensor.js';
+export { sequenceTokens } from './trajectory/sequence-tokens.js';

@@ -11,7 +11,6 @@ export {
 export {
   type ConformanceFixture,
   conformanceFixture,
-  sequenceTokens,
 } from './conformance/conformance-fixture.js';
 export {
   negativeMeanLogprobObjective,

@@ -37,10 +37,3 @@ export function conformanceFixture(): ConformanceFixture {
   };
   return cached;
 }
-
-export function sequenceTokens(sequence: { promptIds: Int32Array; responseIds: Int32Array }): Int32Array {
-  const tokens = new Int32Array(sequence.promptIds.length + sequence.responseIds.length);
-  tokens.set(sequence.promptIds);
-  tokens.set(sequence.responseIds, sequence.promptIds.length);
-  return tokens;
-}

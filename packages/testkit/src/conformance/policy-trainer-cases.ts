@@ -11,6 +11,7 @@ import {
   type RoutingRecord,
   routingDisagreement,
   routingRow,
+  sequenceTokens,
   sliceRoutingRecord,
   type TrainingBatch,
 } from '@moerl/core';
@@ -23,7 +24,7 @@ import {
   checkRejects,
   maxAbsDifference,
 } from './conformance-case.js';
-import { conformanceFixture, sequenceTokens } from './conformance-fixture.js';
+import { conformanceFixture } from './conformance-fixture.js';
 
 export interface PolicyTrainerSubject {
   readonly name: string;

@@ -6,6 +6,7 @@ import {
   type RolloutEngineCapabilities,
   routingDisagreement,
   type SamplingParams,
+  sequenceTokens,
   sliceRoutingRecord,
   type Trajectory,
   validateRoutingRecord,
@@ -13,7 +14,7 @@ import {
 import { referenceLogprobs } from '../reference/reference-logprobs.js';
 import type { ReferenceModel } from '../reference/reference-model.js';
 import { type ConformanceCase, check, checkClose } from './conformance-case.js';
-import { conformanceFixture, sequenceTokens } from './conformance-fixture.js';
+import { conformanceFixture } from './conformance-fixture.js';
 
 export interface RolloutEngineSubject {
   readonly name: string;

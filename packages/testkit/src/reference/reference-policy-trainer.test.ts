@@ -10,12 +10,13 @@ import {
   type Objective,
   type PolicyTrainer,
   type RoutingRecord,
+  sequenceTokens,
   sliceRoutingRecord,
   type TrainingBatch,
   writeHfConfigFile,
 } from '@moerl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { conformanceFixture, sequenceTokens } from '../conformance/conformance-fixture.js';
+import { conformanceFixture } from '../conformance/conformance-fixture.js';
 import { tinyBiasedTiedConfig } from '../fixtures/tiny-config.js';
 import { createRandomWeights } from '../weights/random-weights.js';
 import { referenceLogprobs } from './reference-logprobs.js';

@@ -17,6 +17,7 @@ import {
   type RoutingRecord,
   readHfConfigFile,
   readSafetensorsFile,
+  sequenceTokens,
   sliceRoutingRecord,
   type TrainingBatch,
   type TrainStepResult,
@@ -183,9 +184,7 @@ function prepareBatch(
         details: { sequence: index },
       });
     }
-    const tokens = new Int32Array(promptLength + sequence.responseIds.length);
-    tokens.set(sequence.promptIds);
-    tokens.set(sequence.responseIds, promptLength);
+    const tokens = sequenceTokens(sequence);
     // The final token is never fed forward, so the forward pass would not check it: check them all here.
     const bad = tokens.findIndex((id) => id < 0 || id >= config.vocabSize);
     if (bad >= 0) {
