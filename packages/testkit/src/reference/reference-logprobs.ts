@@ -27,12 +27,8 @@ export interface ReferenceLogprobsResult {
  * position t scores token t + 1, so a sequence of n tokens gives n − 1 values. Computed in float64 from the
  * float32 logits, rounded to float32.
  */
-export function referenceLogprobs(
-  model: ReferenceModel,
-  tokens: ArrayLike<number>,
-  options: ReferenceLogprobsOptions,
-): ReferenceLogprobsResult {
-  const { temperature } = options;
+/** Returns a positive finite temperature; throws `INVALID_ARGUMENT` otherwise. */
+export function checkTemperature(temperature: number): number {
   if (typeof temperature !== 'number' || !(temperature > 0) || !Number.isFinite(temperature)) {
     throw new MoerlError(
       'INVALID_ARGUMENT',
@@ -42,6 +38,15 @@ export function referenceLogprobs(
       },
     );
   }
+  return temperature;
+}
+
+export function referenceLogprobs(
+  model: ReferenceModel,
+  tokens: ArrayLike<number>,
+  options: ReferenceLogprobsOptions,
+): ReferenceLogprobsResult {
+  const temperature = checkTemperature(options.temperature);
   const { logits, routing } = model.forward(
     tokens,
     options.routing === undefined ? {} : { routing: options.routing },

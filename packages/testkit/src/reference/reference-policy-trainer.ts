@@ -26,6 +26,7 @@ import {
   writeSafetensorsFile,
 } from '@moerl/core';
 import { logSoftmax, softmaxEntropy } from './math.js';
+import { checkTemperature } from './reference-logprobs.js';
 import { createReferenceModel, type ReferenceModel } from './reference-model.js';
 
 /*
@@ -96,20 +97,6 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
     throw new MoerlError('INVALID_ARGUMENT', `${name} must be a non-negative finite number, found ${value}`, {
       details: { option: name, found: value },
     });
-  }
-  return value;
-}
-
-function checkTemperature(temperature: number | undefined): number {
-  const value = temperature ?? 1;
-  if (typeof value !== 'number' || !Number.isFinite(value) || !(value > 0)) {
-    throw new MoerlError(
-      'INVALID_ARGUMENT',
-      `temperature must be a positive finite number, found ${String(value)}`,
-      {
-        details: { found: value },
-      },
-    );
   }
   return value;
 }
@@ -346,7 +333,7 @@ export function createReferencePolicyTrainer(options: CreateTrainerOptions): Pol
 
     async logprobs(batch, logprobOptions): Promise<LogprobResult> {
       assertOpen();
-      const temperature = checkTemperature(logprobOptions.temperature);
+      const temperature = checkTemperature(logprobOptions.temperature ?? 1);
       const sequences = prepareBatch(config, model.moeLayers.length, batch, logprobOptions.routing);
       const passes = sequences.map(forward);
       const { logprobs, sequenceOffsets, entropy } = gather(
@@ -372,7 +359,7 @@ export function createReferencePolicyTrainer(options: CreateTrainerOptions): Pol
           { details: { backend: 'reference', tieWordEmbeddings: true } },
         );
       }
-      const temperature = checkTemperature(stepOptions.temperature);
+      const temperature = checkTemperature(stepOptions.temperature ?? 1);
       const sequences = prepareBatch(config, model.moeLayers.length, batch, stepOptions.routing);
       const passes = sequences.map(forward);
       const current = gather(passes, temperature, objective.needsEntropy === true);
