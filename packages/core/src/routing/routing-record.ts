@@ -99,21 +99,26 @@ export function routingRecordProblems(
   }
   const { topK } = record;
   const experts = record.experts;
-  for (let start = 0; start < length && problems.length < limit; start += topK) {
-    const position = Math.floor(start / (record.moeLayers * topK));
-    const layer = (start / topK) % record.moeLayers;
+  // One stamp per row instead of comparing every pair: validation runs on every insert of a prefix cache.
+  const numExperts = expected.numExperts;
+  const seen = new Uint32Array(numExperts);
+  let stamp = 0;
+  for (let start = 0; start < length; start += topK) {
+    stamp++;
     for (let k = 0; k < topK; k++) {
       const id = experts[start + k]!;
-      if (id >= expected.numExperts) {
-        problems.push(
-          `position ${position}, layer ${layer}: expert id ${id} is outside [0, ${expected.numExperts})`,
-        );
+      if (id < numExperts && seen[id] !== stamp) {
+        seen[id] = stamp;
+        continue;
       }
-      for (let other = 0; other < k; other++) {
-        if (experts[start + other] === id) {
-          problems.push(`position ${position}, layer ${layer}: expert ${id} chosen twice`);
-        }
-      }
+      const position = Math.floor(start / (record.moeLayers * topK));
+      const layer = (start / topK) % record.moeLayers;
+      problems.push(
+        id >= numExperts
+          ? `position ${position}, layer ${layer}: expert id ${id} is outside [0, ${numExperts})`
+          : `position ${position}, layer ${layer}: expert ${id} chosen twice`,
+      );
+      if (problems.length >= limit) return problems;
     }
   }
   return problems;
