@@ -171,17 +171,22 @@ function compare(label: string, shape: Shape, steps: readonly Step[], rounds: nu
   );
 }
 
-function matchLatency(shape: Shape, length: number, repeats: number): void {
+/** Latency of matching a cached prefix held in one edge, or in `edges` edges (branches force splits). */
+function matchLatency(shape: Shape, length: number, repeats: number, edges = 1): void {
   const cache = createRouterCache<Kv>({ ...shape, budgetBytes: Number.MAX_SAFE_INTEGER });
   const tokens = randomTokens(length);
   cache.insert(tokens, kvOf(shape, length), routingOf(shape, length));
+  for (let edge = 1; edge < edges; edge++) {
+    const branch = [...tokens.slice(0, (edge * length) / edges), vocab + edge];
+    cache.insert(branch, kvOf(shape, branch.length), routingOf(shape, branch.length));
+  }
   const times: number[] = [];
   for (let repeat = 0; repeat < repeats; repeat++) {
     const start = performance.now();
     cache.match(tokens).release();
     times.push(performance.now() - start);
   }
-  console.log(`\nmatch of a ${length}-token cached prefix, ${shape.name}:`);
+  console.log(`\nmatch of a ${length}-token cached prefix in ${edges} edge(s), ${shape.name}:`);
   console.log(
     `  median ${(median(times) * 1000).toFixed(1)} µs, p90 ${(times.sort((a, b) => a - b)[Math.floor(repeats * 0.9)]! * 1000).toFixed(1)} µs`,
   );
@@ -252,6 +257,7 @@ compare(
   rounds,
 );
 matchLatency(qwen3, 4096, quick ? 50 : 200);
+matchLatency(qwen3, 4096, quick ? 50 : 200, 8);
 matchLatency(demo, 4096, quick ? 50 : 200);
 await memory(qwen3);
 await memory(demo);
