@@ -1,0 +1,24 @@
+import type { AdvantageResult } from './grpo-advantages.js';
+import { broadcastToTokens, prepareRewardBatch, type RewardBatch } from './reward-batch.js';
+
+/**
+ * RLOO: each response's baseline is the mean score of the other responses of its group,
+ * A_i = r_i − (Σ_{j≠i} r_j) / (n − 1). A group of one keeps its raw score (baseline 0), as in verl.
+ */
+export function rlooAdvantages(batch: RewardBatch): AdvantageResult {
+  const prepared = prepareRewardBatch(batch);
+  const { scores, groupOf, groupCount, numSequences } = prepared;
+  const sums = new Float64Array(groupCount);
+  const counts = new Int32Array(groupCount);
+  for (let i = 0; i < numSequences; i++) {
+    sums[groupOf[i]!]! += scores[i]!;
+    counts[groupOf[i]!]! += 1;
+  }
+  const sequenceAdvantages = new Float64Array(numSequences);
+  for (let i = 0; i < numSequences; i++) {
+    const g = groupOf[i]!;
+    const n = counts[g]!;
+    sequenceAdvantages[i] = n === 1 ? scores[i]! : scores[i]! - (sums[g]! - scores[i]!) / (n - 1);
+  }
+  return { sequenceAdvantages, tokenAdvantages: broadcastToTokens(prepared, sequenceAdvantages) };
+}
