@@ -1,0 +1,273 @@
+/*
+ * Training throughput of the tfjs trainer (run: `pnpm bench`). Prints figures and ratios measured in one
+ * run; asserts nothing. Sections:
+ *   1. tokens/s of trainStep on the demo config per available tfjs backend, free routing vs R3 replay
+ *      (interleaved, so drift hits both alike; best of STEPS runs each), and the replay overhead;
+ *   2. gathered vs dense-masked experts on a 16-expert top-2 config;
+ *   3. the same model step in PyTorch CPU (python3 + torch), when available, as an outside reference.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import {
+  createModelConfig,
+  createRandom,
+  type ModelConfig,
+  type RoutingRecord,
+  type TrainingBatch,
+} from '@moerl/core';
+import { createRandomWeights, negativeMeanLogprobObjective } from '@moerl/testkit';
+import {
+  attachRouting,
+  createTfjsPolicyTrainer,
+  type ExpertComputation,
+  TFJS_BACKEND_ORDER,
+  type TfjsBackendName,
+  type TfjsPolicyTrainer,
+} from '../src/index.js';
+
+/** The demo config of examples/routing-summary. */
+const demoConfig = createModelConfig({
+  vocabSize: 48,
+  hiddenSize: 32,
+  numLayers: 4,
+  numAttentionHeads: 4,
+  numKeyValueHeads: 2,
+  numExperts: 8,
+  topK: 2,
+  moeIntermediateSize: 16,
+  normTopKProb: true,
+  mlpOnlyLayers: [0],
+});
+
+const wideConfig = createModelConfig({
+  vocabSize: 64,
+  hiddenSize: 64,
+  numLayers: 2,
+  numAttentionHeads: 4,
+  numKeyValueHeads: 2,
+  numExperts: 16,
+  topK: 2,
+  moeIntermediateSize: 64,
+  normTopKProb: true,
+});
+
+const SEQUENCES = 8;
+const PROMPT = 16;
+const RESPONSE = 48;
+const STEPS = Number(process.env.BENCH_STEPS ?? 10);
+
+function makeBatch(config: ModelConfig): TrainingBatch {
+  const random = createRandom(42);
+  const ids = (length: number) => Int32Array.from({ length }, () => random.nextInt(config.vocabSize));
+  return {
+    sequences: Array.from({ length: SEQUENCES }, () => ({
+      promptIds: ids(PROMPT),
+      responseIds: ids(RESPONSE),
+    })),
+  };
+}
+
+const fedTokens = SEQUENCES * (PROMPT + RESPONSE - 1);
+
+async function makeTrainer(
+  config: ModelConfig,
+  backend: TfjsBackendName,
+  experts: ExpertComputation = 'gathered',
+): Promise<TfjsPolicyTrainer> {
+  return createTfjsPolicyTrainer({
+    config,
+    weights: createRandomWeights(config, 1),
+    learningRate: 1e-4,
+    maxGradNorm: 1,
+    backendOptions: { backends: [backend], experts },
+  });
+}
+
+/**
+ * Routing as an fp32 engine holding the trainer's weights would record it (a stand-in for R3's input), so
+ * free and replayed steps route alike and the difference measures the replay mechanism itself.
+ */
+async function engineRouting(config: ModelConfig, backend: TfjsBackendName, batch: TrainingBatch) {
+  const engine = await createTfjsPolicyTrainer({
+    config,
+    weights: createRandomWeights(config, 1),
+    backendOptions: { backends: [backend] },
+  });
+  const { routing } = await engine.logprobs(batch, { routing: 'free' });
+  await engine.dispose();
+  return routing as RoutingRecord[];
+}
+
+async function timeStep(run: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await run();
+  return (performance.now() - start) / 1000;
+}
+
+// The fastest of several interleaved runs: on a shared machine, contention only ever adds time.
+const best = (values: number[]) => Math.min(...values);
+
+async function backendSection(): Promise<void> {
+  console.log(
+    `\n## 1. trainStep on the demo config (${SEQUENCES} × ${PROMPT + RESPONSE} tokens, ${STEPS} steps each)`,
+  );
+  console.log('backend      | free tok/s | R3 tok/s | R3 overhead');
+  const batch = makeBatch(demoConfig);
+  const objective = negativeMeanLogprobObjective();
+  const rates: Record<string, number> = {};
+  for (const backend of TFJS_BACKEND_ORDER) {
+    let trainer: TfjsPolicyTrainer;
+    try {
+      trainer = await makeTrainer(demoConfig, backend);
+    } catch (error) {
+      const lines = (error as Error).message.split('\n');
+      console.log(`${backend.padEnd(12)} | unavailable: ${(lines[1] ?? lines[0]!).trim().slice(0, 100)}`);
+      continue;
+    }
+    const replayBatch = attachRouting(batch, await engineRouting(demoConfig, backend, batch));
+    for (let warm = 0; warm < 2; warm++) {
+      await trainer.trainStep(batch, objective, { routing: 'free' });
+      await trainer.trainStep(replayBatch, objective, { routing: 'replay' });
+    }
+    // Free, replay, free again: the two free series give the noise floor of this machine right now.
+    const free: number[] = [];
+    const replay: number[] = [];
+    const freeAgain: number[] = [];
+    for (let step = 0; step < STEPS; step++) {
+      free.push(await timeStep(() => trainer.trainStep(batch, objective, { routing: 'free' })));
+      replay.push(await timeStep(() => trainer.trainStep(replayBatch, objective, { routing: 'replay' })));
+      freeAgain.push(await timeStep(() => trainer.trainStep(batch, objective, { routing: 'free' })));
+    }
+    await trainer.dispose();
+    const freeSeconds = Math.min(best(free), best(freeAgain));
+    const freeRate = fedTokens / freeSeconds;
+    const replayRate = fedTokens / best(replay);
+    rates[backend] = freeRate;
+    const overhead = (best(replay) / freeSeconds - 1) * 100;
+    const noise = Math.abs(best(freeAgain) / best(free) - 1) * 100;
+    console.log(
+      `${backend.padEnd(12)} | ${freeRate.toFixed(0).padStart(10)} | ${replayRate.toFixed(0).padStart(8)} | ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)}% (free vs free: ±${noise.toFixed(1)}%)`,
+    );
+  }
+  if (rates['tfjs-wasm'] !== undefined && rates['tfjs-cpu'] !== undefined) {
+    console.log(`wasm / cpu throughput: ${(rates['tfjs-wasm'] / rates['tfjs-cpu']).toFixed(2)}×`);
+  }
+}
+
+async function expertsSection(backend: TfjsBackendName): Promise<number> {
+  console.log(`\n## 2. gathered vs dense-masked experts (16 experts, top-2, hidden 64, ${backend})`);
+  const batch = makeBatch(wideConfig);
+  const objective = negativeMeanLogprobObjective();
+  const seconds: Record<ExpertComputation, number[]> = { gathered: [], dense: [] };
+  const trainers = {
+    gathered: await makeTrainer(wideConfig, backend, 'gathered'),
+    dense: await makeTrainer(wideConfig, backend, 'dense'),
+  };
+  for (const kind of ['gathered', 'dense'] as const)
+    await trainers[kind].trainStep(batch, objective, { routing: 'free' });
+  for (let step = 0; step < STEPS; step++) {
+    for (const kind of ['gathered', 'dense'] as const) {
+      seconds[kind].push(
+        await timeStep(() => trainers[kind].trainStep(batch, objective, { routing: 'free' })),
+      );
+    }
+  }
+  for (const trainer of Object.values(trainers)) await trainer.dispose();
+  const gathered = best(seconds.gathered);
+  const dense = best(seconds.dense);
+  console.log(
+    `gathered: ${(fedTokens / gathered).toFixed(0)} tok/s, dense-masked: ${(fedTokens / dense).toFixed(0)} tok/s`,
+  );
+  console.log(`dense / gathered step time: ${(dense / gathered).toFixed(2)}×`);
+  return gathered;
+}
+
+const TORCH_STEP = `
+import sys, time, torch, torch.nn.functional as F
+torch.manual_seed(0); torch.set_num_threads(1)
+V,H,L,NH,NKV,E,K,I,D = 64,64,2,4,2,16,2,64,16
+S,T = ${SEQUENCES}, ${PROMPT + RESPONSE - 1}
+def p(*shape): return torch.nn.Parameter(torch.randn(*shape) / shape[-1] ** 0.5)
+P = dict(emb=p(V,H), head=p(V,H), norm=torch.nn.Parameter(torch.ones(H)))
+for l in range(L):
+  P.update({f'{l}.q':p(NH*D,H), f'{l}.k':p(NKV*D,H), f'{l}.v':p(NKV*D,H), f'{l}.o':p(H,NH*D), f'{l}.r':p(E,H),
+            f'{l}.g':p(E,I,H), f'{l}.u':p(E,I,H), f'{l}.d':p(E,H,I), f'{l}.n1':torch.nn.Parameter(torch.ones(H)),
+            f'{l}.n2':torch.nn.Parameter(torch.ones(H)), f'{l}.qn':torch.nn.Parameter(torch.ones(D)), f'{l}.kn':torch.nn.Parameter(torch.ones(D))})
+opt = torch.optim.AdamW(P.values(), lr=1e-4)
+def rms(x,w): return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+inv = 1.0 / (10000 ** (torch.arange(0, D, 2).float() / D)); ang = torch.arange(T)[:,None] * inv[None]
+cos, sin = ang.cos()[None,:,None,:], ang.sin()[None,:,None,:]
+def rope(x): a,b = x.chunk(2,-1); return torch.cat([a*cos-b*sin, b*cos+a*sin], -1)
+tok = torch.randint(0,V,(S,T+1))
+mask = torch.full((T,T), float('-inf')).triu(1)
+def step():
+  x = P['emb'][tok[:,:-1]]
+  for l in range(L):
+    h = rms(x, P[f'{l}.n1'])
+    q = rope(rms((h @ P[f'{l}.q'].T).view(S,T,NH,D), P[f'{l}.qn']))
+    k = rope(rms((h @ P[f'{l}.k'].T).view(S,T,NKV,D), P[f'{l}.kn']))
+    v = (h @ P[f'{l}.v'].T).view(S,T,NKV,D)
+    k = k.repeat_interleave(NH//NKV, 2); v = v.repeat_interleave(NH//NKV, 2)
+    sc = (q.transpose(1,2) @ k.transpose(1,2).transpose(-1,-2)) / D ** 0.5 + mask
+    a = sc.softmax(-1) @ v.transpose(1,2)
+    x = x + a.transpose(1,2).reshape(S,T,NH*D) @ P[f'{l}.o'].T
+    h = rms(x, P[f'{l}.n2']).reshape(S*T,H)
+    prob = (h @ P[f'{l}.r'].T).softmax(-1); w, ids = prob.topk(K, -1); w = w / w.sum(-1, keepdim=True)
+    out = torch.zeros_like(h)
+    for e in range(E):
+      rows, slot = (ids == e).nonzero(as_tuple=True)
+      if len(rows) == 0: continue
+      he = h[rows]; y = (F.silu(he @ P[f'{l}.g'][e].T) * (he @ P[f'{l}.u'][e].T)) @ P[f'{l}.d'][e].T
+      out.index_add_(0, rows, y * w[rows, slot][:,None])
+    x = x + out.view(S,T,H)
+  logits = rms(x, P['norm']) @ P['head'].T
+  loss = F.cross_entropy(logits.reshape(-1,V), tok[:,1:].reshape(-1))
+  opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(P.values(), 1.0); opt.step()
+for _ in range(2): step()
+ts = []
+for _ in range(${STEPS}):
+  t0 = time.perf_counter(); step(); ts.append(time.perf_counter() - t0)
+print(min(ts))
+`;
+
+function torchSection(tfjsGatheredSeconds: number): void {
+  console.log(
+    '\n## 3. outside reference: the same 16-expert step in PyTorch CPU (1 thread, like single-threaded wasm)',
+  );
+  const script = join(tmpdir(), `moerl-torch-bench-${process.pid}.py`);
+  writeFileSync(script, TORCH_STEP);
+  // Debian's python3-torch lives under /usr/bin/python3, which a pyenv python3 on PATH may shadow.
+  const interpreters = [process.env.PYTHON, '/usr/bin/python3', 'python3'].filter(
+    (name): name is string => name !== undefined,
+  );
+  let seconds = Number.NaN;
+  let failure = 'no python3';
+  for (const python of interpreters) {
+    const result = spawnSync(python, [script], { encoding: 'utf8', timeout: 300_000 });
+    seconds = Number(result.stdout?.trim());
+    if (result.status === 0 && Number.isFinite(seconds)) {
+      const version = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], {
+        encoding: 'utf8',
+      });
+      console.log(`${python}, torch ${version.stdout.trim()}`);
+      break;
+    }
+    failure = (result.stderr ?? String(result.error)).trim().split('\n').pop() ?? failure;
+  }
+  if (!Number.isFinite(seconds)) {
+    console.log(`PyTorch unavailable (${failure})`);
+    return;
+  }
+  console.log(`PyTorch: ${(fedTokens / seconds).toFixed(0)} tok/s`);
+  console.log(`tfjs (gathered) / PyTorch step time: ${(tfjsGatheredSeconds / seconds).toFixed(2)}×`);
+}
+
+console.log(
+  `moerl backend-tfjs training benchmark — node ${process.version}, ${process.platform}/${process.arch}`,
+);
+await backendSection();
+const gathered = await expertsSection('tfjs-wasm');
+torchSection(gathered);

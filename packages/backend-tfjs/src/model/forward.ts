@@ -1,0 +1,239 @@
+import { createRoutingRecord, isMoeLayer, moeLayerIndices, type RoutingRecord } from '@moerl/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { applyRope, linear, rmsNorm, ropeTables, swiGlu } from './layers.js';
+import type { ModelParameters } from './parameters.js';
+import {
+  type LayerRoutingPlan,
+  needsFreeRouting,
+  type PaddedLayout,
+  planLayerRouting,
+} from './routing-plan.js';
+import { gatherRows, scatterRows } from './row-ops.js';
+
+/**
+ * How the experts of a MoE layer are computed:
+ * - `gathered`: each expert runs only on the rows routed to it (gather → SwiGLU → scale → scatter-add), so
+ *   the cost scales with tokens × topK;
+ * - `dense`: every expert runs on every row and its output is multiplied by a gate that is zero where the
+ *   expert was not chosen (tokens × numExperts); a fallback, and the baseline the benchmark compares with.
+ */
+export type ExpertComputation = 'gathered' | 'dense';
+
+export interface PaddedBatch extends PaddedLayout {
+  /** `[size × length]` token ids, right-padded (padding ids are 0 and feed nothing that is used). */
+  readonly tokens: Int32Array;
+}
+
+export interface ForwardOptions {
+  /**
+   * Per sequence: experts to replay, `[position][moeLayer][k]`, covering at most its fed positions. Positions
+   * it does not cover (and sequences without one) route freely.
+   */
+  readonly replay?: readonly (RoutingRecord | undefined)[];
+  readonly experts?: ExpertComputation;
+}
+
+export interface ForwardResult {
+  /** `[size × length, hiddenSize]`: the hidden states after the final norm (the LM head's input). */
+  readonly hidden: tf.Tensor2D;
+  /** Per sequence, the experts used at each fed position. */
+  readonly routing: RoutingRecord[];
+}
+
+/*
+ * The forward pass of Qwen3-MoE over a right-padded batch, as `reference-model.ts` in @moerl/testkit computes
+ * it one sequence at a time. Right padding needs no attention mask beyond the causal one: a real position
+ * never looks at a later (padding) one. Padding rows skip the experts (their MoE output is zero) and feed no
+ * loss. Call inside `tf.tidy` / `tf.variableGrads`; the routing decision reads router probabilities back to
+ * the host, which is where free top-k happens (top-k has no gradient; the gate weights keep theirs).
+ */
+export function forwardHidden(
+  parameters: ModelParameters,
+  batch: PaddedBatch,
+  options: ForwardOptions = {},
+): ForwardResult {
+  const { config } = parameters;
+  const { size, length } = batch;
+  const rows = size * length;
+  const { headDim, numAttentionHeads, numKeyValueHeads, rmsNormEps: eps } = config;
+  const group = numAttentionHeads / numKeyValueHeads;
+  const replay = options.replay ?? [];
+  const experts = options.experts ?? 'gathered';
+  const moeCount = moeLayerIndices(config).length;
+  const chosen = new Int32Array(rows * moeCount * config.topK);
+  const freeNeeded = needsFreeRouting(batch, replay);
+
+  const p = (name: string) => parameters.get(name);
+  const bias = (name: string) => (config.attentionBias ? (p(name) as tf.Tensor1D) : undefined);
+
+  let x = gatherRows(p('model.embed_tokens.weight') as tf.Tensor2D, batch.tokens);
+
+  const tables = ropeTables(length, headDim, config.ropeTheta);
+  const cos = tf.tensor4d(tables.cos, [1, length, 1, headDim / 2]);
+  const sin = tf.tensor4d(tables.sin, [1, length, 1, headDim / 2]);
+  const causal = new Float32Array(length * length);
+  for (let target = 0; target < length; target++) {
+    for (let source = target + 1; source < length; source++) causal[target * length + source] = -1e9;
+  }
+  const causalMask = tf.tensor2d(causal, [length, length]);
+  const scale = 1 / Math.sqrt(headDim);
+
+  let ordinal = 0;
+  for (let layer = 0; layer < config.numLayers; layer++) {
+    const prefix = `model.layers.${layer}`;
+    // --- self-attention ---
+    const normed = rmsNorm(x, p(`${prefix}.input_layernorm.weight`) as tf.Tensor1D, eps);
+    const project = (name: string) =>
+      linear(
+        normed,
+        p(`${prefix}.self_attn.${name}.weight`) as tf.Tensor2D,
+        bias(`${prefix}.self_attn.${name}.bias`),
+      );
+    let q = tf.reshape(project('q_proj'), [size, length, numAttentionHeads, headDim]) as tf.Tensor4D;
+    let k = tf.reshape(project('k_proj'), [size, length, numKeyValueHeads, headDim]) as tf.Tensor4D;
+    let v = tf.reshape(project('v_proj'), [size, length, numKeyValueHeads, headDim]) as tf.Tensor4D;
+    if (config.qkNorm) {
+      q = rmsNorm(q, p(`${prefix}.self_attn.q_norm.weight`) as tf.Tensor1D, eps);
+      k = rmsNorm(k, p(`${prefix}.self_attn.k_norm.weight`) as tf.Tensor1D, eps);
+    }
+    q = applyRope(q, cos, sin);
+    k = applyRope(k, cos, sin);
+    if (group > 1) {
+      // Query head h reads key/value head ⌊h / group⌋.
+      const expand = (t: tf.Tensor4D) =>
+        tf.reshape(
+          tf.tile(tf.reshape(t, [size, length, numKeyValueHeads, 1, headDim]), [1, 1, 1, group, 1]),
+          [size, length, numAttentionHeads, headDim],
+        ) as tf.Tensor4D;
+      k = expand(k);
+      v = expand(v);
+    }
+    const qT = tf.transpose(q, [0, 2, 1, 3]);
+    const kT = tf.transpose(k, [0, 2, 1, 3]);
+    const vT = tf.transpose(v, [0, 2, 1, 3]);
+    const scores = tf.add(tf.mul(tf.matMul(qT, kT, false, true), scale), causalMask);
+    const attended = tf.matMul(tf.softmax(scores), vT);
+    const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [
+      rows,
+      numAttentionHeads * headDim,
+    ]) as tf.Tensor2D;
+    x = tf.add(
+      x,
+      linear(
+        merged,
+        p(`${prefix}.self_attn.o_proj.weight`) as tf.Tensor2D,
+        bias(`${prefix}.self_attn.o_proj.bias`),
+      ),
+    );
+
+    // --- MLP ---
+    const mlpInput = rmsNorm(x, p(`${prefix}.post_attention_layernorm.weight`) as tf.Tensor1D, eps);
+    let output: tf.Tensor2D;
+    if (isMoeLayer(config, layer)) {
+      const routerLogits = linear(mlpInput, p(`${prefix}.mlp.gate.weight`) as tf.Tensor2D);
+      const probabilities = tf.softmax(routerLogits);
+      const plan = planLayerRouting({
+        layout: batch,
+        numExperts: config.numExperts,
+        topK: config.topK,
+        moeLayers: moeCount,
+        ordinal,
+        replay,
+        probabilities: freeNeeded ? (probabilities.dataSync() as Float32Array) : undefined,
+        chosen,
+      });
+      output = mixExperts(parameters, prefix, mlpInput, probabilities, plan, experts);
+      ordinal++;
+    } else {
+      output = swiGlu(
+        mlpInput,
+        p(`${prefix}.mlp.gate_proj.weight`) as tf.Tensor2D,
+        p(`${prefix}.mlp.up_proj.weight`) as tf.Tensor2D,
+        p(`${prefix}.mlp.down_proj.weight`) as tf.Tensor2D,
+      );
+    }
+    x = tf.add(x, output);
+  }
+  const hidden = rmsNorm(x, p('model.norm.weight') as tf.Tensor1D, eps);
+
+  const routing = Array.from({ length: size }, (_, sequence) => {
+    const fed = batch.fed[sequence]!;
+    const width = moeCount * config.topK;
+    const start = sequence * length * width;
+    return createRoutingRecord(
+      { positions: fed, moeLayers: moeCount, topK: config.topK, numExperts: config.numExperts },
+      chosen.subarray(start, start + fed * width),
+    );
+  });
+  return { hidden, routing };
+}
+
+/**
+ * The gated sum of the chosen experts' outputs. Gate weights are the router softmax at the chosen experts
+ * (renormalised over them iff `normTopKProb`), so the router gets gradients whether the experts were chosen
+ * by it or replayed.
+ */
+function mixExperts(
+  parameters: ModelParameters,
+  prefix: string,
+  input: tf.Tensor2D,
+  probabilities: tf.Tensor2D,
+  plan: LayerRoutingPlan,
+  computation: ExpertComputation,
+): tf.Tensor2D {
+  const { config } = parameters;
+  const rows = input.shape[0];
+  const numExperts = config.numExperts;
+  let gates = tf.mul(probabilities, tf.tensor2d(plan.mask, [rows, numExperts])) as tf.Tensor2D;
+  if (config.normTopKProb) {
+    const total = tf.add(tf.sum(gates, -1, true), tf.tensor2d(plan.padding, [rows, 1]));
+    gates = tf.div(gates, total);
+  }
+  const expert = (index: number, x: tf.Tensor2D) =>
+    swiGlu(
+      x,
+      parameters.get(`${prefix}.mlp.experts.${index}.gate_proj.weight`) as tf.Tensor2D,
+      parameters.get(`${prefix}.mlp.experts.${index}.up_proj.weight`) as tf.Tensor2D,
+      parameters.get(`${prefix}.mlp.experts.${index}.down_proj.weight`) as tf.Tensor2D,
+    );
+
+  if (computation === 'dense') {
+    const columns = tf.split(gates, numExperts, 1) as tf.Tensor2D[];
+    let sum: tf.Tensor2D = tf.zeros([rows, config.hiddenSize]);
+    for (let index = 0; index < numExperts; index++) {
+      sum = tf.add(sum, tf.mul(expert(index, input), columns[index]!));
+    }
+    return sum;
+  }
+
+  // Gathered: one gather of every (row, expert) pair in expert order, one SwiGLU per used expert, one
+  // scatter-add back. The gate of pair (row, e) is element row · numExperts + e of the flattened gates.
+  const used = plan.expertRows.flatMap((expertRows, index) => (expertRows.length > 0 ? [index] : []));
+  const pairRows = new Int32Array(plan.expertRows.reduce((sum, expertRows) => sum + expertRows.length, 0));
+  const gateIndex = new Int32Array(pairRows.length);
+  let offset = 0;
+  for (const index of used) {
+    for (const row of plan.expertRows[index]!) {
+      pairRows[offset] = row;
+      gateIndex[offset] = row * numExperts + index;
+      offset++;
+    }
+  }
+  if (pairRows.length === 0) return tf.zeros([rows, config.hiddenSize]);
+  const selected = gatherRows(input, pairRows);
+  const pieces = tf.split(
+    selected,
+    used.map((index) => plan.expertRows[index]!.length),
+    0,
+  ) as tf.Tensor2D[];
+  const outputs = used.map((index, piece) => expert(index, pieces[piece]!));
+  const combined = outputs.length === 1 ? outputs[0]! : (tf.concat(outputs, 0) as tf.Tensor2D);
+  const pairGates = gatherRows(tf.reshape(gates, [rows * numExperts, 1]) as tf.Tensor2D, gateIndex);
+  return scatterRows(tf.mul(combined, pairGates) as tf.Tensor2D, pairRows, rows);
+}
+
+/** `[rows, vocab]` logits of the given rows of `hidden`. */
+export function headLogits(parameters: ModelParameters, hidden: tf.Tensor2D): tf.Tensor2D {
+  const head = parameters.config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  return linear(hidden, parameters.get(head) as tf.Tensor2D);
+}

@@ -1,0 +1,109 @@
+import type { RoutingRecord } from '@moerl/core';
+
+/** Which rows of a padded batch go to which experts in one MoE layer. */
+export interface LayerRoutingPlan {
+  /** `[rows × numExperts]`: 1 where the row uses the expert. Padding rows are all zero. */
+  readonly mask: Float32Array;
+  /** `[rows]`: 1 for padding rows (so a renormalising denominator never is 0), else 0. */
+  readonly padding: Float32Array;
+  /** The rows each expert serves, ascending. */
+  readonly expertRows: readonly Int32Array[];
+}
+
+export interface PaddedLayout {
+  /** Sequences (batch rows). */
+  readonly size: number;
+  /** Padded length. */
+  readonly length: number;
+  /** Real (fed) positions of each sequence; the rest is padding. */
+  readonly fed: readonly number[];
+}
+
+/**
+ * The top-`k` of `values[offset, offset + count)`, largest first, ties to the lower index: the order of the
+ * reference's `topK`, so free routing agrees with it whenever the probabilities agree.
+ */
+export function topKIndices(
+  values: ArrayLike<number>,
+  offset: number,
+  count: number,
+  k: number,
+  out: Int32Array,
+): void {
+  for (let round = 0; round < k; round++) {
+    let best = -1;
+    for (let index = 0; index < count; index++) {
+      let taken = false;
+      for (let previous = 0; previous < round; previous++) if (out[previous] === index) taken = true;
+      if (taken) continue;
+      if (best === -1 || values[offset + index]! > values[offset + best]!) best = index;
+    }
+    out[round] = best;
+  }
+}
+
+/** True when some real position of the layout has no replayed experts (so the router must choose). */
+export function needsFreeRouting(
+  layout: PaddedLayout,
+  replay: readonly (RoutingRecord | undefined)[],
+): boolean {
+  return layout.fed.some((fed, sequence) => (replay[sequence]?.positions ?? 0) < fed);
+}
+
+/**
+ * Chooses the experts of every real row of one MoE layer: the replayed ids where a record covers the
+ * position, the router's top-k of `probabilities` (`[rows × numExperts]`) elsewhere. Writes the choice
+ * into `chosen` (`[sequence][position][moeLayer][k]` over the padded length) and returns the plan.
+ */
+export function planLayerRouting(options: {
+  readonly layout: PaddedLayout;
+  readonly numExperts: number;
+  readonly topK: number;
+  readonly moeLayers: number;
+  readonly ordinal: number;
+  readonly replay: readonly (RoutingRecord | undefined)[];
+  readonly probabilities: Float32Array | undefined;
+  readonly chosen: Int32Array;
+}): LayerRoutingPlan {
+  const { layout, numExperts, topK, moeLayers, ordinal, replay, probabilities, chosen } = options;
+  const rows = layout.size * layout.length;
+  const mask = new Float32Array(rows * numExperts);
+  const padding = new Float32Array(rows);
+  const counts = new Int32Array(numExperts);
+  const ids = new Int32Array(topK);
+  for (let sequence = 0; sequence < layout.size; sequence++) {
+    const record = replay[sequence];
+    for (let position = 0; position < layout.length; position++) {
+      const row = sequence * layout.length + position;
+      if (position >= layout.fed[sequence]!) {
+        padding[row] = 1;
+        continue;
+      }
+      if (record !== undefined && position < record.positions) {
+        const start = (position * record.moeLayers + ordinal) * record.topK;
+        for (let k = 0; k < topK; k++) ids[k] = record.experts[start + k]!;
+      } else {
+        if (probabilities === undefined) throw new Error('internal: free routing without probabilities');
+        topKIndices(probabilities, row * numExperts, numExperts, topK, ids);
+      }
+      const slot = (row * moeLayers + ordinal) * topK;
+      for (let k = 0; k < topK; k++) {
+        const expert = ids[k]!;
+        chosen[slot + k] = expert;
+        mask[row * numExperts + expert] = 1;
+        counts[expert] = counts[expert]! + 1;
+      }
+    }
+  }
+  const expertRows = Array.from({ length: numExperts }, (_, expert) => new Int32Array(counts[expert]!));
+  const filled = new Int32Array(numExperts);
+  for (let row = 0; row < rows; row++) {
+    for (let expert = 0; expert < numExperts; expert++) {
+      if (mask[row * numExperts + expert] === 1) {
+        expertRows[expert]![filled[expert]!] = row;
+        filled[expert] = filled[expert]! + 1;
+      }
+    }
+  }
+  return { mask, padding, expertRows };
+}

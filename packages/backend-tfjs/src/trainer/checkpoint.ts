@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type ModelConfig,
+  MoerlError,
+  type NamedTensors,
+  readHfConfigFile,
+  readSafetensorsFile,
+  writeFileAtomic,
+  writeHfConfigFile,
+  writeSafetensorsFile,
+} from '@moerl/core';
+
+export const CONFIG_FILE = 'config.json';
+export const WEIGHTS_FILE = 'model.safetensors';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const STATE_FILE = 'trainer-state.json';
+const SAVE_ID_KEY = 'moerl_save_id';
+const STATE_FORMAT = 'moerl-tfjs-trainer-v1';
+
+/** What a resumed run needs besides weights and moments. */
+export interface TrainerState {
+  /** Optimizer updates applied so far (drives bias correction and the learning-rate schedule). */
+  readonly step: number;
+  readonly skippedSteps: number;
+  /** The trainer's seed; the trainer draws no random numbers, so the seed is the whole RNG state. */
+  readonly seed: number;
+}
+
+export interface CheckpointContents {
+  readonly weights: NamedTensors;
+  /** Absent for weights-only checkpoints (e.g. written by the reference trainer or another backend). */
+  readonly optimizer?: NamedTensors;
+  readonly state?: TrainerState;
+}
+
+/**
+ * Writes `config.json`, `model.safetensors` (loadable by the reference and backend-onnx unchanged),
+ * `optimizer.safetensors` and `trainer-state.json`. Each file is written atomically (temp file, fsync,
+ * rename) and carries one random save id; the state file is written last and names that id, so a save torn
+ * by a crash between files is detected on load (`CHECKPOINT_INVALID`) instead of mixing two saves.
+ */
+export async function writeCheckpoint(
+  directory: string,
+  config: ModelConfig,
+  contents: Required<CheckpointContents>,
+): Promise<void> {
+  try {
+    await mkdir(directory, { recursive: true });
+  } catch (error) {
+    throw new MoerlError('IO_ERROR', `Could not create ${directory}: ${(error as Error).message}`, {
+      cause: error,
+      details: { path: directory },
+    });
+  }
+  const saveId = randomBytes(8).toString('hex');
+  const metadata = { format: 'pt', [SAVE_ID_KEY]: saveId };
+  await writeSafetensorsFile(join(directory, WEIGHTS_FILE), contents.weights, metadata);
+  await writeSafetensorsFile(join(directory, OPTIMIZER_FILE), contents.optimizer, metadata);
+  await writeHfConfigFile(join(directory, CONFIG_FILE), config);
+  const state = { format: STATE_FORMAT, saveId, ...contents.state };
+  await writeFileAtomic(join(directory, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+}
+
+function invalid(directory: string, reason: string, cause?: unknown): MoerlError {
+  return new MoerlError('CHECKPOINT_INVALID', `Cannot load the checkpoint in ${directory}: ${reason}`, {
+    ...(cause === undefined ? {} : { cause }),
+    details: { directory },
+  });
+}
+
+/** The fields on which two configs differ, as `field: checkpoint a, trainer b`. */
+function configDifferences(trainer: ModelConfig, checkpoint: ModelConfig): string[] {
+  const keys = new Set([...Object.keys(trainer), ...Object.keys(checkpoint)]) as Set<keyof ModelConfig>;
+  const show = (value: unknown) => (Array.isArray(value) ? `[${value.join(', ')}]` : String(value));
+  const differences: string[] = [];
+  for (const key of keys) {
+    if (show(trainer[key]) !== show(checkpoint[key])) {
+      differences.push(`${key}: checkpoint ${show(checkpoint[key])}, trainer ${show(trainer[key])}`);
+    }
+  }
+  return differences;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads a checkpoint for a trainer of `config`: `CHECKPOINT_INVALID` when files are missing or unreadable,
+ * the config differs, or the files come from different saves.
+ */
+export async function readCheckpoint(directory: string, config: ModelConfig): Promise<CheckpointContents> {
+  let saved: ModelConfig;
+  try {
+    saved = await readHfConfigFile(join(directory, CONFIG_FILE));
+  } catch (error) {
+    throw invalid(directory, (error as Error).message, error);
+  }
+  const differences = configDifferences(config, saved);
+  if (differences.length > 0) {
+    throw invalid(directory, `it is for another model:\n  - ${differences.join('\n  - ')}`);
+  }
+  const read = async (file: string) => {
+    try {
+      return await readSafetensorsFile(join(directory, file));
+    } catch (error) {
+      throw invalid(directory, (error as Error).message, error);
+    }
+  };
+  const weights = await read(WEIGHTS_FILE);
+  if (!(await exists(join(directory, STATE_FILE)))) return { weights: weights.tensors };
+
+  let state: Record<string, unknown>;
+  try {
+    state = JSON.parse(await readFile(join(directory, STATE_FILE), 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    throw invalid(directory, `${STATE_FILE} is unreadable: ${(error as Error).message}`, error);
+  }
+  if (state.format !== STATE_FORMAT) {
+    throw invalid(directory, `${STATE_FILE} format is ${String(state.format)}, expected ${STATE_FORMAT}`);
+  }
+  const optimizer = await read(OPTIMIZER_FILE);
+  for (const [file, contents] of [
+    [WEIGHTS_FILE, weights],
+    [OPTIMIZER_FILE, optimizer],
+  ] as const) {
+    if (contents.metadata[SAVE_ID_KEY] !== state.saveId) {
+      throw invalid(
+        directory,
+        `${file} has save id ${String(contents.metadata[SAVE_ID_KEY])} but ${STATE_FILE} names ${String(state.saveId)} (a save was interrupted)`,
+      );
+    }
+  }
+  const integer = (field: string) => {
+    const value = state[field];
+    if (!Number.isSafeInteger(value) || (value as number) < 0) {
+      throw invalid(
+        directory,
+        `${STATE_FILE}: ${field} must be a non-negative integer, found ${String(value)}`,
+      );
+    }
+    return value as number;
+  };
+  return {
+    weights: weights.tensors,
+    optimizer: optimizer.tensors,
+    state: { step: integer('step'), skippedSteps: integer('skippedSteps'), seed: integer('seed') },
+  };
+}

@@ -1,0 +1,401 @@
+import {
+  type CreateTrainerOptions,
+  type LogprobOptions,
+  type LogprobResult,
+  type ModelConfig,
+  MoerlError,
+  moeLayerIndices,
+  type NamedTensors,
+  type Objective,
+  type ObjectiveResult,
+  type PolicyTrainer,
+  type PolicyTrainerCapabilities,
+  type RoutingRecord,
+  type TrainingBatch,
+  type TrainStepOptions,
+  type TrainStepResult,
+  validateModelConfig,
+} from '@moerl/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { forwardHidden } from '../model/forward.js';
+import {
+  assignParameters,
+  createParameters,
+  disposeParameters,
+  type ModelParameters,
+  readParameters,
+} from '../model/parameters.js';
+import { tokenLogprobs } from '../model/token-logprobs.js';
+import { selectTfjsBackend, type TfjsBackendSelection } from '../runtime/tfjs-runtime.js';
+import { type AdamW, createAdamW } from './adamw.js';
+import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { learningRateAt } from './learning-rate-schedule.js';
+import { crossEntropyObjective } from './objectives.js';
+import { type PreparedSequence, padSequences, prepareBatch } from './prepare-batch.js';
+import { surrogateGradients } from './surrogate-gradients.js';
+import { type ResolvedTrainerOptions, resolveTrainerOptions } from './trainer-options.js';
+
+export const TFJS_TRAINER_CAPABILITIES: PolicyTrainerCapabilities = {
+  recordRouting: true,
+  routingReplay: true,
+  entropy: true,
+  checkpoints: true,
+};
+
+export const DEFAULT_LEARNING_RATE = 1e-4;
+
+export interface TfjsTrainerStats {
+  /** Optimizer updates applied. */
+  readonly steps: number;
+  /** Steps skipped because the loss, an objective gradient or the weight gradient was not finite. */
+  readonly skippedSteps: number;
+}
+
+/** The PolicyTrainer of this package, plus what only it offers. */
+export interface TfjsPolicyTrainer extends PolicyTrainer {
+  /** Which tfjs backend runs it and why better ones were skipped. */
+  readonly backend: TfjsBackendSelection;
+  stats(): TfjsTrainerStats;
+  /** One supervised step (cross-entropy on the response tokens); free routing unless given. */
+  supervisedStep(batch: TrainingBatch, options?: Partial<TrainStepOptions>): Promise<TrainStepResult>;
+}
+
+function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new MoerlError('INVALID_ARGUMENT', `${name} must be a non-negative finite number, found ${value}`, {
+      details: { field: name, found: value },
+    });
+  }
+  return value;
+}
+
+function checkTemperature(temperature: number): number {
+  if (typeof temperature !== 'number' || !(temperature > 0) || !Number.isFinite(temperature)) {
+    throw new MoerlError(
+      'INVALID_ARGUMENT',
+      `temperature must be a positive finite number, found ${temperature}`,
+      {
+        details: { field: 'temperature', found: temperature },
+      },
+    );
+  }
+  return temperature;
+}
+
+const allFinite = (values: Float32Array | undefined) => values === undefined || values.every(Number.isFinite);
+
+/** Splits sequences into consecutive micro-batches of at most `size`. */
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  if (items.length === 0) return [[]];
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
+  return chunks;
+}
+
+/**
+ * Builds the TensorFlow.js policy trainer: loads the best available tfjs backend (or those named in
+ * `backendOptions.backends`), copies the weights into variables and sets up AdamW. See README for options.
+ */
+export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Promise<TfjsPolicyTrainer> {
+  validateModelConfig(options.config);
+  const config: ModelConfig = { ...options.config, mlpOnlyLayers: [...options.config.mlpOnlyLayers] };
+  const baseLearningRate = nonNegative('learningRate', options.learningRate, DEFAULT_LEARNING_RATE);
+  const maxGradNorm = nonNegative('maxGradNorm', options.maxGradNorm, 0);
+  const seed = options.seed ?? 0;
+  if (!Number.isSafeInteger(seed)) {
+    throw new MoerlError('INVALID_ARGUMENT', `seed must be a safe integer, found ${seed}`, {
+      details: { field: 'seed', found: seed },
+    });
+  }
+  const settings: ResolvedTrainerOptions = resolveTrainerOptions(options.backendOptions);
+  const backend = await selectTfjsBackend(settings.backends);
+  const parameters: ModelParameters = createParameters(config, options.weights);
+  const optimizer: AdamW = createAdamW(parameters, settings);
+  const moeLayers = moeLayerIndices(config).length;
+  let skippedSteps = 0;
+  let disposed = false;
+
+  const assertOpen = () => {
+    if (disposed) throw new MoerlError('INVALID_ARGUMENT', 'The tfjs trainer was disposed');
+  };
+
+  const microBatches = (sequences: readonly PreparedSequence[]) =>
+    chunk(
+      sequences,
+      Number.isFinite(settings.microBatchSize) ? settings.microBatchSize : Math.max(1, sequences.length),
+    );
+
+  /** Forward only: logprobs (and entropy) of every response token, plus the routing used. */
+  const evaluate = (
+    sequences: readonly PreparedSequence[],
+    temperature: number,
+    withEntropy: boolean,
+  ): {
+    logprobs: Float32Array;
+    entropy: Float32Array | undefined;
+    offsets: Int32Array;
+    routing: RoutingRecord[];
+  } => {
+    const logprobs: number[] = [];
+    const entropy: number[] = [];
+    const routing: RoutingRecord[] = [];
+    const offsets = new Int32Array(sequences.length + 1);
+    let sequenceIndex = 0;
+    for (const micro of microBatches(sequences)) {
+      if (micro.length === 0) continue;
+      const padded = padSequences(micro);
+      tf.tidy(() => {
+        const forward = forwardHidden(parameters, padded.batch, {
+          replay: padded.replay,
+          experts: settings.experts,
+        });
+        routing.push(...forward.routing);
+        if (padded.rows.length > 0) {
+          const out = tokenLogprobs(
+            parameters,
+            forward.hidden,
+            padded.rows,
+            padded.targets,
+            temperature,
+            withEntropy,
+          );
+          logprobs.push(...out.logprobs.dataSync());
+          if (out.entropy !== undefined) entropy.push(...out.entropy.dataSync());
+        }
+      });
+      for (let index = 0; index < micro.length; index++, sequenceIndex++) {
+        offsets[sequenceIndex + 1] =
+          offsets[sequenceIndex]! + padded.offsets[index + 1]! - padded.offsets[index]!;
+      }
+    }
+    return {
+      logprobs: Float32Array.from(logprobs),
+      entropy: withEntropy ? Float32Array.from(entropy) : undefined,
+      offsets,
+      routing,
+    };
+  };
+
+  const checkObjectiveResult = (objective: Objective, result: ObjectiveResult, tokens: number) => {
+    for (const [name, values] of [
+      ['gradient', result.gradient],
+      ['entropyGradient', result.entropyGradient],
+    ] as const) {
+      if (values !== undefined && (!(values instanceof Float32Array) || values.length !== tokens)) {
+        throw new MoerlError(
+          'INVALID_ARGUMENT',
+          `Objective ${objective.name} returned ${values?.length} ${name} values for ${tokens} tokens`,
+          { details: { objective: objective.name, field: name, expected: tokens, found: values?.length } },
+        );
+      }
+    }
+  };
+
+  const trainStep = async (
+    batch: TrainingBatch,
+    objective: Objective,
+    stepOptions: TrainStepOptions,
+  ): Promise<TrainStepResult> => {
+    assertOpen();
+    const temperature = checkTemperature(stepOptions.temperature ?? 1);
+    const sequences = prepareBatch(config, moeLayers, batch, stepOptions.routing);
+    const withEntropy = objective.needsEntropy === true;
+    const chunks = microBatches(sequences).filter((micro) => micro.length > 0);
+    const common = { temperature, withEntropy, experts: settings.experts };
+    const total = new Map<string, tf.Tensor>();
+    const accumulate = (gradients: Map<string, tf.Tensor>) => {
+      for (const [name, gradient] of gradients) {
+        const previous = total.get(name);
+        if (previous === undefined) total.set(name, gradient);
+        else {
+          total.set(name, tf.add(previous, gradient));
+          previous.dispose();
+          gradient.dispose();
+        }
+      }
+    };
+    const disposeTotal = () => {
+      for (const gradient of total.values()) gradient.dispose();
+    };
+
+    let result: ObjectiveResult | undefined;
+    let finiteObjective = true;
+    const evaluateObjective = (input: {
+      logprobs: Float32Array;
+      offsets: Int32Array;
+      entropy: Float32Array | undefined;
+    }) => {
+      const evaluated = objective.evaluate({
+        logprobs: input.logprobs,
+        sequenceOffsets: input.offsets,
+        ...(input.entropy === undefined ? {} : { entropy: input.entropy }),
+      });
+      checkObjectiveResult(objective, evaluated, input.logprobs.length);
+      finiteObjective =
+        Number.isFinite(evaluated.loss) &&
+        allFinite(evaluated.gradient) &&
+        allFinite(evaluated.entropyGradient);
+      return evaluated;
+    };
+    // A non-finite objective still runs its backward pass on zeros (cheap and leak-free); the step is skipped.
+    const safe = (values: Float32Array | undefined) =>
+      finiteObjective ? values : values && new Float32Array(values.length);
+
+    try {
+      const single = chunks.length === 1 ? padSequences(chunks[0]!) : undefined;
+      if (single !== undefined && single.rows.length > 0) {
+        // One micro-batch: the objective is evaluated inside the taped forward pass (one forward only).
+        accumulate(
+          surrogateGradients(
+            parameters,
+            single,
+            { ...common, replay: single.replay },
+            (logprobs, entropy) => {
+              result = evaluateObjective({ logprobs, offsets: single.offsets, entropy });
+              return { gradient: safe(result.gradient)!, entropyGradient: safe(result.entropyGradient) };
+            },
+          ),
+        );
+      } else {
+        // Several micro-batches: the objective needs every logprob first. A forward pass records the routing
+        // it used (free or replayed), and the taped passes replay exactly that routing.
+        const first = evaluate(sequences, temperature, withEntropy);
+        result = evaluateObjective(first);
+        let start = 0;
+        let sequenceIndex = 0;
+        for (const micro of chunks) {
+          const padded = padSequences(micro);
+          const replay = first.routing.slice(sequenceIndex, sequenceIndex + micro.length);
+          sequenceIndex += micro.length;
+          const count = padded.rows.length;
+          const from = start;
+          start += count;
+          if (count === 0) continue;
+          const gradient = safe(result.gradient)!.subarray(from, from + count);
+          const entropyGradient = safe(result.entropyGradient)?.subarray(from, from + count);
+          accumulate(
+            surrogateGradients(parameters, padded, { ...common, replay }, () => ({
+              gradient,
+              entropyGradient,
+            })),
+          );
+        }
+      }
+      if (result === undefined) result = evaluateObjective(evaluate(sequences, temperature, withEntropy));
+
+      const { loss, metrics } = result;
+      const gradNorm =
+        total.size === 0
+          ? 0
+          : tf.tidy(() =>
+              Math.sqrt(tf.addN([...total.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!),
+            );
+      if (!finiteObjective || !Number.isFinite(gradNorm)) {
+        skippedSteps++;
+        settings.onWarning(
+          new MoerlError(
+            'NON_FINITE',
+            `trainStep skipped (weights unchanged): ${finiteObjective ? `gradient norm is ${gradNorm}` : `objective ${objective.name} returned a non-finite loss (${loss}) or gradient`}; ${skippedSteps} step(s) skipped so far`,
+            { details: { loss, gradNorm, skippedSteps } },
+          ),
+        );
+        return { loss, gradNorm: finiteObjective ? gradNorm : Number.NaN, skipped: true, metrics };
+      }
+      const clip = maxGradNorm > 0 && gradNorm > maxGradNorm ? maxGradNorm / gradNorm : 1;
+      const learningRate = learningRateAt(baseLearningRate, settings.schedule, optimizer.step);
+      if (total.size > 0) {
+        const clipped = new Map<string, tf.Tensor>();
+        for (const [name, gradient] of total)
+          clipped.set(name, clip === 1 ? gradient : tf.mul(gradient, clip));
+        optimizer.apply(clipped, learningRate);
+        if (clip !== 1) for (const gradient of clipped.values()) gradient.dispose();
+      }
+      return { loss, gradNorm, skipped: false, metrics };
+    } finally {
+      disposeTotal();
+    }
+  };
+
+  return {
+    specificationVersion: 'v1',
+    backendName: `tfjs:${backend.name}`,
+    capabilities: TFJS_TRAINER_CAPABILITIES,
+    config,
+    backend,
+
+    async logprobs(batch: TrainingBatch, logprobOptions: LogprobOptions): Promise<LogprobResult> {
+      assertOpen();
+      const temperature = checkTemperature(logprobOptions.temperature ?? 1);
+      const sequences = prepareBatch(config, moeLayers, batch, logprobOptions.routing);
+      const result = evaluate(sequences, temperature, logprobOptions.returnEntropy === true);
+      return {
+        logprobs: result.logprobs,
+        sequenceOffsets: result.offsets,
+        ...(result.entropy === undefined ? {} : { entropy: result.entropy }),
+        ...(logprobOptions.routing === 'free' ? { routing: result.routing } : {}),
+      };
+    },
+
+    trainStep,
+
+    supervisedStep(batch, stepOptions = {}) {
+      return trainStep(batch, crossEntropyObjective(), {
+        routing: stepOptions.routing ?? 'free',
+        ...stepOptions,
+      });
+    },
+
+    stats() {
+      return { steps: optimizer.step, skippedSteps };
+    },
+
+    async exportWeights(): Promise<NamedTensors> {
+      assertOpen();
+      return readParameters(parameters);
+    },
+
+    async loadWeights(weights: NamedTensors) {
+      assertOpen();
+      assignParameters(parameters, weights);
+    },
+
+    async saveCheckpoint(directory: string) {
+      assertOpen();
+      await writeCheckpoint(directory, config, {
+        weights: await readParameters(parameters),
+        optimizer: await optimizer.exportState(),
+        state: { step: optimizer.step, skippedSteps, seed },
+      });
+    },
+
+    async loadCheckpoint(directory: string) {
+      assertOpen();
+      const contents = await readCheckpoint(directory, config);
+      try {
+        assignParameters(parameters, contents.weights);
+      } catch (error) {
+        throw MoerlError.isInstance(error, 'CHECKPOINT_INVALID')
+          ? error
+          : new MoerlError(
+              'CHECKPOINT_INVALID',
+              `Cannot load the checkpoint in ${directory}: ${(error as Error).message}`,
+              {
+                cause: error,
+                details: { directory },
+              },
+            );
+      }
+      // A weights-only checkpoint (another backend's) starts the optimizer afresh.
+      optimizer.loadState(contents.optimizer, contents.state?.step ?? 0);
+      skippedSteps = contents.state?.skippedSteps ?? 0;
+    },
+
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      optimizer.dispose();
+      disposeParameters(parameters);
+    },
+  };
+}

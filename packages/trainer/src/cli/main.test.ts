@@ -1,0 +1,76 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createProgram } from './main.js';
+
+async function run(...args: string[]): Promise<string> {
+  let output = '';
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    output += String(chunk);
+    return true;
+  });
+  try {
+    await createProgram()
+      .exitOverride()
+      .parseAsync(['node', 'moerl', ...args]);
+  } finally {
+    write.mockRestore();
+  }
+  return output;
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('moerl CLI', () => {
+  it('prints the resolved config with presets and overrides applied', async () => {
+    const config = JSON.parse(await run('config', '--preset', 'demo,gspo-r3', '--set', 'train.steps=2'));
+    expect(config).toMatchObject({
+      name: 'gspo-r3',
+      replay: 'R3',
+      algorithm: { objective: 'gspo' },
+      train: { steps: 2 },
+    });
+  });
+
+  it('documents every config field', async () => {
+    const docs = await run('config', '--docs');
+    expect(docs).toContain('| `train.steps` | integer | `30` |');
+    expect(docs).toContain('`rollout.precision`');
+  });
+
+  it('rejects a bad config with the field named', async () => {
+    await expect(run('train', '--set', 'rollout.groupSize=0', '--quiet')).rejects.toThrow(
+      /rollout\.groupSize/,
+    );
+  });
+
+  it('trains, then inspects and evaluates the run it wrote', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'moerl-cli-'));
+    try {
+      const settings = [
+        'task.name=sort-digits',
+        'model.hiddenSize=16',
+        'model.numLayers=2',
+        'model.mlpOnlyLayers=[]',
+        'warmStart.steps=2',
+        'rollout.promptsPerStep=2',
+        'rollout.groupSize=2',
+        'train.steps=2',
+        'eval.size=4',
+        'backends.trainer=reference',
+        'backends.engine=reference',
+      ].flatMap((setting) => ['--set', setting]);
+      const summary = await run('train', ...settings, '--out', join(directory, 'run'), '--quiet');
+      expect(summary).toMatch(/eval acc/);
+      expect(summary).toContain(`report: ${join(directory, 'run', 'report.html')}`);
+      const inspected = await run('inspect', join(directory, 'run'));
+      expect(inspected).toContain('model.layers.1.mlp.gate.weight');
+      expect(await run('eval', join(directory, 'run'))).toMatch(
+        /^step 2: accuracy \d\.\d{3} on 4 held-out problems/,
+      );
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});

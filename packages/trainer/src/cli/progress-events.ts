@@ -1,0 +1,87 @@
+import cliProgress from 'cli-progress';
+import type { StepMetrics } from '../metrics/step-metrics.js';
+import type { RunEvents } from '../run/run-events.js';
+
+const fixed = (value: number | undefined, digits: number) =>
+  value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
+const scientific = (value: number) => (Number.isFinite(value) ? value.toExponential(1) : '–');
+
+/** The line printed per evaluation (and per step when stderr is not a terminal). */
+export function stepLine(runName: string, row: StepMetrics, steps: number): string {
+  const evalPart = row.evalAccuracy === undefined ? '' : ` | eval acc ${fixed(row.evalAccuracy, 3)}`;
+  return (
+    `[${runName}] step ${row.step}/${steps} reward ${fixed(row.rewardMean, 3)} acc ${fixed(row.accuracy, 2)}` +
+    ` KL free ${scientific(row.klFree)} replay ${scientific(row.klReplay)}` +
+    ` routing Δ ${fixed(row.tokensWithRoutingDifference, 3)} clip ${fixed(row.clipFraction, 3)}${evalPart}`
+  );
+}
+
+export interface ProgressOptions {
+  readonly runName: string;
+  readonly quiet?: boolean;
+  /** Machine-readable: one JSON object per step on stdout, nothing else. */
+  readonly json?: boolean;
+  readonly stream?: NodeJS.WriteStream;
+}
+
+/** Progress bars with ETA on a terminal; plain lines otherwise; nothing with --quiet; JSON with --json. */
+export function progressEvents(options: ProgressOptions): RunEvents & { stop(): void } {
+  const stream = options.stream ?? process.stderr;
+  if (options.json === true) {
+    return {
+      step: (row) => process.stdout.write(`${JSON.stringify({ run: options.runName, ...row })}\n`),
+      stop() {},
+    };
+  }
+  if (options.quiet === true) return { stop() {} };
+  const say = (line: string) => stream.write(`${line}\n`);
+  if (!stream.isTTY) {
+    let lastWarm = 0;
+    return {
+      log: (line) => say(`[${options.runName}] ${line}`),
+      warmStart: ({ step, steps, loss }) => {
+        if (step === steps || step - lastWarm >= Math.max(1, Math.floor(steps / 5))) {
+          lastWarm = step;
+          say(`[${options.runName}] warm start ${step}/${steps} cross-entropy ${loss.toFixed(3)}`);
+        }
+      },
+      step: (row, steps) => say(stepLine(options.runName, row, steps)),
+      stop() {},
+    };
+  }
+  const bars = new cliProgress.MultiBar(
+    {
+      stream,
+      format: `${options.runName} {phase} |{bar}| {value}/{total} ETA {eta_formatted} {detail}`,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 20,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let warmBar: cliProgress.SingleBar | undefined;
+  let stepBar: cliProgress.SingleBar | undefined;
+  return {
+    log: (line) => bars.log(`[${options.runName}] ${line}\n`),
+    warmStart: ({ step, steps, loss }) => {
+      warmBar ??= bars.create(steps, 0, { phase: 'warm start', detail: '' });
+      warmBar.update(step, { detail: `cross-entropy ${loss.toFixed(3)}` });
+      if (step === steps) {
+        bars.remove(warmBar);
+        warmBar = undefined;
+      }
+    },
+    phase: (phase, step, steps) => {
+      stepBar ??= bars.create(steps, step - 1, { phase: 'RL', detail: '' });
+      stepBar.update(step - 1, { phase: `RL (${phase})` });
+    },
+    step: (row, steps) => {
+      stepBar?.update(row.step, {
+        detail: `reward ${fixed(row.rewardMean, 3)} KL ${scientific(row.klFree)}`,
+      });
+      if (row.evalAccuracy !== undefined || row.step === steps)
+        bars.log(`${stepLine(options.runName, row, steps)}\n`);
+    },
+    stop: () => bars.stop(),
+  };
+}

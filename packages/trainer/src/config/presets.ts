@@ -1,0 +1,25 @@
+import type { RunConfigInput } from './run-config-schema.js';
+
+/**
+ * Named starting points. `demo` is sized to run free routing and R3 side by side in minutes on two CPU
+ * cores; the others are the usual algorithm × replay combinations at a larger budget.
+ */
+export const PRESETS: Readonly<Record<string, RunConfigInput>> = {
+  demo: {
+    name: 'demo',
+    task: { name: 'addition' },
+    warmStart: { steps: 120 },
+    rollout: { promptsPerStep: 8, groupSize: 8, precision: 'bf16' },
+    train: { steps: 12 },
+    eval: { every: 4, size: 48 },
+    checkpoint: { every: 0 },
+  },
+  grpo: { name: 'grpo', replay: 'free', algorithm: { objective: 'grpo' } },
+  'grpo-r3': { name: 'grpo-r3', replay: 'R3', algorithm: { objective: 'grpo' } },
+  gspo: { name: 'gspo', replay: 'free', algorithm: { objective: 'gspo' } },
+  'gspo-r3': { name: 'gspo-r3', replay: 'R3', algorithm: { objective: 'gspo' } },
+};
+
+export function listPresets(): string[] {
+  return Object.keys(PRESETS);
+}

@@ -1,0 +1,204 @@
+import { z } from 'zod';
+
+/**
+ * The whole configuration of a run. Every field has a default and a description; `moerl config --docs`
+ * prints them (generated from this schema, so docs and validation cannot drift apart).
+ */
+const taskSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .default('addition')
+      .describe('Task name from the task registry (addition, sort-digits, reverse, or a plugin task).'),
+    formatReward: z.number().min(0).max(1).default(0.1).describe('Reward of a well-formed but wrong answer.'),
+  })
+  .prefault({});
+
+const modelSchema = z
+  .strictObject({
+    hiddenSize: z.number().int().positive().default(32).describe('Hidden size of the MoE transformer.'),
+    numLayers: z.number().int().positive().default(3).describe('Decoder layers.'),
+    numAttentionHeads: z.number().int().positive().default(4).describe('Attention heads.'),
+    numKeyValueHeads: z
+      .number()
+      .int()
+      .positive()
+      .default(2)
+      .describe('Key/value heads (grouped-query attention).'),
+    numExperts: z.number().int().positive().default(8).describe('Experts per MoE layer.'),
+    topK: z.number().int().positive().default(2).describe('Experts each token is routed to.'),
+    moeIntermediateSize: z
+      .number()
+      .int()
+      .positive()
+      .default(32)
+      .describe('Width of each expert’s SwiGLU FFN.'),
+    intermediateSize: z
+      .number()
+      .int()
+      .positive()
+      .default(64)
+      .describe('Width of the dense FFN of non-MoE layers.'),
+    mlpOnlyLayers: z
+      .array(z.number().int().nonnegative())
+      .default([0])
+      .describe('Layers with a dense FFN instead of experts.'),
+    normTopKProb: z.boolean().default(true).describe('Renormalise the top-k router probabilities.'),
+    initSeed: z
+      .number()
+      .int()
+      .optional()
+      .describe('Seed of the random initial weights (default: the run seed).'),
+  })
+  .prefault({});
+
+const warmStartSchema = z
+  .strictObject({
+    steps: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(150)
+      .describe('Supervised steps on reference answers before RL (0 disables).'),
+    batchSize: z.number().int().positive().default(32).describe('Examples per supervised step.'),
+    learningRate: z.number().positive().default(3e-3).describe('Learning rate of the warm start.'),
+  })
+  .prefault({});
+
+const rolloutSchema = z
+  .strictObject({
+    promptsPerStep: z.number().int().positive().default(8).describe('Prompts sampled per RL step.'),
+    groupSize: z.number().int().positive().default(8).describe('Samples per prompt (G).'),
+    temperature: z.number().min(0).default(1).describe('Sampling temperature (0 = greedy).'),
+    topP: z.number().gt(0).max(1).default(1).describe('Nucleus sampling mass.'),
+    topK: z.number().int().nonnegative().default(0).describe('Top-k sampling (0 disables).'),
+    maxNewTokens: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('Response length limit (default: the task’s longest answer + 2).'),
+    precision: z
+      .enum(['fp32', 'bf16', 'fp16'])
+      .default('bf16')
+      .describe(
+        'Inference precision of the rollout engine; bf16 reproduces the training–inference mismatch.',
+      ),
+    prefixCache: z.boolean().default(true).describe('Reuse KV and routing of shared prefixes in the engine.'),
+  })
+  .prefault({});
+
+const algorithmSchema = z
+  .strictObject({
+    objective: z
+      .string()
+      .default('grpo')
+      .describe(
+        'Objective name from the @moerl/algos registry (grpo, ppo-clip, dapo, dr-grpo, gspo, gspo-token, or a plugin’s).',
+      ),
+    advantage: z
+      .enum(['grpo', 'dr-grpo', 'rloo', 'reinforce++'])
+      .default('grpo')
+      .describe('Advantage estimator.'),
+    clipRatioLow: z.number().positive().optional().describe('ε_low (default: the objective’s).'),
+    clipRatioHigh: z.number().positive().optional().describe('ε_high (default: the objective’s).'),
+    lossAggMode: z
+      .enum(['token-mean', 'seq-mean-token-sum', 'seq-mean-token-mean', 'seq-mean-token-sum-norm'])
+      .optional()
+      .describe('Loss aggregation (default: the objective’s).'),
+    klCoefficient: z
+      .number()
+      .nonnegative()
+      .default(0)
+      .describe('Coefficient of a KL loss against the warm-started reference policy (0 disables).'),
+    klEstimator: z.enum(['k1', 'k2', 'k3']).default('k3').describe('KL estimator of the KL loss.'),
+    importanceSampling: z
+      .enum(['none', 'truncate', 'mask'])
+      .default('none')
+      .describe(
+        'Train–inference correction with engine logprobs: truncated (TIS) or masked (MIS) importance sampling.',
+      ),
+    importanceSamplingThreshold: z.number().gt(1).default(2).describe('Cap C of the importance weight.'),
+    dropUniformGroups: z
+      .boolean()
+      .default(false)
+      .describe('DAPO dynamic sampling: leave out groups whose rewards are all equal.'),
+  })
+  .prefault({});
+
+const trainSchema = z
+  .strictObject({
+    steps: z.number().int().nonnegative().default(30).describe('RL steps.'),
+    learningRate: z.number().positive().default(1e-3).describe('Peak learning rate of the RL phase.'),
+    schedule: z
+      .enum(['constant', 'cosine'])
+      .default('constant')
+      .describe('Learning-rate schedule (cosine decays to 10% after the warmup).'),
+    warmupSteps: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe('Linear warmup steps of the cosine schedule.'),
+    weightDecay: z.number().nonnegative().default(0).describe('AdamW weight decay.'),
+    maxGradNorm: z.number().nonnegative().default(1).describe('Global gradient-norm clip (0 disables).'),
+    miniBatches: z
+      .number()
+      .int()
+      .positive()
+      .default(2)
+      .describe('Optimizer steps per RL step (the rollout batch is split into this many).'),
+    epochs: z.number().int().positive().default(1).describe('Passes over the rollout batch per RL step.'),
+  })
+  .prefault({});
+
+export const runConfigSchema = z.strictObject({
+  name: z.string().min(1).default('run').describe('Run name (used in reports).'),
+  seed: z.number().int().default(0).describe('Seed of everything random in the run.'),
+  replay: z
+    .enum(['free', 'R2', 'R3'])
+    .default('free')
+    .describe(
+      'Routing replay: free (none), R2 (trainer’s own old-logprob routing), R3 (the engine’s rollout routing).',
+    ),
+  task: taskSchema,
+  model: modelSchema,
+  warmStart: warmStartSchema,
+  rollout: rolloutSchema,
+  algorithm: algorithmSchema,
+  train: trainSchema,
+  eval: z
+    .strictObject({
+      every: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(5)
+        .describe('Evaluate on the held-out set every N steps (0: only at the end).'),
+      size: z.number().int().positive().default(64).describe('Problems in the held-out evaluation set.'),
+    })
+    .prefault({}),
+  checkpoint: z
+    .strictObject({
+      every: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(10)
+        .describe('Checkpoint every N steps (0: only at the end).'),
+    })
+    .prefault({}),
+  backends: z
+    .strictObject({
+      trainer: z.string().default('auto').describe('Trainer backend name, or auto (best registered).'),
+      engine: z.string().default('auto').describe('Rollout backend name, or auto (best registered).'),
+    })
+    .prefault({}),
+  plugins: z
+    .array(z.string())
+    .default([])
+    .describe('Modules imported before the run, e.g. packages that register objectives or tasks.'),
+});
+
+export type RunConfig = z.output<typeof runConfigSchema>;
+export type RunConfigInput = z.input<typeof runConfigSchema>;

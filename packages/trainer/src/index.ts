@@ -1,0 +1,40 @@
+export { createProgram } from './cli/main.js';
+export { type ConfigField, configDocsMarkdown, configFields } from './config/config-docs.js';
+export { listPresets, PRESETS } from './config/presets.js';
+export {
+  deepMerge,
+  parseOverride,
+  type ResolveRunConfigOptions,
+  readConfigFile,
+  resolveRunConfig,
+  validateRunConfig,
+} from './config/resolve-run-config.js';
+export { type RunConfig, type RunConfigInput, runConfigSchema } from './config/run-config-schema.js';
+export type { RunRecord, StepMetrics } from './metrics/step-metrics.js';
+export { renderHtmlReport, writeHtmlReport } from './report/html-report.js';
+export { type RunSummary, summarizeRun } from './report/run-summary.js';
+export { registerDefaultBackends, resolveRunBackends } from './run/backends.js';
+export { type CompareRunsOptions, type CompareRunsResult, compareRuns } from './run/compare-runs.js';
+export { type EvaluateRunResult, evaluateRun } from './run/evaluate-run.js';
+export { type RunPaths, readMetrics, runPaths } from './run/run-directory.js';
+export type { RunEvents } from './run/run-events.js';
+export { type TrainRunOptions, type TrainRunResult, trainRun } from './run/train-run.js';
+export { crossEntropyObjective } from './run/warm-start.js';
+export { createAdditionTask, createReverseTask, createSortDigitsTask } from './tasks/builtin-tasks.js';
+export { createCharTokenizer, SPECIAL_TOKENS, type Tokenizer } from './tasks/char-tokenizer.js';
+export { sampleTrainingExamples } from './tasks/prompt-sampler.js';
+export {
+  defineTask,
+  type ScoreOptions,
+  type Task,
+  type TaskDefinition,
+  type TaskExample,
+  type TaskScore,
+} from './tasks/task.js';
+export {
+  createEvalSet,
+  createTask,
+  listTasks,
+  registerTask,
+  type TaskFactory,
+} from './tasks/task-registry.js';

@@ -1,0 +1,48 @@
+import type { RunRecord } from '../metrics/step-metrics.js';
+
+/** The figures a person compares across runs first. */
+export interface RunSummary {
+  readonly name: string;
+  readonly steps: number;
+  /** Held-out accuracy of the last evaluation (NaN when none ran). */
+  readonly finalEvalAccuracy: number;
+  /** Mean rollout accuracy over the last quarter of steps. */
+  readonly finalAccuracy: number;
+  /** Mean over steps of the trainer–engine k3 KL, trainer routing freely and replaying engine routing. */
+  readonly meanKlFree: number;
+  readonly meanKlReplay: number;
+  readonly meanExtremeTokenFractionFree: number;
+  readonly meanExtremeTokenFractionReplay: number;
+  /** Mean over steps and MoE layers of the engine–trainer routing disagreement. */
+  readonly meanRoutingDisagreement: number;
+  readonly meanTokensWithRoutingDifference: number;
+  readonly skippedSteps: number;
+  readonly rolloutSeconds: number;
+  readonly trainSeconds: number;
+}
+
+function mean(values: readonly number[]): number {
+  const finite = values.filter(Number.isFinite);
+  return finite.length === 0 ? Number.NaN : finite.reduce((sum, value) => sum + value, 0) / finite.length;
+}
+
+export function summarizeRun(run: RunRecord): RunSummary {
+  const rows = run.metrics;
+  const lastQuarter = rows.slice(Math.floor((rows.length * 3) / 4));
+  const evals = rows.filter((row) => row.evalAccuracy !== undefined);
+  return {
+    name: run.name,
+    steps: rows.length,
+    finalEvalAccuracy: evals.at(-1)?.evalAccuracy ?? Number.NaN,
+    finalAccuracy: mean(lastQuarter.map((row) => row.accuracy)),
+    meanKlFree: mean(rows.map((row) => row.klFree)),
+    meanKlReplay: mean(rows.map((row) => row.klReplay)),
+    meanExtremeTokenFractionFree: mean(rows.map((row) => row.extremeTokenFractionFree)),
+    meanExtremeTokenFractionReplay: mean(rows.map((row) => row.extremeTokenFractionReplay)),
+    meanRoutingDisagreement: mean(rows.map((row) => mean(row.routingDisagreement))),
+    meanTokensWithRoutingDifference: mean(rows.map((row) => row.tokensWithRoutingDifference)),
+    skippedSteps: rows.at(-1)?.skippedSteps ?? 0,
+    rolloutSeconds: rows.reduce((sum, row) => sum + row.rolloutSeconds, 0),
+    trainSeconds: rows.reduce((sum, row) => sum + row.trainSeconds, 0),
+  };
+}

@@ -1,0 +1,64 @@
+import { readFile } from 'node:fs/promises';
+import { MoerlError } from '@moerl/core';
+import { validateRunConfig } from '../config/resolve-run-config.js';
+import { createEvalSet, createTask } from '../tasks/task-registry.js';
+import { resolveRunBackends } from './backends.js';
+import { evaluateAccuracy } from './evaluate.js';
+import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
+import { readLatestCheckpoint, runPaths } from './run-directory.js';
+
+export interface EvaluateRunResult {
+  readonly step: number;
+  readonly accuracy: number;
+  readonly problems: number;
+}
+
+/** Greedy held-out accuracy of a run's latest checkpoint (the same evaluation set the run used). */
+export async function evaluateRun(
+  directory: string,
+  options: { readonly size?: number } = {},
+): Promise<EvaluateRunResult> {
+  const paths = runPaths(directory);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(paths.config, 'utf8'));
+  } catch (error) {
+    throw new MoerlError(
+      'CONFIG_INVALID',
+      `${paths.config}: cannot read the run's config (${(error as Error).message})`,
+      {
+        cause: error,
+        details: { path: paths.config },
+      },
+    );
+  }
+  const config = validateRunConfig(raw, paths.config);
+  for (const plugin of config.plugins) await import(plugin);
+  const task = createTask(config.task.name);
+  const modelConfig = modelConfigFor(config, task);
+  const { state, trainerDirectory } = await readLatestCheckpoint(paths);
+  const backends = await resolveRunBackends(config.backends);
+  const trainer = await backends.createTrainer({
+    config: modelConfig,
+    weights: initialWeights(config, modelConfig),
+    seed: config.seed,
+  });
+  try {
+    await trainer.loadCheckpoint(trainerDirectory);
+    const engine = await backends.createEngine({
+      config: modelConfig,
+      weights: await trainer.exportWeights(),
+      weightVersion: state.weightVersion,
+      precision: config.rollout.precision,
+    });
+    try {
+      const examples = createEvalSet(task, options.size ?? config.eval.size, config.seed);
+      const accuracy = await evaluateAccuracy(engine, task, examples, maxNewTokensOf(config, task));
+      return { step: state.step, accuracy, problems: examples.length };
+    } finally {
+      await engine.dispose();
+    }
+  } finally {
+    await trainer.dispose();
+  }
+}

@@ -1,0 +1,144 @@
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MoerlError, writeFileAtomic } from '@moerl/core';
+import type { RunConfig } from '../config/run-config-schema.js';
+import type { StepMetrics } from '../metrics/step-metrics.js';
+
+/** Where a run keeps its files: config.json, metrics.jsonl, checkpoints/, report.html. */
+export interface RunPaths {
+  readonly root: string;
+  readonly config: string;
+  readonly metrics: string;
+  readonly checkpoints: string;
+  readonly latest: string;
+  readonly report: string;
+}
+
+export function runPaths(root: string): RunPaths {
+  const checkpoints = join(root, 'checkpoints');
+  return {
+    root,
+    config: join(root, 'config.json'),
+    metrics: join(root, 'metrics.jsonl'),
+    checkpoints,
+    latest: join(checkpoints, 'latest.json'),
+    report: join(root, 'report.html'),
+  };
+}
+
+/** NaN and ±Infinity are not JSON: they are written as null and read back as NaN. */
+const encodeNumber = (_key: string, value: unknown) =>
+  typeof value === 'number' && !Number.isFinite(value) ? null : value;
+
+export async function writeMetrics(paths: RunPaths, rows: readonly StepMetrics[]): Promise<void> {
+  await writeFileAtomic(paths.metrics, rows.map((row) => `${JSON.stringify(row, encodeNumber)}\n`).join(''));
+}
+
+export async function readMetrics(path: string): Promise<StepMetrics[]> {
+  const text = await readFile(path, 'utf8');
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line, index) => {
+      try {
+        return JSON.parse(line, (_key, value) => (value === null ? Number.NaN : value)) as StepMetrics;
+      } catch (error) {
+        throw new MoerlError(
+          'IO_ERROR',
+          `${path}, line ${index + 1}: not valid JSON (${(error as Error).message})`,
+          {
+            cause: error,
+            details: { path, line: index + 1 },
+          },
+        );
+      }
+    });
+}
+
+export async function writeRunConfig(paths: RunPaths, config: RunConfig): Promise<void> {
+  await mkdir(paths.root, { recursive: true });
+  await writeFileAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** What a checkpoint needs besides the trainer's own files to continue a run identically. */
+export interface RunState {
+  readonly step: number;
+  /** Rows of metrics.jsonl that belong to steps ≤ `step`. */
+  readonly metricsRows: number;
+  readonly weightVersion: number;
+  readonly skippedSteps: number;
+}
+
+export interface LatestCheckpoint {
+  readonly step: number;
+  readonly directory: string;
+}
+
+/**
+ * Writes a checkpoint atomically: everything goes to a temporary directory that is renamed into place,
+ * then `latest.json` is replaced. A crash at any point leaves the previous checkpoint intact.
+ */
+export async function saveRunCheckpoint(
+  paths: RunPaths,
+  state: RunState,
+  saveTrainer: (directory: string) => Promise<void>,
+): Promise<string> {
+  await mkdir(paths.checkpoints, { recursive: true });
+  const name = `step-${String(state.step).padStart(6, '0')}`;
+  const temporary = join(paths.checkpoints, `.${name}.${process.pid}.tmp`);
+  const final = join(paths.checkpoints, name);
+  await rm(temporary, { recursive: true, force: true });
+  await mkdir(temporary, { recursive: true });
+  await saveTrainer(join(temporary, 'trainer'));
+  await writeFileAtomic(join(temporary, 'run-state.json'), `${JSON.stringify(state, null, 2)}\n`);
+  await rm(final, { recursive: true, force: true });
+  await rename(temporary, final);
+  await writeFileAtomic(
+    paths.latest,
+    `${JSON.stringify({ step: state.step, directory: name } satisfies LatestCheckpoint)}\n`,
+  );
+  // Older checkpoints go only after the new one is in place.
+  for (const entry of await readdir(paths.checkpoints)) {
+    if (entry.startsWith('step-') && entry !== name)
+      await rm(join(paths.checkpoints, entry), { recursive: true, force: true });
+  }
+  return final;
+}
+
+export async function readLatestCheckpoint(
+  paths: RunPaths,
+): Promise<{ state: RunState; trainerDirectory: string }> {
+  let latest: LatestCheckpoint;
+  try {
+    latest = JSON.parse(await readFile(paths.latest, 'utf8')) as LatestCheckpoint;
+  } catch (error) {
+    throw new MoerlError(
+      'CHECKPOINT_INVALID',
+      `No readable checkpoint in ${paths.checkpoints} (${(error as Error).message})`,
+      {
+        cause: error,
+        details: { path: paths.latest },
+      },
+    );
+  }
+  const directory = join(paths.checkpoints, latest.directory);
+  let state: RunState;
+  try {
+    state = JSON.parse(await readFile(join(directory, 'run-state.json'), 'utf8')) as RunState;
+  } catch (error) {
+    throw new MoerlError('CHECKPOINT_INVALID', `Checkpoint ${directory} has no readable run-state.json`, {
+      cause: error,
+      details: { path: directory },
+    });
+  }
+  if (!Number.isInteger(state.step) || !Number.isInteger(state.metricsRows) || state.step !== latest.step) {
+    throw new MoerlError(
+      'CHECKPOINT_INVALID',
+      `Checkpoint ${directory}: run-state.json does not match latest.json`,
+      {
+        details: { path: directory, state, latest },
+      },
+    );
+  }
+  return { state, trainerDirectory: join(directory, 'trainer') };
+}

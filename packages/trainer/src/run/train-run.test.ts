@@ -1,0 +1,93 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveRunConfig } from '../config/resolve-run-config.js';
+import type { RunConfigInput } from '../config/run-config-schema.js';
+import type { StepMetrics } from '../metrics/step-metrics.js';
+import { readMetrics } from './run-directory.js';
+import { trainRun } from './train-run.js';
+
+/** A run small enough for the pure-TypeScript reference backends. */
+const tiny: RunConfigInput = {
+  seed: 3,
+  task: { name: 'reverse' },
+  model: {
+    hiddenSize: 16,
+    numLayers: 2,
+    numAttentionHeads: 2,
+    numKeyValueHeads: 1,
+    numExperts: 4,
+    topK: 2,
+    moeIntermediateSize: 8,
+    intermediateSize: 16,
+    mlpOnlyLayers: [],
+  },
+  warmStart: { steps: 3, batchSize: 8 },
+  rollout: { promptsPerStep: 2, groupSize: 4, precision: 'bf16' },
+  train: { steps: 4, miniBatches: 2 },
+  eval: { every: 2, size: 6 },
+  checkpoint: { every: 2 },
+  backends: { trainer: 'reference', engine: 'reference' },
+};
+
+let root = '';
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'moerl-run-'));
+});
+afterAll(async () => rm(root, { recursive: true, force: true }));
+
+/** The metrics that must not depend on wall time or on what happened to be in the prefix cache. */
+function deterministic(row: StepMetrics) {
+  const {
+    rolloutSeconds,
+    trainSeconds,
+    rolloutTokensPerSecond,
+    trainTokensPerSecond,
+    prefixCacheHitRate,
+    ...rest
+  } = row;
+  return rest;
+}
+
+describe('trainRun', () => {
+  it('runs warm start and RL steps with R3, writing config, finite metrics and a checkpoint', async () => {
+    const config = await resolveRunConfig({ config: { ...tiny, replay: 'R3' } });
+    const directory = join(root, 'r3');
+    const lines: string[] = [];
+    const result = await trainRun({ config, directory, events: { log: (line) => lines.push(line) } });
+    expect(result.metrics.map((row) => row.step)).toEqual([1, 2, 3, 4]);
+    for (const row of result.metrics) {
+      for (const key of [
+        'rewardMean',
+        'accuracy',
+        'loss',
+        'gradNorm',
+        'klFree',
+        'klReplay',
+        'responseLength',
+      ] as const) {
+        expect(Number.isFinite(row[key]), `${key} at step ${row.step}`).toBe(true);
+      }
+      expect(row.routingDisagreement).toHaveLength(2);
+    }
+    expect(result.metrics.filter((row) => row.evalAccuracy !== undefined).map((row) => row.step)).toEqual([
+      2, 4,
+    ]);
+    expect(await readMetrics(join(directory, 'metrics.jsonl'))).toEqual(result.metrics);
+    expect(JSON.parse(await readFile(join(directory, 'config.json'), 'utf8'))).toEqual(config);
+    expect(await readdir(join(directory, 'checkpoints'))).toEqual(['latest.json', 'step-000004']);
+    expect(lines.some((line) => line.includes('reference'))).toBe(true);
+  });
+
+  it('resumes after a stop and gives the same metrics as an uninterrupted run', async () => {
+    const config = await resolveRunConfig({ config: { ...tiny, replay: 'R2' } });
+    const whole = await trainRun({ config, directory: join(root, 'whole') });
+    const interrupted = join(root, 'interrupted');
+    const first = await trainRun({ config, directory: interrupted, stopAfterStep: 2 });
+    expect(first.stoppedEarly).toBe(true);
+    expect(first.metrics).toHaveLength(2);
+    const resumed = await trainRun({ config, directory: interrupted, resume: true });
+    expect(resumed.metrics.map(deterministic)).toEqual(whole.metrics.map(deterministic));
+  });
+});

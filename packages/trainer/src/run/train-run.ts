@@ -1,0 +1,379 @@
+import { mkdir } from 'node:fs/promises';
+import { createObjective } from '@moerl/algos';
+import {
+  createRandom,
+  type LogprobResult,
+  MoerlError,
+  type PolicyTrainer,
+  type RolloutEngine,
+  type SamplingParams,
+  type TrainingBatch,
+} from '@moerl/core';
+import type { RunConfig } from '../config/run-config-schema.js';
+import type { StepMetrics } from '../metrics/step-metrics.js';
+import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
+import type { Task } from '../tasks/task.js';
+import { createEvalSet, createTask } from '../tasks/task-registry.js';
+import { tokenAdvantages } from './advantages.js';
+import { resolveRunBackends } from './backends.js';
+import { evaluateAccuracy } from './evaluate.js';
+import { miniBatchRanges, sliceTokens } from './mini-batches.js';
+import { mismatchMetrics } from './mismatch-metrics.js';
+import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
+import { collectRollouts, type RolloutBatch, trainingBatchOf } from './rollout-batch.js';
+import {
+  type RunPaths,
+  readLatestCheckpoint,
+  readMetrics,
+  runPaths,
+  saveRunCheckpoint,
+  writeMetrics,
+  writeRunConfig,
+} from './run-directory.js';
+import type { RunEvents } from './run-events.js';
+import { warmStart } from './warm-start.js';
+
+export interface TrainRunOptions {
+  readonly config: RunConfig;
+  /** The run directory (created if missing). */
+  readonly directory: string;
+  /** Continue from the run directory's latest checkpoint. */
+  readonly resume?: boolean;
+  readonly events?: RunEvents;
+  /** When aborted, the run stops after the current step and writes a checkpoint. */
+  readonly signal?: AbortSignal;
+  /** Stop (as if aborted) after this step; for tests of resume. */
+  readonly stopAfterStep?: number;
+}
+
+export interface TrainRunResult {
+  readonly paths: RunPaths;
+  readonly metrics: readonly StepMetrics[];
+  readonly stoppedEarly: boolean;
+}
+
+const sum = (values: readonly number[]) => values.reduce((total, value) => total + value, 0);
+const mean = (values: readonly number[]) => (values.length === 0 ? Number.NaN : sum(values) / values.length);
+
+async function importPlugins(plugins: readonly string[]): Promise<void> {
+  for (const plugin of plugins) {
+    try {
+      await import(plugin);
+    } catch (error) {
+      throw new MoerlError(
+        'CONFIG_INVALID',
+        `plugins: cannot import "${plugin}": ${(error as Error).message}`,
+        {
+          cause: error,
+          details: { field: 'plugins', found: plugin },
+        },
+      );
+    }
+  }
+}
+
+/** Same batch, with the given routing record attached to each sequence (for replay). */
+function withRouting(batch: TrainingBatch, routing: LogprobResult['routing']): TrainingBatch {
+  return {
+    sequences: batch.sequences.map((sequence, index) => {
+      const record = routing?.[index];
+      return record === undefined ? sequence : { ...sequence, routing: record };
+    }),
+  };
+}
+
+interface StepContext {
+  readonly config: RunConfig;
+  readonly task: Task;
+  readonly trainer: PolicyTrainer;
+  readonly engine: RolloutEngine;
+  readonly sampling: SamplingParams;
+  readonly heldOut: ReadonlySet<string>;
+  readonly logprobTemperature: number;
+}
+
+async function rlStep(context: StepContext, step: number, events: RunEvents | undefined) {
+  const { config, task, trainer, engine } = context;
+  const random = createRandom(config.seed).fork(`step:${step}`);
+  const examples = sampleTrainingExamples(
+    task,
+    config.rollout.promptsPerStep,
+    random.fork('prompts'),
+    context.heldOut,
+  );
+
+  events?.phase?.('rollout', step, config.train.steps);
+  const cachedBefore = engine.stats().cachedPromptTokens;
+  const rolloutStart = performance.now();
+  const rollouts: RolloutBatch = await collectRollouts(engine, task, examples, {
+    groupSize: config.rollout.groupSize,
+    sampling: { ...context.sampling, seed: step },
+    random: random.fork('sampling'),
+    formatReward: config.task.formatReward,
+    idPrefix: `s${step}`,
+  });
+  const rolloutSeconds = (performance.now() - rolloutStart) / 1000;
+  const cachedTokens = engine.stats().cachedPromptTokens - cachedBefore;
+
+  events?.phase?.('train', step, config.train.steps);
+  const trainStart = performance.now();
+  const engineBatch = trainingBatchOf(rollouts.trajectories, 'engine');
+  const hasEngineRouting = rollouts.trajectories.every((trajectory) => trajectory.routing !== null);
+  if (config.replay === 'R3' && !hasEngineRouting) {
+    throw new MoerlError(
+      'UNSUPPORTED',
+      `replay R3 needs an engine that records routing; ${engine.backendName} returned none`,
+      {
+        details: { field: 'replay' },
+      },
+    );
+  }
+  const temperature = context.logprobTemperature;
+  const free = await trainer.logprobs(engineBatch, { routing: 'free', temperature });
+  const replay = hasEngineRouting
+    ? await trainer.logprobs(engineBatch, { routing: 'replay', temperature })
+    : undefined;
+  const mismatch = mismatchMetrics(rollouts.trajectories, rollouts.engineLogprobs, free, replay);
+
+  // Old logprobs come from the same routing the updates will use.
+  const oldLogprobs = config.replay === 'R3' ? replay!.logprobs : free.logprobs;
+  const updateBatch = config.replay === 'R2' ? withRouting(engineBatch, free.routing) : engineBatch;
+  const routingMode = config.replay === 'free' ? 'free' : 'replay';
+  const advantages = tokenAdvantages(config.algorithm.advantage, rollouts);
+
+  let keep = rollouts.trajectories.map(() => true);
+  if (config.algorithm.dropUniformGroups) {
+    const byGroup = new Map<string, number[]>();
+    rollouts.groupIds.forEach((group, index) => {
+      byGroup.set(group, [...(byGroup.get(group) ?? []), rollouts.rewards[index]!]);
+    });
+    keep = rollouts.groupIds.map((group) => new Set(byGroup.get(group)).size > 1);
+  }
+  const kept = keep.flatMap((flag, index) => (flag ? [index] : []));
+
+  const losses: number[] = [];
+  const gradNorms: number[] = [];
+  const clipFractions: number[] = [];
+  let skipped = 0;
+  const a = config.algorithm;
+  for (let epoch = 0; epoch < config.train.epochs; epoch++) {
+    for (const [start, end] of miniBatchRanges(kept.length, config.train.miniBatches)) {
+      const indices = kept.slice(start, end);
+      const sub = gatherSequences(indices, rollouts.sequenceOffsets, {
+        oldLogprobs,
+        advantages,
+        engine: rollouts.engineLogprobs,
+      });
+      const objective = createObjective(a.objective, {
+        batch: {
+          sequenceOffsets: sub.offsets,
+          oldLogprobs: sub.oldLogprobs,
+          advantages: sub.advantages,
+          engineLogprobs: sub.engine,
+        },
+        ...(a.clipRatioLow === undefined ? {} : { clipRatioLow: a.clipRatioLow }),
+        ...(a.clipRatioHigh === undefined ? {} : { clipRatioHigh: a.clipRatioHigh }),
+        ...(a.lossAggMode === undefined ? {} : { lossAggMode: a.lossAggMode }),
+        ...(a.importanceSampling === 'none'
+          ? {}
+          : { importanceSampling: { mode: a.importanceSampling, threshold: a.importanceSamplingThreshold } }),
+      });
+      const batch: TrainingBatch = { sequences: indices.map((index) => updateBatch.sequences[index]!) };
+      const result = await trainer.trainStep(batch, objective, { routing: routingMode, temperature });
+      if (result.skipped) skipped++;
+      else {
+        losses.push(result.loss);
+        gradNorms.push(result.gradNorm);
+        clipFractions.push(result.metrics.clipFraction ?? Number.NaN);
+      }
+    }
+  }
+  await engine.updateWeights(await trainer.exportWeights(), step);
+  const trainSeconds = (performance.now() - trainStart) / 1000;
+
+  const rewards = Array.from(rollouts.rewards);
+  const rewardMean = mean(rewards);
+  return {
+    skipped,
+    metrics: {
+      step,
+      rewardMean,
+      rewardStd: Math.sqrt(mean(rewards.map((reward) => (reward - rewardMean) ** 2))),
+      accuracy: mean(rollouts.correct.map(Number)),
+      responseLength: rollouts.responseTokens / rollouts.trajectories.length,
+      loss: mean(losses),
+      clipFraction: mean(clipFractions),
+      gradNorm: mean(gradNorms),
+      ...mismatch,
+      prefixCacheHitRate: rollouts.promptTokens === 0 ? 0 : cachedTokens / rollouts.promptTokens,
+      rolloutTokensPerSecond: (rollouts.promptTokens + rollouts.responseTokens) / rolloutSeconds,
+      trainTokensPerSecond:
+        ((config.train.epochs + 2) * (rollouts.promptTokens + rollouts.responseTokens)) /
+        Math.max(trainSeconds, 1e-9),
+      rolloutSeconds,
+      trainSeconds,
+    },
+  };
+}
+
+function gatherSequences(
+  indices: readonly number[],
+  offsets: Int32Array,
+  values: { oldLogprobs: Float32Array; advantages: Float64Array; engine: Float32Array },
+) {
+  const lengths = indices.map((index) => offsets[index + 1]! - offsets[index]!);
+  const subOffsets = new Int32Array(indices.length + 1);
+  lengths.forEach((length, position) => {
+    subOffsets[position + 1] = subOffsets[position]! + length;
+  });
+  const total = subOffsets[indices.length]!;
+  const oldLogprobs = new Float32Array(total);
+  const advantages = new Float64Array(total);
+  const engine = new Float32Array(total);
+  indices.forEach((index, position) => {
+    const at = subOffsets[position]!;
+    oldLogprobs.set(sliceTokens(values.oldLogprobs, offsets, index, index + 1), at);
+    advantages.set(sliceTokens(values.advantages, offsets, index, index + 1), at);
+    engine.set(sliceTokens(values.engine, offsets, index, index + 1), at);
+  });
+  return { offsets: subOffsets, oldLogprobs, advantages, engine };
+}
+
+/** A full RL run: warm start, then the GRPO/GSPO loop with the configured routing replay. */
+export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult> {
+  const { config, events } = options;
+  const paths = runPaths(options.directory);
+  await mkdir(paths.root, { recursive: true });
+  await importPlugins(config.plugins);
+  const task = createTask(config.task.name);
+  const modelConfig = modelConfigFor(config, task);
+  const backends = await resolveRunBackends(config.backends);
+  for (const line of backends.summary) events?.log?.(line);
+  const evalSet = createEvalSet(task, config.eval.size, config.seed);
+  const heldOut = new Set(evalSet.map((example) => example.prompt));
+  const maxNewTokens = maxNewTokensOf(config, task);
+  const sampling: SamplingParams = {
+    temperature: config.rollout.temperature,
+    topP: config.rollout.topP,
+    topK: config.rollout.topK,
+    maxNewTokens,
+    stopTokenIds: [task.tokenizer.eosId],
+    seed: 0,
+  };
+  const trainerOptions = {
+    config: modelConfig,
+    seed: config.seed,
+    maxGradNorm: config.train.maxGradNorm,
+    backendOptions: {
+      weightDecay: config.train.weightDecay,
+      schedule:
+        config.train.schedule === 'cosine'
+          ? {
+              kind: 'warmup-cosine',
+              warmupSteps: config.train.warmupSteps,
+              totalSteps: config.train.steps * config.train.miniBatches * config.train.epochs,
+              minLearningRate: config.train.learningRate / 10,
+            }
+          : { kind: 'constant' },
+    },
+  };
+
+  let metrics: StepMetrics[] = [];
+  let firstStep = 1;
+  let skippedSteps = 0;
+  let trainer: PolicyTrainer;
+  if (options.resume === true) {
+    const { state, trainerDirectory } = await readLatestCheckpoint(paths);
+    trainer = await backends.createTrainer({
+      ...trainerOptions,
+      weights: initialWeights(config, modelConfig),
+      learningRate: config.train.learningRate,
+    });
+    await trainer.loadCheckpoint(trainerDirectory);
+    metrics = (await readMetrics(paths.metrics)).slice(0, state.metricsRows);
+    firstStep = state.step + 1;
+    skippedSteps = state.skippedSteps;
+    events?.log?.(`resumed from step ${state.step}`);
+  } else {
+    await writeRunConfig(paths, config);
+    let weights = initialWeights(config, modelConfig);
+    if (config.warmStart.steps > 0) {
+      const supervised = await backends.createTrainer({
+        ...trainerOptions,
+        weights,
+        learningRate: config.warmStart.learningRate,
+      });
+      const loss = await warmStart(supervised, task, {
+        steps: config.warmStart.steps,
+        batchSize: config.warmStart.batchSize,
+        random: createRandom(config.seed).fork('warm-start'),
+        heldOut,
+        ...(events?.warmStart === undefined ? {} : { onProgress: events.warmStart }),
+      });
+      weights = await supervised.exportWeights();
+      await supervised.dispose();
+      events?.log?.(`warm start: ${config.warmStart.steps} steps, final cross-entropy ${loss.toFixed(3)}`);
+    }
+    trainer = await backends.createTrainer({
+      ...trainerOptions,
+      weights,
+      learningRate: config.train.learningRate,
+    });
+    await writeMetrics(paths, metrics);
+  }
+  const engine = await backends.createEngine({
+    config: modelConfig,
+    weights: await trainer.exportWeights(),
+    weightVersion: firstStep - 1,
+    precision: config.rollout.precision,
+    backendOptions: { prefixCache: config.rollout.prefixCache },
+  });
+  const context: StepContext = {
+    config,
+    task,
+    trainer,
+    engine,
+    sampling,
+    heldOut,
+    logprobTemperature: config.rollout.temperature === 0 ? 1 : config.rollout.temperature,
+  };
+
+  let stoppedEarly = false;
+  try {
+    for (let step = firstStep; step <= config.train.steps; step++) {
+      const { metrics: row, skipped } = await rlStep(context, step, events);
+      skippedSteps += skipped;
+      let evalAccuracy: number | undefined;
+      const last = step === config.train.steps;
+      if ((config.eval.every > 0 && step % config.eval.every === 0) || last) {
+        events?.phase?.('eval', step, config.train.steps);
+        evalAccuracy = await evaluateAccuracy(engine, task, evalSet, maxNewTokens);
+      }
+      const full: StepMetrics = {
+        ...row,
+        skippedSteps,
+        ...(evalAccuracy === undefined ? {} : { evalAccuracy }),
+      };
+      metrics.push(full);
+      await writeMetrics(paths, metrics);
+      events?.step?.(full, config.train.steps);
+      const stop = options.signal?.aborted === true || options.stopAfterStep === step;
+      if (stop || last || (config.checkpoint.every > 0 && step % config.checkpoint.every === 0)) {
+        await saveRunCheckpoint(
+          paths,
+          { step, metricsRows: metrics.length, weightVersion: step, skippedSteps },
+          (directory) => trainer.saveCheckpoint(directory),
+        );
+        events?.log?.(`checkpoint at step ${step}`);
+      }
+      if (stop && !last) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+  } finally {
+    await engine.dispose();
+    await trainer.dispose();
+  }
+  return { paths, metrics, stoppedEarly };
+}

@@ -1,0 +1,64 @@
+import type { SeededRandom } from '@moerl/core';
+import { defineTask, type Task } from './task.js';
+
+const DIGITS = '0123456789';
+
+function digitsOf(random: SeededRandom, length: number): string {
+  let text = '';
+  for (let index = 0; index < length; index++) text += DIGITS[random.nextInt(10)];
+  return text;
+}
+
+/** `37+5=` → `42`: addition of two numbers of 1 to `maxDigits` digits. */
+export function createAdditionTask(maxDigits = 2): Task {
+  return defineTask({
+    name: 'addition',
+    description: `add two numbers of up to ${maxDigits} digits ("37+5=" → "42")`,
+    alphabet: `${DIGITS}+=`,
+    answerAlphabet: DIGITS,
+    maxPromptLength: 2 * maxDigits + 2,
+    maxAnswerLength: maxDigits + 1,
+    generate(random) {
+      const operand = () => Number.parseInt(digitsOf(random, 1 + random.nextInt(maxDigits)), 10);
+      const a = operand();
+      const b = operand();
+      return { prompt: `${a}+${b}=`, answer: String(a + b) };
+    },
+  });
+}
+
+/** `3141:` → `1134`: sort a list of digits ascending. */
+export function createSortDigitsTask(maxLength = 4): Task {
+  return defineTask({
+    name: 'sort-digits',
+    description: `sort up to ${maxLength} digits ascending ("3141:" → "1134")`,
+    alphabet: `${DIGITS}:`,
+    answerAlphabet: DIGITS,
+    maxPromptLength: maxLength + 1,
+    maxAnswerLength: maxLength,
+    generate(random) {
+      const digits = digitsOf(random, 2 + random.nextInt(maxLength - 1));
+      return { prompt: `${digits}:`, answer: [...digits].sort().join('') };
+    },
+  });
+}
+
+const LETTERS = 'abcdefgh';
+
+/** `abcd<` → `dcba`: reverse a string of letters. */
+export function createReverseTask(maxLength = 5): Task {
+  return defineTask({
+    name: 'reverse',
+    description: `reverse up to ${maxLength} letters a–h ("abcd<" → "dcba")`,
+    alphabet: `${LETTERS}<`,
+    answerAlphabet: LETTERS,
+    maxPromptLength: maxLength + 1,
+    maxAnswerLength: maxLength,
+    generate(random) {
+      const length = 2 + random.nextInt(maxLength - 1);
+      let text = '';
+      for (let index = 0; index < length; index++) text += LETTERS[random.nextInt(LETTERS.length)];
+      return { prompt: `${text}<`, answer: [...text].reverse().join('') };
+    },
+  });
+}

@@ -1,0 +1,56 @@
+import { createRandom, MoerlError } from '@moerl/core';
+import { createAdditionTask, createReverseTask, createSortDigitsTask } from './builtin-tasks.js';
+import type { Task, TaskExample } from './task.js';
+
+export type TaskFactory = () => Task;
+
+const factories = new Map<string, TaskFactory>([
+  ['addition', () => createAdditionTask()],
+  ['sort-digits', () => createSortDigitsTask()],
+  ['reverse', () => createReverseTask()],
+]);
+
+/** Adds a task by name (for `moerl train --task <name>` and configs). Replacing a name needs `replace`. */
+export function registerTask(name: string, factory: TaskFactory, options: { replace?: boolean } = {}): void {
+  if (factories.has(name) && options.replace !== true) {
+    throw new MoerlError('CONFIG_INVALID', `A task named "${name}" is already registered`, {
+      details: { field: 'task', found: name },
+    });
+  }
+  factories.set(name, factory);
+}
+
+export function listTasks(): string[] {
+  return [...factories.keys()].sort();
+}
+
+export function createTask(name: string): Task {
+  const factory = factories.get(name);
+  if (factory === undefined) {
+    throw new MoerlError(
+      'CONFIG_INVALID',
+      `Unknown task "${name}"; registered tasks: ${listTasks().join(', ')}`,
+      {
+        details: { field: 'task', found: name, allowed: listTasks() },
+      },
+    );
+  }
+  return factory();
+}
+
+/**
+ * The held-out evaluation set: `count` distinct problems from their own random stream. Training prompts
+ * are drawn with `isHeldOut` excluded, so the two never overlap.
+ */
+export function createEvalSet(task: Task, count: number, seed: number): TaskExample[] {
+  const random = createRandom(seed).fork(`eval:${task.name}`);
+  const seen = new Set<string>();
+  const examples: TaskExample[] = [];
+  for (let attempt = 0; examples.length < count && attempt < count * 50; attempt++) {
+    const example = task.generate(random);
+    if (seen.has(example.prompt)) continue;
+    seen.add(example.prompt);
+    examples.push(example);
+  }
+  return examples;
+}

@@ -1,0 +1,89 @@
+import { MoerlError, type SeededRandom } from '@moerl/core';
+import { createCharTokenizer, type Tokenizer } from './char-tokenizer.js';
+
+/** One problem: the prompt text and the reference answer (used for rewards and the warm start). */
+export interface TaskExample {
+  readonly prompt: string;
+  readonly answer: string;
+}
+
+export interface TaskScore {
+  /** The reward of the response (1 for an exact answer; the format reward, or 0, otherwise). */
+  readonly reward: number;
+  readonly correct: boolean;
+}
+
+export interface ScoreOptions {
+  /** Reward for a well-formed but wrong answer (ends with `<eos>`, only answer characters). Default 0. */
+  readonly formatReward?: number;
+}
+
+/** A verifiable task: a seeded problem generator and a reward function over a character tokenizer. */
+export interface Task {
+  readonly name: string;
+  readonly description: string;
+  readonly tokenizer: Tokenizer;
+  /** Tokens of the longest prompt, including `<bos>`. */
+  readonly maxPromptTokens: number;
+  /** Tokens of the longest correct answer, including `<eos>`. */
+  readonly maxAnswerTokens: number;
+  generate(random: SeededRandom): TaskExample;
+  /** Scores a response given as token ids (what the engine sampled, up to and including `<eos>`). */
+  score(example: TaskExample, responseIds: ArrayLike<number>, options?: ScoreOptions): TaskScore;
+  /** Token ids of `<bos>` + prompt. */
+  promptIds(example: TaskExample): number[];
+  /** Token ids of answer + `<eos>`: the supervised target of the warm start. */
+  answerIds(example: TaskExample): number[];
+}
+
+/** What a user writes to add a task; `defineTask` fills in tokenization and scoring. */
+export interface TaskDefinition {
+  readonly name: string;
+  readonly description: string;
+  /** Every character a prompt or answer may contain. */
+  readonly alphabet: string;
+  /** Characters a well-formed answer consists of (for the format reward). Default: the whole alphabet. */
+  readonly answerAlphabet?: string;
+  readonly maxPromptLength: number;
+  readonly maxAnswerLength: number;
+  generate(random: SeededRandom): TaskExample;
+  /** Whether `response` (decoded text, without `<eos>`) solves `example`. Default: exact match with the answer. */
+  isCorrect?(example: TaskExample, response: string): boolean;
+}
+
+export function defineTask(definition: TaskDefinition): Task {
+  if (!/^[a-z][a-z0-9-]*$/.test(definition.name)) {
+    throw new MoerlError(
+      'CONFIG_INVALID',
+      `A task name must be lower-case letters, digits and dashes, found "${definition.name}"`,
+      { details: { field: 'name', found: definition.name } },
+    );
+  }
+  const tokenizer = createCharTokenizer(definition.alphabet);
+  const answerCharacters = new Set(definition.answerAlphabet ?? definition.alphabet);
+  const isCorrect =
+    definition.isCorrect ?? ((example: TaskExample, response: string) => response === example.answer);
+  return {
+    name: definition.name,
+    description: definition.description,
+    tokenizer,
+    maxPromptTokens: definition.maxPromptLength + 1,
+    maxAnswerTokens: definition.maxAnswerLength + 1,
+    generate: definition.generate,
+    promptIds: (example) => [tokenizer.bosId, ...tokenizer.encode(example.prompt)],
+    answerIds: (example) => [...tokenizer.encode(example.answer), tokenizer.eosId],
+    score(example, responseIds, options = {}) {
+      const ids = Array.from(responseIds);
+      const end = ids.indexOf(tokenizer.eosId);
+      const terminated = end >= 0;
+      const body = terminated ? ids.slice(0, end) : ids;
+      const text = tokenizer.decode(body);
+      // Special tokens inside the body (a stray <bos> or <pad>) make the answer malformed.
+      const clean =
+        text.length === body.length && [...text].every((character) => answerCharacters.has(character));
+      const correct = terminated && clean && isCorrect(example, text);
+      const formatReward = options.formatReward ?? 0;
+      return { correct, reward: correct ? 1 : terminated && clean && text.length > 0 ? formatReward : 0 };
+    },
+  };
+}
