@@ -1,3 +1,4 @@
+import { registerOnnxBackend } from '@moerl/backend-onnx';
 import { registerTfjsBackend } from '@moerl/backend-tfjs';
 import {
   type BackendKind,
@@ -17,11 +18,12 @@ function registerOnce(kind: BackendKind, name: string, register: () => void): vo
 
 /**
  * Registers the backends this package knows: TensorFlow.js for training (tfjs-node-gpu, tfjs-node, wasm,
- * cpu; each loaded only when tried). The pure-TypeScript reference implementations from @moerl/testkit
+ * cpu; each loaded only when tried) and onnxruntime-node for rollout. The pure-TypeScript reference implementations from @moerl/testkit
  * come last: slow, and their trainer updates the LM head only, but they need nothing installed.
  */
 export function registerDefaultBackends(): void {
   if (!listBackends('trainer').some((backend) => backend.name.startsWith('tfjs-'))) registerTfjsBackend();
+  registerOnnxBackend();
   registerOnce('trainer', 'reference', () =>
     registerBackend({
       name: 'reference',

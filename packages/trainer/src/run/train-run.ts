@@ -4,6 +4,7 @@ import {
   createRandom,
   type LogprobResult,
   MoerlError,
+  type NamedTensors,
   type PolicyTrainer,
   type RolloutEngine,
   type SamplingParams,
@@ -239,6 +240,23 @@ function gatherSequences(
   return { offsets: subOffsets, oldLogprobs, advantages, engine };
 }
 
+/**
+ * Warm starts already computed in this process. Runs of a comparison share seed, task, model and warm
+ * start settings, so they would compute the same weights; the supervised phase runs once.
+ */
+const warmStartCache = new Map<string, { readonly weights: NamedTensors; readonly loss: number }>();
+
+function warmStartKey(config: RunConfig): string {
+  return JSON.stringify([
+    config.seed,
+    config.task,
+    config.model,
+    config.warmStart,
+    config.backends.trainer,
+    config.plugins,
+  ]);
+}
+
 /** A full RL run: warm start, then the GRPO/GSPO loop with the configured routing replay. */
 export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult> {
   const { config, events } = options;
@@ -297,7 +315,14 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   } else {
     await writeRunConfig(paths, config);
     let weights = initialWeights(config, modelConfig);
-    if (config.warmStart.steps > 0) {
+    const warmKey = warmStartKey(config);
+    const cached = warmStartCache.get(warmKey);
+    if (config.warmStart.steps > 0 && cached !== undefined) {
+      weights = cached.weights;
+      events?.log?.(
+        `warm start: reused from an earlier run with the same task, model, seed and settings (cross-entropy ${cached.loss.toFixed(3)})`,
+      );
+    } else if (config.warmStart.steps > 0) {
       const supervised = await backends.createTrainer({
         ...trainerOptions,
         weights,
@@ -312,6 +337,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       });
       weights = await supervised.exportWeights();
       await supervised.dispose();
+      warmStartCache.set(warmKey, { weights, loss });
       events?.log?.(`warm start: ${config.warmStart.steps} steps, final cross-entropy ${loss.toFixed(3)}`);
     }
     trainer = await backends.createTrainer({

@@ -1,0 +1,235 @@
+/*
+ * `pnpm bench`: throughput of the ONNX rollout engine, measured in one run, printed as figures and ratios.
+ * No assertions. Run on an idle machine; figures depend on the CPU and its load.
+ */
+import os from 'node:os';
+import {
+  createModelConfig,
+  DEFAULT_SAMPLING_PARAMS,
+  type GenerateRequest,
+  type ModelConfig,
+  moeLayerIndices,
+  type SamplingParams,
+} from '@moerl/core';
+import { createRandomWeights, createReferenceRolloutEngine } from '@moerl/testkit';
+import * as ort from 'onnxruntime-node';
+import { createOnnxRolloutEngine, type OnnxRolloutEngine } from '../src/index.js';
+
+// The demo config of examples/routing-summary.
+const demoConfig = createModelConfig({
+  vocabSize: 48,
+  hiddenSize: 32,
+  numLayers: 4,
+  numAttentionHeads: 4,
+  numKeyValueHeads: 2,
+  numExperts: 8,
+  topK: 2,
+  moeIntermediateSize: 16,
+  normTopKProb: true,
+  mlpOnlyLayers: [0],
+  maxPositionEmbeddings: 1024,
+});
+// A wider model, so that arithmetic rather than per-call overhead dominates.
+const wideConfig = createModelConfig({
+  ...demoConfig,
+  vocabSize: 1024,
+  hiddenSize: 256,
+  numAttentionHeads: 8,
+  numKeyValueHeads: 4,
+  headDim: 32,
+  moeIntermediateSize: 128,
+  intermediateSize: 512,
+});
+
+const sampling = (overrides: Partial<SamplingParams> = {}): SamplingParams => ({
+  ...DEFAULT_SAMPLING_PARAMS,
+  temperature: 1,
+  seed: 1,
+  ...overrides,
+});
+const promptOf = (length: number, salt: number, vocab: number) =>
+  Int32Array.from({ length }, (_, index) => (index * 13 + salt * 7 + 1) % vocab);
+const requestsOf = (
+  count: number,
+  promptLength: number,
+  vocab: number,
+  sharedPrompt = false,
+): GenerateRequest[] =>
+  Array.from({ length: count }, (_, index) => ({
+    id: `r${index}`,
+    groupId: sharedPrompt ? 'g' : `g${index}`,
+    promptIds: promptOf(promptLength, sharedPrompt ? 0 : index, vocab),
+  }));
+
+/** Median wall time of 3 runs; `run` gets the repetition index. */
+async function medianSeconds(run: (repetition: number) => Promise<unknown>): Promise<number> {
+  const seconds: number[] = [];
+  for (let repetition = 0; repetition < 3; repetition++)
+    seconds.push((await timed(() => run(repetition))).seconds);
+  return seconds.sort((a, b) => a - b)[1]!;
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<{ value: T; seconds: number }> {
+  const started = performance.now();
+  const value = await work();
+  return { value, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Floating-point operations of one forward over `rows` new positions attending to `context` slots. */
+function forwardFlops(
+  config: ModelConfig,
+  rows: number,
+  context: number,
+  logitRows: number,
+  allExperts: boolean,
+) {
+  const { hiddenSize: h, headDim, numAttentionHeads: heads, numKeyValueHeads: kv } = config;
+  const moe = moeLayerIndices(config);
+  let flops = 0;
+  for (let layer = 0; layer < config.numLayers; layer++) {
+    flops += 2 * rows * h * (heads * headDim * 2 + kv * headDim * 2); // q, o, k, v
+    flops += 2 * 2 * rows * context * heads * headDim; // scores and weighted values
+    if (moe.includes(layer)) {
+      const experts = allExperts ? config.numExperts : config.topK;
+      flops += 2 * rows * h * config.numExperts + experts * 3 * 2 * rows * h * config.moeIntermediateSize;
+    } else {
+      flops += 3 * 2 * rows * h * config.intermediateSize;
+    }
+  }
+  return flops + 2 * logitRows * h * config.vocabSize;
+}
+
+/** GFLOP/s of onnxruntime's own Gemm at `[rows, inner] × [inner, cols]ᵀ`, the largest shape of the model. */
+async function ortGemmGflops(rows: number, inner: number, cols: number): Promise<number> {
+  const { encodeModelForGemm } = await import('./gemm-model.js');
+  const session = await ort.InferenceSession.create(encodeModelForGemm(), {
+    graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: '0' } } }, // as the engine runs
+  });
+  const a = new ort.Tensor('float32', Float32Array.from({ length: rows * inner }, Math.random), [
+    rows,
+    inner,
+  ]);
+  const b = new ort.Tensor('float32', Float32Array.from({ length: cols * inner }, Math.random), [
+    cols,
+    inner,
+  ]);
+  for (let warm = 0; warm < 5; warm++) await session.run({ a, b });
+  let calls = 0;
+  const started = performance.now();
+  while (performance.now() - started < 500) {
+    await session.run({ a, b });
+    calls++;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await session.release();
+  return (2 * rows * inner * cols * calls) / seconds / 1e9;
+}
+
+async function engineFor(config: ModelConfig, prefixCache: boolean): Promise<OnnxRolloutEngine> {
+  return createOnnxRolloutEngine({
+    config,
+    weights: createRandomWeights(config, 0),
+    precision: 'bf16',
+    prefixCache,
+  });
+}
+
+async function benchConfig(name: string, config: ModelConfig): Promise<void> {
+  console.log(
+    `\n## ${name}: hidden ${config.hiddenSize}, ${config.numLayers} layers, ${config.numExperts} experts top-${config.topK}, vocab ${config.vocabSize}`,
+  );
+  const engine = await engineFor(config, false);
+  await engine.generate(requestsOf(2, 16, config.vocabSize), sampling({ maxNewTokens: 4 })); // warm-up
+
+  const newTokens = 64;
+  const promptLength = 16;
+  for (const batch of [1, 8, 32]) {
+    const requests = requestsOf(batch, promptLength, config.vocabSize);
+    const prefillOnly = await medianSeconds(() => engine.generate(requests, sampling({ maxNewTokens: 1 })));
+    const full = await medianSeconds(() => engine.generate(requests, sampling({ maxNewTokens: newTokens })));
+    const decodeSeconds = full - prefillOnly;
+    const decodeTokens = batch * (newTokens - 1);
+    const flops =
+      (decodeTokens / batch) * forwardFlops(config, batch, promptLength + newTokens / 2, batch, true);
+    console.log(
+      `decode batch ${String(batch).padStart(2)}: ${(decodeTokens / decodeSeconds).toFixed(0).padStart(7)} tokens/s (${(flops / decodeSeconds / 1e9).toFixed(2)} GFLOP/s executed)`,
+    );
+  }
+
+  const prefillLength = 256;
+  const prefillSeconds = await medianSeconds(() =>
+    engine.generate(requestsOf(4, prefillLength, config.vocabSize), sampling({ maxNewTokens: 1 })),
+  );
+  const prefillFlops = 4 * forwardFlops(config, prefillLength, prefillLength / 2, 1, true);
+  const prefillGflops = prefillFlops / prefillSeconds / 1e9;
+  const widest = Math.max(config.moeIntermediateSize, config.intermediateSize, config.vocabSize);
+  const gemm = await ortGemmGflops(prefillLength, config.hiddenSize, widest);
+  console.log(
+    `prefill (4 × ${prefillLength} tokens): ${((4 * prefillLength) / prefillSeconds).toFixed(0)} tokens/s, ${prefillGflops.toFixed(2)} GFLOP/s executed ` +
+      `(useful: ${((prefillFlops * forwardFlops(config, 1, 1, 0, false)) / forwardFlops(config, 1, 1, 0, true) / prefillSeconds / 1e9).toFixed(2)})`,
+  );
+  console.log(
+    `ORT Gemm alone at [${prefillLength} × ${config.hiddenSize}] · [${config.hiddenSize} × ${widest}]: ${gemm.toFixed(2)} GFLOP/s → model prefill reaches ${((100 * prefillGflops) / gemm).toFixed(0)}% of it`,
+  );
+  await engine.dispose();
+
+  // GRPO group: G samples of one 256-token prompt, with and without the prefix cache, in one run. Each
+  // repetition uses a new prompt, so the cache starts cold for it; medians of 5 are reported.
+  const group = 8;
+  const groupSampling = sampling({ maxNewTokens: 32 });
+  const groupOf = (repetition: number) =>
+    Array.from({ length: group }, (_, index) => ({
+      id: `s${index}`,
+      groupId: 'g',
+      promptIds: promptOf(prefillLength, 100 + repetition, config.vocabSize),
+    }));
+  const withoutCache = await engineFor(config, false);
+  const withCache = await engineFor(config, true);
+  for (const warm of [withoutCache, withCache])
+    await warm.generate(groupOf(-1), sampling({ maxNewTokens: 2 }));
+  // Interleaved repetitions, so that a change in machine load hits all three measurements alike.
+  const samples: Array<[number, number, number]> = [];
+  for (let repetition = 0; repetition < 5; repetition++) {
+    const prefills = await timed(() =>
+      withoutCache.generate(groupOf(repetition), sampling({ maxNewTokens: 1 })),
+    );
+    const uncached = await timed(() => withoutCache.generate(groupOf(repetition), groupSampling));
+    const cached = await timed(() => withCache.generate(groupOf(repetition), groupSampling));
+    samples.push([prefills.seconds, uncached.seconds, cached.seconds]);
+  }
+  const median = (column: 0 | 1 | 2) => samples.map((sample) => sample[column]).sort((a, b) => a - b)[2]!;
+  const [prefillsOnly, off, on] = [median(0), median(1), median(2)];
+  const speedup = off / on;
+  // Ideal: the cached run skips G − 1 of the G prompt prefills and nothing else changes.
+  const ideal = off / (off - ((group - 1) / group) * prefillsOnly);
+  console.log(
+    `GRPO group G=${group} of one ${prefillLength}-token prompt, 32 new tokens: ${off.toFixed(3)} s without cache, ${on.toFixed(3)} s with ` +
+      `→ speed-up ${speedup.toFixed(2)}×, ideal ${ideal.toFixed(2)}× (G prefills alone: ${prefillsOnly.toFixed(3)} s) → ${(speedup / ideal).toFixed(2)} of ideal`,
+  );
+  await withoutCache.dispose();
+  await withCache.dispose();
+
+  // Against the reference engine (pure TypeScript, recomputes the sequence per token), on a small load.
+  if (config.hiddenSize <= 64) {
+    const requests = requestsOf(4, 16, config.vocabSize);
+    const onnx = await engineFor(config, false);
+    const reference = createReferenceRolloutEngine({
+      config,
+      weights: createRandomWeights(config, 0),
+      precision: 'bf16',
+    });
+    const fast = await timed(() => onnx.generate(requests, sampling({ maxNewTokens: 32 })));
+    const slow = await timed(() => reference.generate(requests, sampling({ maxNewTokens: 32 })));
+    console.log(
+      `4 × 32 tokens: onnx ${fast.seconds.toFixed(3)} s, testkit reference engine ${slow.seconds.toFixed(3)} s → ${(slow.seconds / fast.seconds).toFixed(1)}× faster`,
+    );
+    await onnx.dispose();
+  }
+}
+
+console.log(
+  `# @moerl/backend-onnx bench — ${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}, onnxruntime-node ${ort.env.versions.common}`,
+);
+await benchConfig('demo config', demoConfig);
+await benchConfig('wide config', wideConfig);

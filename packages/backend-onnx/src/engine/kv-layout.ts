@@ -1,0 +1,118 @@
+import * as ort from 'onnxruntime-node';
+import type { PositionKv } from '../cache/prefix-store.js';
+import type { LayerKv } from './moe-session.js';
+
+/*
+ * Host-side moves of KV tensors `[batch, kvHeads, slots, headDim]`: cutting one position out for the prefix
+ * cache, rebuilding a past from cached positions, stacking sequences into a decode batch (right-padded;
+ * the attention bias masks the holes) and dropping finished rows.
+ */
+
+interface Dims {
+  readonly batch: number;
+  readonly heads: number;
+  readonly slots: number;
+  readonly width: number;
+}
+
+function dimsOf(tensor: ort.Tensor): Dims {
+  const [batch, heads, slots, width] = tensor.dims as [number, number, number, number];
+  return { batch, heads, slots, width };
+}
+
+const data = (tensor: ort.Tensor) => tensor.data as Float32Array;
+
+/** The KV of `slot` in batch row `row`, all layers, as one cache handle. */
+export function positionKv(kv: readonly LayerKv[], row: number, slot: number): PositionKv {
+  const { heads, slots, width } = dimsOf(kv[0]!.key);
+  const out = new Float32Array(kv.length * 2 * heads * width);
+  let offset = 0;
+  for (const layer of kv) {
+    for (const tensor of [layer.key, layer.value]) {
+      const source = data(tensor);
+      for (let head = 0; head < heads; head++) {
+        const start = ((row * heads + head) * slots + slot) * width;
+        out.set(source.subarray(start, start + width), offset);
+        offset += width;
+      }
+    }
+  }
+  return { bytes: out.byteLength, data: out };
+}
+
+/** A batch-1 past holding the given positions, in order. */
+export function pastFromPositions(
+  handles: readonly PositionKv[],
+  layers: number,
+  heads: number,
+  width: number,
+): LayerKv[] {
+  const slots = handles.length;
+  const result: LayerKv[] = [];
+  for (let layer = 0; layer < layers; layer++) {
+    const tensors = [new Float32Array(heads * slots * width), new Float32Array(heads * slots * width)];
+    handles.forEach((handle, slot) => {
+      for (let part = 0; part < 2; part++) {
+        for (let head = 0; head < heads; head++) {
+          const source = ((layer * 2 + part) * heads + head) * width;
+          tensors[part]!.set(handle.data.subarray(source, source + width), (head * slots + slot) * width);
+        }
+      }
+    });
+    result.push({
+      key: new ort.Tensor('float32', tensors[0]!, [1, heads, slots, width]),
+      value: new ort.Tensor('float32', tensors[1]!, [1, heads, slots, width]),
+    });
+  }
+  return result;
+}
+
+/** Copies rows of `sources` (each `[batch_i, heads, slots_i, width]`) into one `[Σ rows, heads, slots, width]`. */
+function gatherRows(
+  parts: ReadonlyArray<{ readonly tensor: ort.Tensor; readonly row: number }>,
+  slots: number,
+): ort.Tensor {
+  const first = dimsOf(parts[0]!.tensor);
+  const { heads, width } = first;
+  const out = new Float32Array(parts.length * heads * slots * width);
+  parts.forEach(({ tensor, row }, target) => {
+    const source = data(tensor);
+    const sourceSlots = dimsOf(tensor).slots;
+    const copy = Math.min(sourceSlots, slots);
+    for (let head = 0; head < heads; head++) {
+      const from = (row * heads + head) * sourceSlots * width;
+      out.set(source.subarray(from, from + copy * width), (target * heads + head) * slots * width);
+    }
+  });
+  return new ort.Tensor('float32', out, [parts.length, heads, slots, width]);
+}
+
+/** Stacks batch-1 KVs of different lengths into one batch of `slots` slots, right-padded with zeros. */
+export function stackSequences(sequences: ReadonlyArray<readonly LayerKv[]>, slots: number): LayerKv[] {
+  const layers = sequences[0]!.length;
+  return Array.from({ length: layers }, (_, layer) => ({
+    key: gatherRows(
+      sequences.map((kv) => ({ tensor: kv[layer]!.key, row: 0 })),
+      slots,
+    ),
+    value: gatherRows(
+      sequences.map((kv) => ({ tensor: kv[layer]!.value, row: 0 })),
+      slots,
+    ),
+  }));
+}
+
+/** Keeps only the batch rows `rows` (in that order). */
+export function selectRows(kv: readonly LayerKv[], rows: readonly number[]): LayerKv[] {
+  const slots = dimsOf(kv[0]!.key).slots;
+  return kv.map((layer) => ({
+    key: gatherRows(
+      rows.map((row) => ({ tensor: layer.key, row })),
+      slots,
+    ),
+    value: gatherRows(
+      rows.map((row) => ({ tensor: layer.value, row })),
+      slots,
+    ),
+  }));
+}

@@ -1,0 +1,292 @@
+import {
+  expectedWeights,
+  fromFloat32,
+  type InferencePrecision,
+  type ModelConfig,
+  MoerlError,
+  moeLayerIndices,
+  type NamedTensors,
+  roundToBfloat16,
+  toFloat32,
+  validateWeights,
+} from '@moerl/core';
+import * as ort from 'onnxruntime-node';
+import { GRAPH_IO, STACKED_EXPERTS, weightsAsInputs } from '../model/build-moe-graph.js';
+import { encodeMoeModel } from '../model/encode-moe-model.js';
+import { selectRows } from './kv-layout.js';
+
+export type ExecutionProvider = 'cpu' | 'cuda';
+
+/** One layer's cached keys and values, `[batch, kvHeads, slots, headDim]` each. */
+export interface LayerKv {
+  readonly key: ort.Tensor;
+  readonly value: ort.Tensor;
+}
+
+export interface ForwardInput {
+  readonly batch: number;
+  readonly sequence: number;
+  /** `[batch × sequence]` token ids. */
+  readonly inputIds: ArrayLike<number>;
+  /** `[batch × sequence]` RoPE positions. */
+  readonly positionIds: ArrayLike<number>;
+  /** `[batch × sequence × (past + sequence)]`: 0 where attention is allowed, MASKED elsewhere. */
+  readonly attentionBias: Float32Array;
+  /** Flattened `batch × sequence` rows that need logits. */
+  readonly logitRows: ArrayLike<number>;
+  /** Per layer; absent means an empty past. */
+  readonly past?: readonly LayerKv[];
+}
+
+export interface ForwardOutput {
+  /** `[rows × vocab]`. */
+  readonly logits: Float32Array;
+  readonly present: LayerKv[];
+  /** `[batch × sequence × moeLayers × topK]` expert ids; empty when the model has no MoE layer. */
+  readonly routing: Int32Array;
+}
+
+/** What `attention_bias` holds for a slot a query must not see; exp(MASKED − max) underflows to exactly 0. */
+export const MASKED = -1e30;
+
+export interface MoeSessionOptions {
+  readonly config: ModelConfig;
+  readonly weights: NamedTensors;
+  readonly precision: InferencePrecision;
+  readonly executionProvider: ExecutionProvider;
+  readonly intraOpNumThreads?: number;
+  /** Let idle intra-op threads spin (onnxruntime's default); off unless asked for. */
+  readonly allowSpinning?: boolean;
+  /** Receives one line when a requested provider is unavailable and CPU is used instead. */
+  readonly onFallback?: (message: string) => void;
+}
+
+export interface MoeSession {
+  readonly executionProvider: ExecutionProvider;
+  forward(input: ForwardInput): Promise<ForwardOutput>;
+  setWeights(weights: NamedTensors): void;
+  /** An empty KV for a batch (zero slots). */
+  emptyKv(batch: number): LayerKv[];
+  release(): Promise<void>;
+}
+
+export const SUPPORTED_PRECISIONS: readonly InferencePrecision[] = ['fp32', 'bf16', 'fp16'];
+
+/**
+ * Converts checkpoint tensors (F32/F16/BF16) to the session's float32 inputs, rounded to bfloat16 for
+ * `bf16`: every non-expert weight under its own name, and per MoE layer the experts stacked and transposed
+ * (`STACKED_EXPERTS`).
+ */
+export function weightTensors(
+  config: ModelConfig,
+  weights: NamedTensors,
+  precision: InferencePrecision,
+): Map<string, ort.Tensor> {
+  validateWeights(config, weights, { subject: 'ONNX engine weights' });
+  // bf16 rounds once here and computes in float32; fp16 rounds here too and the graph computes in float16.
+  const values = (name: string) => {
+    const data = toFloat32(weights.get(name)!);
+    return precision === 'fp32' ? data : precision === 'bf16' ? roundToBfloat16(data) : roundToFloat16(data);
+  };
+  const tensor = (data: Float32Array, dims: number[]) =>
+    precision === 'fp16'
+      ? new ort.Tensor('float16', float16Bits(data), dims)
+      : new ort.Tensor('float32', data, dims);
+  const tensors = new Map<string, ort.Tensor>();
+  for (const spec of expectedWeights(config)) {
+    if (spec.name.includes('.mlp.experts.')) continue;
+    tensors.set(spec.name, tensor(values(spec.name), [...spec.shape]));
+  }
+  const { hiddenSize: hidden, moeIntermediateSize: width, numExperts: experts } = config;
+  for (const layer of moeLayerIndices(config)) {
+    const gateUp = new Float32Array(experts * hidden * 2 * width);
+    const down = new Float32Array(experts * width * hidden);
+    for (let expert = 0; expert < experts; expert++) {
+      const prefix = `model.layers.${layer}.mlp.experts.${expert}`;
+      const gate = values(`${prefix}.gate_proj.weight`); // [width, hidden]
+      const up = values(`${prefix}.up_proj.weight`); // [width, hidden]
+      const downProj = values(`${prefix}.down_proj.weight`); // [hidden, width]
+      for (let row = 0; row < width; row++) {
+        for (let col = 0; col < hidden; col++) {
+          const base = (expert * hidden + col) * 2 * width;
+          gateUp[base + row] = gate[row * hidden + col]!;
+          gateUp[base + width + row] = up[row * hidden + col]!;
+        }
+      }
+      for (let row = 0; row < hidden; row++) {
+        for (let col = 0; col < width; col++)
+          down[(expert * width + col) * hidden + row] = downProj[row * width + col]!;
+      }
+    }
+    tensors.set(STACKED_EXPERTS.gateUp(layer), tensor(gateUp, [experts, hidden, 2 * width]));
+    tensors.set(STACKED_EXPERTS.down(layer), tensor(down, [experts, width, hidden]));
+  }
+  return tensors;
+}
+
+function float16Bits(values: Float32Array): Uint16Array {
+  return fromFloat32(values, 'F16', [values.length]).data;
+}
+
+function roundToFloat16(values: Float32Array): Float32Array {
+  return toFloat32(fromFloat32(values, 'F16', [values.length]));
+}
+
+function checkPrecision(precision: InferencePrecision): void {
+  if (!SUPPORTED_PRECISIONS.includes(precision)) {
+    throw new MoerlError(
+      'UNSUPPORTED',
+      `precision must be one of ${SUPPORTED_PRECISIONS.join(', ')}, found ${String(precision)}`,
+      { details: { field: 'precision', found: precision, supported: SUPPORTED_PRECISIONS } },
+    );
+  }
+}
+
+async function openSession(
+  model: Uint8Array,
+  options: MoeSessionOptions,
+): Promise<{ session: ort.InferenceSession; provider: ExecutionProvider }> {
+  const sessionOptions = (providers: string[]): ort.InferenceSession.SessionOptions => ({
+    executionProviders: providers,
+    graphOptimizationLevel: 'all',
+    // Idle intra-op threads sleep instead of spinning: a spinning pool steals the cores that other sessions
+    // (a second engine, the trainer) need, which costs far more than the wake-up latency it saves.
+    extra: { session: { intra_op: { allow_spinning: options.allowSpinning === true ? '1' : '0' } } },
+    ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
+  });
+  if (options.executionProvider === 'cuda') {
+    try {
+      return {
+        session: await ort.InferenceSession.create(model, sessionOptions(['cuda'])),
+        provider: 'cuda',
+      };
+    } catch (error) {
+      const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+      options.onFallback?.(
+        `@moerl/backend-onnx: the CUDA execution provider is unavailable (${reason}); running on CPU instead`,
+      );
+    }
+  }
+  return { session: await ort.InferenceSession.create(model, sessionOptions(['cpu'])), provider: 'cpu' };
+}
+
+/** An onnxruntime session over the MoE graph, with the weights held as input tensors. */
+export async function createMoeSession(options: MoeSessionOptions): Promise<MoeSession> {
+  const { config } = options;
+  checkPrecision(options.precision);
+  let weights = weightTensors(config, options.weights, options.precision);
+  const { session, provider } = await openSession(
+    encodeMoeModel(
+      config,
+      weightsAsInputs,
+      'stacked-inputs',
+      options.precision === 'fp16' ? 'float16' : 'float32',
+    ),
+    options,
+  );
+  const layers = config.numLayers;
+  const hasRouting = moeLayerIndices(config).length > 0;
+  const int64 = (values: ArrayLike<number>, dims: number[]) =>
+    new ort.Tensor(
+      'int64',
+      BigInt64Array.from(Array.from(values), (value) => BigInt(value)),
+      dims,
+    );
+  const emptyKv = (batch: number): LayerKv[] =>
+    Array.from({ length: layers }, () => ({
+      key: new ort.Tensor('float32', new Float32Array(0), [
+        batch,
+        config.numKeyValueHeads,
+        0,
+        config.headDim,
+      ]),
+      value: new ort.Tensor('float32', new Float32Array(0), [
+        batch,
+        config.numKeyValueHeads,
+        0,
+        config.headDim,
+      ]),
+    }));
+
+  return {
+    executionProvider: provider,
+    emptyKv,
+    setWeights(next) {
+      weights = weightTensors(config, next, options.precision);
+    },
+    async forward(input) {
+      if (input.batch * input.sequence !== 1) return run(input);
+      // onnxruntime's Gemm takes a different kernel for a single row, whose sums round differently in the
+      // last bit. Running one row as two identical ones keeps every position on the multi-row kernel, so a
+      // position's KV and logits do not depend on how it was batched (cache on and off agree exactly).
+      const doubled = await run({
+        batch: 2,
+        sequence: 1,
+        inputIds: [input.inputIds[0]!, input.inputIds[0]!],
+        positionIds: [input.positionIds[0]!, input.positionIds[0]!],
+        attentionBias: concatFloats(input.attentionBias, input.attentionBias),
+        logitRows: [0],
+        past: (input.past ?? emptyKv(1)).map((layer) => ({
+          key: doubleRow(layer.key),
+          value: doubleRow(layer.value),
+        })),
+      });
+      return {
+        logits: doubled.logits,
+        present: selectRows(doubled.present, [0]),
+        routing: doubled.routing.subarray(0, doubled.routing.length / 2),
+      };
+    },
+    async release() {
+      await session.release();
+    },
+  };
+
+  async function run(input: ForwardInput): Promise<ForwardOutput> {
+    const { batch, sequence } = input;
+    const past = input.past ?? emptyKv(batch);
+    const pastSlots = past[0]?.key.dims[2] ?? 0;
+    const feeds: Record<string, ort.Tensor> = {
+      [GRAPH_IO.inputIds]: int64(input.inputIds, [batch, sequence]),
+      [GRAPH_IO.positionIds]: int64(input.positionIds, [batch, sequence]),
+      [GRAPH_IO.attentionBias]: new ort.Tensor('float32', input.attentionBias, [
+        batch,
+        sequence,
+        pastSlots + sequence,
+      ]),
+      [GRAPH_IO.logitRows]: int64(input.logitRows, [input.logitRows.length]),
+    };
+    for (let layer = 0; layer < layers; layer++) {
+      feeds[GRAPH_IO.pastKey(layer)] = past[layer]!.key;
+      feeds[GRAPH_IO.pastValue(layer)] = past[layer]!.value;
+    }
+    for (const [name, tensor] of weights) feeds[name] = tensor;
+    const results = await session.run(feeds);
+    const present: LayerKv[] = [];
+    for (let layer = 0; layer < layers; layer++) {
+      present.push({
+        key: results[GRAPH_IO.presentKey(layer)]!,
+        value: results[GRAPH_IO.presentValue(layer)]!,
+      });
+    }
+    const routingTensor = hasRouting ? results[GRAPH_IO.routing] : undefined;
+    const routing =
+      routingTensor === undefined
+        ? new Int32Array(0)
+        : Int32Array.from(routingTensor.data as BigInt64Array, (value) => Number(value));
+    return { logits: results[GRAPH_IO.logits]!.data as Float32Array, present, routing };
+  }
+}
+
+function concatFloats(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** `[1, ...]` → `[2, ...]` with the row repeated. */
+function doubleRow(tensor: ort.Tensor): ort.Tensor {
+  const data = tensor.data as Float32Array;
+  return new ort.Tensor('float32', concatFloats(data, data), [2, ...tensor.dims.slice(1)]);
+}

@@ -1,0 +1,220 @@
+import {
+  type GenerateRequest,
+  type InferencePrecision,
+  type ModelConfig,
+  MoerlError,
+  moeLayerIndices,
+  type NamedTensors,
+  type RolloutEngine,
+  type RolloutEngineStats,
+  type SamplingParams,
+  type Trajectory,
+  validateModelConfig,
+} from '@moerl/core';
+import { createPrefixStore, type PrefixStoreImplementation } from '../cache/create-prefix-store.js';
+import type { PrefixStore, PrefixStoreStats } from '../cache/prefix-store.js';
+import { generateBatch, type PreparedRequest } from './generate-batch.js';
+import { createMoeSession, type ExecutionProvider, SUPPORTED_PRECISIONS } from './moe-session.js';
+import { checkRequest } from './validate-request.js';
+
+export interface PrefixCacheOptions {
+  /** Byte budget of cached KV; least recently used prefixes are evicted beyond it. Default 256 MiB. */
+  readonly budgetBytes?: number;
+  /** `router-cache` (default): @moerl/router-cache's radix cache; `simple`: a flat built-in list. */
+  readonly implementation?: PrefixStoreImplementation;
+}
+
+export interface OnnxRolloutEngineOptions {
+  readonly config: ModelConfig;
+  readonly weights: NamedTensors;
+  /** Stamped on trajectories until the next `updateWeights`. Default 0. */
+  readonly weightVersion?: number;
+  /**
+   * `fp32` (default); `bf16`: weights rounded to bfloat16, arithmetic in float32; `fp16`: weights and
+   * activations in float16, with norms, softmaxes and the router in float32 (as HF runs half precision).
+   */
+  readonly precision?: InferencePrecision;
+  /** Reuse the KV and routing of cached prefixes. `true` (default) or options; `false` turns it off. */
+  readonly prefixCache?: boolean | PrefixCacheOptions;
+  /** `cpu` (default) or `cuda`; CUDA falls back to CPU with a message when onnxruntime-node lacks it. */
+  readonly executionProvider?: ExecutionProvider;
+  /** onnxruntime's intra-op thread count; default: onnxruntime's choice. */
+  readonly intraOpNumThreads?: number;
+  /**
+   * Let idle onnxruntime threads spin-wait for the next operator. Default false: spinning threads take the
+   * cores other work needs (a second engine, the trainer); turn it on for a machine of its own.
+   */
+  readonly allowSpinning?: boolean;
+  /** Receives warnings such as the CUDA fallback. Default `console.warn`. */
+  readonly onWarning?: (message: string) => void;
+}
+
+/** A trajectory of the ONNX engine, with how many of its prompt tokens the prefix cache supplied. */
+export interface OnnxTrajectory extends Trajectory {
+  readonly cachedPromptTokens: number;
+}
+
+export interface OnnxRolloutEngine extends RolloutEngine {
+  generate(requests: readonly GenerateRequest[], samplingParams: SamplingParams): Promise<OnnxTrajectory[]>;
+  readonly precision: InferencePrecision;
+  /** The provider the session actually runs on. */
+  readonly executionProvider: ExecutionProvider;
+  /** Which prefix cache is in use, or `off`. */
+  readonly prefixCacheImplementation: PrefixStoreImplementation | 'off';
+  /** The prefix cache's counters; undefined when the cache is off. */
+  prefixCacheStats(): PrefixStoreStats | undefined;
+}
+
+export const ONNX_BACKEND_NAME = 'onnx';
+const DEFAULT_CACHE_BUDGET = 256 * 1024 * 1024;
+
+function checkVersion(version: unknown, field: string): number {
+  if (!Number.isSafeInteger(version)) {
+    throw new MoerlError('INVALID_ARGUMENT', `${field} must be a safe integer, found ${String(version)}`, {
+      details: { field, found: version },
+    });
+  }
+  return version as number;
+}
+
+/**
+ * The rollout engine on onnxruntime-node: builds the MoE graph for `config`, samples with a KV cache,
+ * records every position's experts and reuses cached prefixes (KV and routing). See the README for the
+ * conventions (logprobs at the sampling temperature, routing of prompt + response − 1 positions).
+ */
+export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions): Promise<OnnxRolloutEngine> {
+  const { config } = options;
+  validateModelConfig(config);
+  const precision = options.precision ?? 'fp32';
+  if (!SUPPORTED_PRECISIONS.includes(precision)) {
+    throw new MoerlError(
+      'UNSUPPORTED',
+      `precision must be one of ${SUPPORTED_PRECISIONS.join(', ')}, found ${String(precision)}`,
+      { details: { field: 'precision', found: precision, supported: SUPPORTED_PRECISIONS } },
+    );
+  }
+  let weightVersion = checkVersion(options.weightVersion ?? 0, 'weightVersion');
+  const warn = options.onWarning ?? ((message: string) => console.warn(message));
+  const session = await createMoeSession({
+    config,
+    weights: options.weights,
+    precision,
+    executionProvider: options.executionProvider ?? 'cpu',
+    ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
+    ...(options.allowSpinning === undefined ? {} : { allowSpinning: options.allowSpinning }),
+    onFallback: warn,
+  });
+  const moeLayers = moeLayerIndices(config).length;
+  const cacheOptions = options.prefixCache ?? true;
+  let store: PrefixStore | undefined;
+  let implementation: OnnxRolloutEngine['prefixCacheImplementation'] = 'off';
+  if (cacheOptions !== false) {
+    const settings = cacheOptions === true ? {} : cacheOptions;
+    // @moerl/router-cache requires topK ≥ 1, so a dense model (no routing to keep) uses the simple store.
+    implementation = moeLayers === 0 ? 'simple' : (settings.implementation ?? 'router-cache');
+    store = createPrefixStore(
+      {
+        moeLayers,
+        topK: config.topK,
+        numExperts: config.numExperts,
+        budgetBytes: settings.budgetBytes ?? DEFAULT_CACHE_BUDGET,
+      },
+      implementation,
+    );
+  }
+  // Counts weight updates; the cache's version only moves forward, while callers may reuse or lower theirs.
+  let cacheEpoch = 0;
+  const counters = {
+    requests: 0,
+    promptTokens: 0,
+    generatedTokens: 0,
+    cachedPromptTokens: 0,
+    generateSeconds: 0,
+  };
+  let disposed = false;
+  // One call at a time: calls share the session's weights and the prefix cache.
+  let queue: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const result = queue.then(work);
+    queue = result.catch(() => undefined);
+    return result;
+  };
+  const assertOpen = () => {
+    if (disposed) throw new MoerlError('INVALID_ARGUMENT', 'The ONNX rollout engine was disposed');
+  };
+
+  return {
+    specificationVersion: 'v1',
+    backendName: ONNX_BACKEND_NAME,
+    capabilities: {
+      recordRouting: true,
+      prefixCache: store !== undefined,
+      batchedGeneration: true,
+      precisions: SUPPORTED_PRECISIONS,
+    },
+    config,
+    precision,
+    executionProvider: session.executionProvider,
+    prefixCacheImplementation: implementation,
+    prefixCacheStats: () => store?.stats(),
+
+    generate(requests, samplingParams) {
+      return exclusive(async () => {
+        assertOpen();
+        if (!Array.isArray(requests)) {
+          throw new MoerlError('INVALID_ARGUMENT', `requests must be an array, found ${String(requests)}`);
+        }
+        // Every request is checked before any work, so a bad one leaves the engine and the others untouched.
+        const prepared: PreparedRequest[] = requests.map((request, index) => {
+          const params: SamplingParams = { ...samplingParams, ...request?.samplingParams };
+          checkRequest(config, request, params, index);
+          return { request, params, index };
+        });
+        const started = performance.now();
+        const version = weightVersion;
+        const generated = await generateBatch({ config, session, moeLayers, store }, prepared);
+        counters.generateSeconds += (performance.now() - started) / 1000;
+        counters.requests += generated.length;
+        return generated.map((sequence): OnnxTrajectory => {
+          counters.promptTokens += sequence.request.promptIds.length;
+          counters.generatedTokens += sequence.responseIds.length;
+          counters.cachedPromptTokens += sequence.cachedPromptTokens;
+          return {
+            id: sequence.request.id,
+            groupId: sequence.request.groupId,
+            promptIds: Int32Array.from(sequence.request.promptIds),
+            responseIds: sequence.responseIds,
+            engineLogprobs: sequence.logprobs,
+            routing: sequence.routing,
+            finishReason: sequence.finishReason,
+            weightVersion: version,
+            cachedPromptTokens: sequence.cachedPromptTokens,
+          };
+        });
+      });
+    },
+
+    updateWeights(weights, version) {
+      return exclusive(async () => {
+        assertOpen();
+        const next = checkVersion(version, 'version');
+        session.setWeights(weights);
+        weightVersion = next;
+        // Nothing computed under the old weights may be reused, even when the version number repeats.
+        store?.setWeightVersion(++cacheEpoch);
+      });
+    },
+
+    stats(): RolloutEngineStats {
+      return { ...counters, weightVersion };
+    },
+
+    dispose() {
+      return exclusive(async () => {
+        if (disposed) return;
+        disposed = true;
+        await session.release();
+      });
+    },
+  };
+}

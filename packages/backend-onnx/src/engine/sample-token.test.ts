@@ -1,0 +1,67 @@
+import { createRandom } from '@moerl/core';
+import { sampleToken as referenceSampleToken } from '@moerl/testkit';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { logSoftmax, sampleToken } from './sample-token.js';
+
+describe('sampleToken', () => {
+  it('logprobs are log softmax(logits / T): hand-computed two-token case', () => {
+    // logits [0, ln 3] at T = 1: probabilities 1/4 and 3/4.
+    const logprobs = logSoftmax([0, Math.log(3)], 1);
+    expect(logprobs[0]).toBeCloseTo(Math.log(0.25), 6);
+    expect(logprobs[1]).toBeCloseTo(Math.log(0.75), 6);
+    // At T = 2 the logits halve: probabilities 1/(1+√3) and √3/(1+√3).
+    expect(logSoftmax([0, Math.log(3)], 2)[0]).toBeCloseTo(-Math.log(1 + Math.sqrt(3)), 6);
+  });
+
+  it('greedy picks the lowest id among tied maxima and reports the T = 1 logprob', () => {
+    const { token, logprob } = sampleToken(
+      [1, 3, 3, 0],
+      { temperature: 0, topK: 0, topP: 1 },
+      createRandom(0),
+    );
+    expect(token).toBe(1);
+    const expected = 3 - Math.log(Math.exp(1) + 2 * Math.exp(3) + 1);
+    expect(logprob).toBeCloseTo(expected, 6);
+  });
+
+  it('top-k 1 always returns the argmax', () => {
+    const random = createRandom(5);
+    for (let draw = 0; draw < 20; draw++) {
+      expect(sampleToken([0.1, 2, 0.3, 1.9], { temperature: 1.5, topK: 1, topP: 1 }, random).token).toBe(1);
+    }
+  });
+
+  it('draws the same tokens as the testkit reference sampler for the same seed (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.float({ min: -5, max: 5, noNaN: true }), fc.constantFrom(0, -0, 1, 1)), {
+          minLength: 2,
+          maxLength: 40,
+        }),
+        fc.constantFrom(0, 0.5, 1, 1.7),
+        fc.integer({ min: 0, max: 5 }),
+        fc.constantFrom(1, 0.9, 0.5),
+        fc.integer({ min: 0, max: 1000 }),
+        (logits, temperature, topK, topP, seed) => {
+          const params = { temperature, topK, topP };
+          const ours = sampleToken(logits, params, createRandom(seed));
+          const theirs = referenceSampleToken(logits, params, createRandom(seed));
+          expect(ours.token).toBe(theirs.token);
+          expect(ours.logprob).toBe(theirs.logprob);
+        },
+      ),
+    );
+  });
+
+  it('sampling frequencies follow the softmax at the temperature', () => {
+    const random = createRandom(9);
+    const logits = [0, Math.log(3)];
+    let ones = 0;
+    const draws = 4000;
+    for (let draw = 0; draw < draws; draw++)
+      ones += sampleToken(logits, { temperature: 1, topK: 0, topP: 1 }, random).token;
+    // Expected 0.75; 4000 draws give a standard error of about 0.007.
+    expect(Math.abs(ones / draws - 0.75)).toBeLessThan(0.04);
+  });
+});

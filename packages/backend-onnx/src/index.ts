@@ -1,0 +1,15 @@
+export type { PositionKv, PrefixMatch, PrefixStore, PrefixStoreStats } from './cache/prefix-store.js';
+export type { ExecutionProvider } from './engine/moe-session.js';
+export {
+  createOnnxRolloutEngine,
+  ONNX_BACKEND_NAME,
+  type OnnxRolloutEngine,
+  type OnnxRolloutEngineOptions,
+  type OnnxTrajectory,
+  type PrefixCacheOptions,
+} from './engine/onnx-rollout-engine.js';
+export { type SampledToken, sampleToken } from './engine/sample-token.js';
+export { type ExportOnnxOptions, encodeOnnxModel, exportOnnx } from './export/export-onnx.js';
+export { GRAPH_IO } from './model/build-moe-graph.js';
+export { ONNX_IR_VERSION, ONNX_OPSET } from './model/encode-moe-model.js';
+export { createOnnxBackend, engineOptionsFrom, registerOnnxBackend } from './register-onnx-backend.js';

@@ -1,0 +1,295 @@
+import { type ModelConfig, moeLayerIndices } from '@moerl/core';
+import { GraphBuilder as Builder, type GraphBuilder } from '../onnx/graph-builder.js';
+import type { GraphMessage } from '../onnx/onnx-proto.js';
+
+/** Names of the graph's non-weight inputs and outputs; the engine and tests feed and read these. */
+export const GRAPH_IO = {
+  inputIds: 'input_ids',
+  positionIds: 'position_ids',
+  attentionBias: 'attention_bias',
+  logitRows: 'logit_rows',
+  pastKey: (layer: number) => `past_key.${layer}`,
+  pastValue: (layer: number) => `past_value.${layer}`,
+  logits: 'logits',
+  presentKey: (layer: number) => `present_key.${layer}`,
+  presentValue: (layer: number) => `present_value.${layer}`,
+  routing: 'routing',
+} as const;
+
+/** Where the graph gets a weight from: a graph input (replaceable per run) or an initializer (export). */
+export type WeightSource = (
+  graph: GraphBuilder,
+  name: string,
+  shape: readonly number[],
+  type: ComputeType,
+) => string;
+
+export const weightsAsInputs: WeightSource = (graph, name, shape, type) => graph.input(name, type, shape);
+
+/**
+ * The element type of weights, activations and matrix products. With `float16`, the steps Hugging Face
+ * runs in float32 stay float32 (RMSNorm statistics, RoPE tables, attention softmax, the router softmax and
+ * top-k); KV inputs/outputs and logits are float32 at the graph boundary either way.
+ */
+export type ComputeType = 'float32' | 'float16';
+
+/**
+ * How the experts of a MoE layer reach the graph. `per-expert`: one tensor per Hugging Face weight, stacked
+ * inside the graph (what `exportOnnx` writes). `stacked-inputs`: the engine stacks and transposes them on
+ * the host once per weight update and feeds two inputs per layer (fewer inputs and nodes per run).
+ */
+export type ExpertLayout = 'per-expert' | 'stacked-inputs';
+
+/** Input names of the host-stacked experts: `[experts, hidden, 2 × width]` (gate ‖ up) and `[experts, width, hidden]`. */
+export const STACKED_EXPERTS = {
+  gateUp: (layer: number) => `model.layers.${layer}.mlp.experts.gate_up_proj.stacked`,
+  down: (layer: number) => `model.layers.${layer}.mlp.experts.down_proj.stacked`,
+} as const;
+
+/**
+ * The Qwen3-MoE forward pass of `testkit`'s reference model as one ONNX graph over a KV cache:
+ *
+ * - inputs: `input_ids` / `position_ids` `[batch, sequence]` (int64), `attention_bias` `[batch, sequence,
+ *   past + sequence]` (0 where a query may attend to a slot, a large negative number elsewhere: causal
+ *   mask and ragged-batch holes in one), `logit_rows` `[rows]` (which flattened `batch × sequence` rows get
+ *   logits), `past_key.{i}` / `past_value.{i}` `[batch, kvHeads, past, headDim]` per layer, and the weights
+ *   under their Hugging Face names.
+ * - outputs: `logits` `[rows, vocab]`, `present_key.{i}` / `present_value.{i}` (past with the new
+ *   positions appended) and `routing` `[batch × sequence, moeLayers × topK]` (int64 expert ids, laid out
+ *   `[position][moeLayer][k]` like a RoutingRecord) when the model has MoE layers.
+ *
+ * Prefill (`sequence` = many, `past` = 0 or a cached prefix) and batched decode (`sequence` = 1) run the same
+ * graph. All arithmetic is float32. Opset 17.
+ */
+export function buildMoeGraph(
+  config: ModelConfig,
+  weightSource: WeightSource = weightsAsInputs,
+  expertLayout: ExpertLayout = 'per-expert',
+  computeType: ComputeType = 'float32',
+): GraphMessage {
+  const g = new Builder();
+  const half16 = computeType === 'float16';
+  // Casts into and out of the compute type; no nodes at all for float32.
+  const toCompute = (value: string) => (half16 ? g.op('Cast', [value], { to: 10 }) : value);
+  const toFloat = (value: string) => (half16 ? g.op('Cast', [value], { to: 1 }) : value);
+  const weightNames = new Map<string, string>();
+  // A weight is declared once even when used twice (tied embeddings).
+  const weight = (name: string, shape: readonly number[]) => {
+    let value = weightNames.get(name);
+    if (value === undefined) {
+      value = weightSource(g, name, shape, computeType);
+      weightNames.set(name, value);
+    }
+    return value;
+  };
+  const { hiddenSize: hidden, headDim, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = config;
+  const groupSize = heads / kvHeads;
+  const queryWidth = heads * headDim;
+  const keyValueWidth = kvHeads * headDim;
+  const moeLayers = moeLayerIndices(config);
+  const eps = g.floats([config.rmsNormEps], []);
+
+  const inputIds = g.input(GRAPH_IO.inputIds, 'int64', ['batch', 'sequence']);
+  const positionIds = g.input(GRAPH_IO.positionIds, 'int64', ['batch', 'sequence']);
+  const attentionBias = g.input(GRAPH_IO.attentionBias, 'float32', ['batch', 'sequence', 'total']);
+  const logitRows = g.input(GRAPH_IO.logitRows, 'int64', ['rows']);
+
+  const batchBySequence = g.op('Shape', [inputIds]);
+  const linear = (x: string, name: string, rows: number, cols: number, bias = false) =>
+    g.op(
+      'Gemm',
+      bias
+        ? [x, weight(`${name}.weight`, [rows, cols]), weight(`${name}.bias`, [rows])]
+        : [x, weight(`${name}.weight`, [rows, cols])],
+      { transB: 1 },
+    );
+  // RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · w.
+  // Statistics in float32, cast back to the compute type before the weight (as HF does for half types).
+  const rmsNorm = (input: string, weightName: string, width: number) => {
+    const x = toFloat(input);
+    const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [-1], keepdims: 1 });
+    const rms = g.op('Sqrt', [g.op('Add', [meanSquare, eps])]);
+    return g.op('Mul', [toCompute(g.op('Div', [x, rms])), weight(weightName, [width])]);
+  };
+  const swiGlu = (x: string, prefix: string, width: number) => {
+    const gate = linear(x, `${prefix}.gate_proj`, width, hidden);
+    const up = linear(x, `${prefix}.up_proj`, width, hidden);
+    const activated = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+    return linear(activated, `${prefix}.down_proj`, hidden, width);
+  };
+
+  // Rotary tables for every flattened position: cos/sin [N, 1, headDim] (both halves share one angle).
+  const half = headDim / 2;
+  const inverseFrequencies: number[] = [];
+  for (let index = 0; index < half; index++) {
+    const exponent = Math.fround((2 * index) / headDim);
+    inverseFrequencies.push(Math.fround(1 / Math.fround(config.ropeTheta ** exponent)));
+  }
+  const positions = g.op('Cast', [g.op('Reshape', [positionIds, g.ints([-1, 1])])], { to: 1 });
+  const angles = g.op('Mul', [positions, g.floats(inverseFrequencies)]);
+  const ropeTable = (op: 'Cos' | 'Sin') => {
+    const values = g.op(op, [angles]);
+    return toCompute(g.op('Unsqueeze', [g.op('Concat', [values, values], { axis: -1 }), g.ints([1])]));
+  };
+  const cos = ropeTable('Cos');
+  const sin = ropeTable('Sin');
+  const rope = (x: string) => {
+    const [first, second] = g.node('Split', [x, g.ints([half, half])], { axis: -1 }, 2) as [string, string];
+    const rotated = g.op('Concat', [g.op('Neg', [second]), first], { axis: -1 });
+    return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
+  };
+  // [N, width] → [batch, heads, sequence, headDim]
+  const toHeads = (x: string, headCount: number) => {
+    const shape = g.op('Concat', [batchBySequence, g.ints([headCount, headDim])], { axis: 0 });
+    return g.op('Transpose', [g.op('Reshape', [x, shape])], { perm: [0, 2, 1, 3] });
+  };
+
+  // Additive mask tiled over the query group: rows of [batch, kvHeads, group × sequence, total] are g·S + s.
+  const mask = g.op('Tile', [g.op('Unsqueeze', [attentionBias, g.ints([1])]), g.ints([1, 1, groupSize, 1])]);
+  const scale = toCompute(g.floats([1 / Math.sqrt(headDim)], []));
+
+  // The experts of a layer as [experts, hidden, 2·width] (gate ‖ up, transposed) and [experts, width, hidden].
+  const expertStacks = (layer: number, width: number) => {
+    if (expertLayout === 'stacked-inputs') {
+      return {
+        gateUp: g.input(STACKED_EXPERTS.gateUp(layer), computeType, [config.numExperts, hidden, 2 * width]),
+        down: g.input(STACKED_EXPERTS.down(layer), computeType, [config.numExperts, width, hidden]),
+      };
+    }
+    const gateUps: string[] = [];
+    const downs: string[] = [];
+    for (let expert = 0; expert < config.numExperts; expert++) {
+      const prefix = `model.layers.${layer}.mlp.experts.${expert}`;
+      const transposed = (name: string, shape: number[]) =>
+        g.op('Unsqueeze', [g.op('Transpose', [weight(name, shape)], { perm: [1, 0] }), g.ints([0])]);
+      gateUps.push(
+        g.op(
+          'Concat',
+          [
+            transposed(`${prefix}.gate_proj.weight`, [width, hidden]),
+            transposed(`${prefix}.up_proj.weight`, [width, hidden]),
+          ],
+          { axis: 2 },
+        ),
+      );
+      downs.push(transposed(`${prefix}.down_proj.weight`, [hidden, width]));
+    }
+    return { gateUp: g.op('Concat', gateUps, { axis: 0 }), down: g.op('Concat', downs, { axis: 0 }) };
+  };
+
+  let x = g.op('Reshape', [
+    g.op('Gather', [weight('model.embed_tokens.weight', [config.vocabSize, hidden]), inputIds]),
+    g.ints([-1, hidden]),
+  ]);
+  const routingOutputs: string[] = [];
+
+  for (let layer = 0; layer < config.numLayers; layer++) {
+    const prefix = `model.layers.${layer}`;
+    const bias = config.attentionBias;
+    // --- self-attention ---
+    const normed = rmsNorm(x, `${prefix}.input_layernorm.weight`, hidden);
+    let q = g.op('Reshape', [
+      linear(normed, `${prefix}.self_attn.q_proj`, queryWidth, hidden, bias),
+      g.ints([-1, heads, headDim]),
+    ]);
+    let k = g.op('Reshape', [
+      linear(normed, `${prefix}.self_attn.k_proj`, keyValueWidth, hidden, bias),
+      g.ints([-1, kvHeads, headDim]),
+    ]);
+    const v = linear(normed, `${prefix}.self_attn.v_proj`, keyValueWidth, hidden, bias);
+    if (config.qkNorm) {
+      q = rmsNorm(q, `${prefix}.self_attn.q_norm.weight`, headDim);
+      k = rmsNorm(k, `${prefix}.self_attn.k_norm.weight`, headDim);
+    }
+    const queries = g.op('Reshape', [toHeads(rope(q), heads), g.ints([0, kvHeads, -1, headDim])]);
+    const pastKey = g.input(GRAPH_IO.pastKey(layer), 'float32', ['batch', kvHeads, 'past', headDim]);
+    const pastValue = g.input(GRAPH_IO.pastValue(layer), 'float32', ['batch', kvHeads, 'past', headDim]);
+    // The cache stays float32 on the host; float16 values round-trip through it exactly.
+    const present = (name: string, past: string, fresh: string) => {
+      const joined = half16
+        ? g.op('Concat', [toCompute(past), fresh], { axis: 2 })
+        : g.named(name, 'Concat', [past, fresh], { axis: 2 });
+      if (half16) g.named(name, 'Cast', [joined], { to: 1 });
+      g.output(name, 'float32', ['batch', kvHeads, 'total', headDim]);
+      return joined;
+    };
+    const keys = present(GRAPH_IO.presentKey(layer), pastKey, toHeads(rope(k), kvHeads));
+    const values = present(GRAPH_IO.presentValue(layer), pastValue, toHeads(v, kvHeads));
+
+    // Scores in the compute type, mask and softmax in float32 (HF's softmax(dtype=float32)).
+    const scores = g.op('Add', [
+      toFloat(
+        g.op('Mul', [g.op('MatMul', [queries, g.op('Transpose', [keys], { perm: [0, 1, 3, 2] })]), scale]),
+      ),
+      mask,
+    ]);
+    const attended = g.op('MatMul', [toCompute(g.op('Softmax', [scores], { axis: -1 })), values]);
+    const merged = g.op('Reshape', [
+      g.op('Transpose', [g.op('Reshape', [attended, g.ints([0, heads, -1, headDim])])], {
+        perm: [0, 2, 1, 3],
+      }),
+      g.ints([-1, queryWidth]),
+    ]);
+    x = g.op('Add', [x, linear(merged, `${prefix}.self_attn.o_proj`, hidden, queryWidth, bias)]);
+
+    // --- MLP ---
+    const mlpInput = rmsNorm(x, `${prefix}.post_attention_layernorm.weight`, hidden);
+    let mlpOutput: string;
+    if (moeLayers.includes(layer)) {
+      const probabilities = g.op(
+        'Softmax',
+        [toFloat(linear(mlpInput, `${prefix}.mlp.gate`, config.numExperts, hidden))],
+        { axis: -1 },
+      );
+      const [topValues, topIds] = g.node(
+        'TopK',
+        [probabilities, g.ints([config.topK])],
+        { axis: -1, largest: 1, sorted: 1 },
+        2,
+      ) as [string, string];
+      routingOutputs.push(topIds);
+      const gates = config.normTopKProb
+        ? g.op('Div', [topValues, g.op('ReduceSum', [topValues, g.ints([-1])], { keepdims: 1 })])
+        : topValues;
+      // Dense [N, experts] gate matrix: the chosen experts' weights, zero elsewhere.
+      const gateMatrix = g.op(
+        'ScatterElements',
+        [g.op('ConstantOfShape', [g.op('Shape', [probabilities])]), topIds, gates],
+        { axis: 1 },
+      );
+      // Every expert runs on every row (batched MatMul over the expert axis); the gate matrix zeroes the
+      // unchosen ones. Exact, and far fewer nodes than one branch per expert.
+      const width = config.moeIntermediateSize;
+      const { gateUp, down } = expertStacks(layer, width);
+      const [gate, up] = g.node(
+        'Split',
+        [g.op('MatMul', [mlpInput, gateUp]), g.ints([width, width])],
+        { axis: -1 },
+        2,
+      ) as [string, string];
+      const activated = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+      const perExpert = g.op('MatMul', [activated, down]); // [experts, N, hidden]
+      const gatesByExpert = toCompute(
+        g.op('Unsqueeze', [g.op('Transpose', [gateMatrix], { perm: [1, 0] }), g.ints([2])]),
+      );
+      mlpOutput = g.op('ReduceSum', [g.op('Mul', [perExpert, gatesByExpert]), g.ints([0])], { keepdims: 0 });
+    } else {
+      mlpOutput = swiGlu(mlpInput, `${prefix}.mlp`, config.intermediateSize);
+    }
+    x = g.op('Add', [x, mlpOutput]);
+  }
+
+  const finalHidden = g.op('Gather', [rmsNorm(x, 'model.norm.weight', hidden), logitRows], { axis: 0 });
+  const headName = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  const logits = g.op('Gemm', [finalHidden, weight(headName, [config.vocabSize, hidden])], { transB: 1 });
+  g.named(GRAPH_IO.logits, half16 ? 'Cast' : 'Identity', [logits], half16 ? { to: 1 } : {});
+  g.output(GRAPH_IO.logits, 'float32', ['rows', config.vocabSize]);
+  if (routingOutputs.length > 0) {
+    g.named(GRAPH_IO.routing, 'Concat', routingOutputs, { axis: 1 });
+    g.output(GRAPH_IO.routing, 'int64', ['tokens', moeLayers.length * config.topK]);
+  }
+  return g.build(
+    'moerl_qwen3_moe',
+    'Qwen3-MoE forward pass with KV cache and routing capture, built by @moerl/backend-onnx',
+  );
+}
