@@ -13,6 +13,15 @@ export {
 } from './advantages/reinforce-plus-plus.js';
 export type { RewardBatch } from './advantages/reward-batch.js';
 export { rlooAdvantages } from './advantages/rloo-advantages.js';
+export {
+  assertGradientMatches,
+  checkObjectiveGradient,
+  compareGradients,
+  finiteDifferenceGradient,
+  type GradientComparison,
+  type ObjectiveGradientCheck,
+  type ObjectiveGradientCheckOptions,
+} from './gradient-check/gradient-check.js';
 export { type GspoConfig, gspoLoss } from './losses/gspo-loss.js';
 export { gspoTokenLoss } from './losses/gspo-token-loss.js';
 export {

@@ -7,7 +7,7 @@ import type { RunConfig } from '../config/run-config-schema.js';
 import { writeHtmlReport } from '../report/html-report.js';
 import { compareRuns } from '../run/compare-runs.js';
 import { evaluateRun } from '../run/evaluate-run.js';
-import { readMetrics, runPaths } from '../run/run-directory.js';
+import { readInitialEval, readMetrics, runPaths } from '../run/run-directory.js';
 import { trainRun } from '../run/train-run.js';
 import { listTasks } from '../tasks/task-registry.js';
 import { inspectCheckpoint } from './inspect-checkpoint.js';
@@ -82,13 +82,15 @@ export function createProgram(): Command {
             signal: interruptSignal(),
             resume: flags.resume === true,
           });
-          await writeHtmlReport(result.paths.report, [
-            { name: config.name, config, metrics: result.metrics },
-          ]);
+          const record = {
+            name: config.name,
+            config,
+            metrics: result.metrics,
+            initialEvalAccuracy: result.initialEvalAccuracy,
+          };
+          await writeHtmlReport(result.paths.report, [record]);
           if (flags.json !== true) {
-            process.stdout.write(
-              `${summaryTable([{ name: config.name, config, metrics: result.metrics }])}\n`,
-            );
+            process.stdout.write(`${summaryTable([record])}\n`);
             process.stdout.write(`run directory: ${directory}\nreport: ${result.paths.report}\n`);
           }
         } finally {
@@ -152,7 +154,12 @@ export function createProgram(): Command {
         const paths = runPaths(directory);
         const { readFile } = await import('node:fs/promises');
         const config = JSON.parse(await readFile(paths.config, 'utf8')) as RunConfig;
-        runs.push({ name: config.name, config, metrics: await readMetrics(paths.metrics) });
+        runs.push({
+          name: config.name,
+          config,
+          metrics: await readMetrics(paths.metrics),
+          initialEvalAccuracy: await readInitialEval(paths),
+        });
       }
       await writeHtmlReport(flags.out, runs);
       process.stdout.write(`${summaryTable(runs)}\n\nreport: ${flags.out}\n`);

@@ -8,6 +8,7 @@ const cell = (value: number, digits: number, exponent = false) =>
 export function summaryTable(runs: readonly (RunRecord & { readonly wallSeconds?: number })[]): string {
   const header = [
     'run',
+    'eval acc before RL',
     'eval acc',
     'reward (last ¼)',
     'KL free',
@@ -25,6 +26,7 @@ export function summaryTable(runs: readonly (RunRecord & { readonly wallSeconds?
       lastQuarter.reduce((total, row) => total + row.rewardMean, 0) / Math.max(1, lastQuarter.length);
     return [
       run.name,
+      cell(summary.initialEvalAccuracy, 3),
       cell(summary.finalEvalAccuracy, 3),
       cell(reward, 3),
       cell(summary.meanKlFree, 0, true),

@@ -38,4 +38,6 @@ export interface RunRecord {
   readonly name: string;
   readonly config: unknown;
   readonly metrics: readonly StepMetrics[];
+  /** Held-out accuracy of the policy RL started from (after the warm start), when it was measured. */
+  readonly initialEvalAccuracy?: number;
 }

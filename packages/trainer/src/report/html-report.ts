@@ -18,6 +18,7 @@ function summaryTable(summaries: readonly RunSummary[]): string {
   const header = [
     'run',
     'steps',
+    'eval accuracy before RL',
     'eval accuracy',
     'rollout accuracy (last ¼)',
     'KL free',
@@ -34,6 +35,7 @@ function summaryTable(summaries: readonly RunSummary[]): string {
     [
       escapeHtml(summary.name),
       String(summary.steps),
+      figure(summary.initialEvalAccuracy),
       figure(summary.finalEvalAccuracy),
       figure(summary.finalAccuracy),
       figure(summary.meanKlFree, 4),

@@ -4,6 +4,8 @@ import type { RunRecord } from '../metrics/step-metrics.js';
 export interface RunSummary {
   readonly name: string;
   readonly steps: number;
+  /** Held-out accuracy before the first RL step (NaN when unknown). */
+  readonly initialEvalAccuracy: number;
   /** Held-out accuracy of the last evaluation (NaN when none ran). */
   readonly finalEvalAccuracy: number;
   /** Mean rollout accuracy over the last quarter of steps. */
@@ -33,6 +35,7 @@ export function summarizeRun(run: RunRecord): RunSummary {
   return {
     name: run.name,
     steps: rows.length,
+    initialEvalAccuracy: run.initialEvalAccuracy ?? Number.NaN,
     finalEvalAccuracy: evals.at(-1)?.evalAccuracy ?? Number.NaN,
     finalAccuracy: mean(lastQuarter.map((row) => row.accuracy)),
     meanKlFree: mean(rows.map((row) => row.klFree)),

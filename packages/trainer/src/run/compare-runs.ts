@@ -40,6 +40,7 @@ export async function compareRuns(options: CompareRunsOptions): Promise<CompareR
         name,
         config: { ...config, name },
         metrics: result.metrics,
+        initialEvalAccuracy: result.initialEvalAccuracy,
         wallSeconds: (performance.now() - start) / 1000,
       });
     } finally {

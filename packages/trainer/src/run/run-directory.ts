@@ -12,6 +12,7 @@ export interface RunPaths {
   readonly checkpoints: string;
   readonly latest: string;
   readonly report: string;
+  readonly initialEval: string;
 }
 
 export function runPaths(root: string): RunPaths {
@@ -23,6 +24,7 @@ export function runPaths(root: string): RunPaths {
     checkpoints,
     latest: join(checkpoints, 'latest.json'),
     report: join(root, 'report.html'),
+    initialEval: join(root, 'eval-before-rl.json'),
   };
 }
 
@@ -53,6 +55,22 @@ export async function readMetrics(path: string): Promise<StepMetrics[]> {
         );
       }
     });
+}
+
+/** Held-out accuracy of the policy RL starts from, kept beside the metrics (they start at step 1). */
+export async function writeInitialEval(paths: RunPaths, accuracy: number): Promise<void> {
+  await writeFileAtomic(paths.initialEval, `${JSON.stringify({ evalAccuracy: accuracy }, encodeNumber)}\n`);
+}
+
+export async function readInitialEval(paths: RunPaths): Promise<number> {
+  try {
+    const { evalAccuracy } = JSON.parse(await readFile(paths.initialEval, 'utf8')) as {
+      evalAccuracy: number | null;
+    };
+    return evalAccuracy ?? Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 export async function writeRunConfig(paths: RunPaths, config: RunConfig): Promise<void> {

@@ -24,10 +24,12 @@ import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js
 import { collectRollouts, type RolloutBatch, trainingBatchOf } from './rollout-batch.js';
 import {
   type RunPaths,
+  readInitialEval,
   readLatestCheckpoint,
   readMetrics,
   runPaths,
   saveRunCheckpoint,
+  writeInitialEval,
   writeMetrics,
   writeRunConfig,
 } from './run-directory.js';
@@ -51,6 +53,8 @@ export interface TrainRunResult {
   readonly paths: RunPaths;
   readonly metrics: readonly StepMetrics[];
   readonly stoppedEarly: boolean;
+  /** Held-out accuracy before the first RL step (NaN when unknown, e.g. a resumed run without the file). */
+  readonly initialEvalAccuracy: number;
 }
 
 const sum = (values: readonly number[]) => values.reduce((total, value) => total + value, 0);
@@ -365,7 +369,15 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   };
 
   let stoppedEarly = false;
+  let initialEvalAccuracy = Number.NaN;
   try {
+    if (options.resume === true) initialEvalAccuracy = await readInitialEval(paths);
+    else {
+      events?.phase?.('eval', 0, config.train.steps);
+      initialEvalAccuracy = await evaluateAccuracy(engine, task, evalSet, maxNewTokens);
+      await writeInitialEval(paths, initialEvalAccuracy);
+      events?.log?.(`held-out accuracy before RL: ${initialEvalAccuracy.toFixed(3)}`);
+    }
     for (let step = firstStep; step <= config.train.steps; step++) {
       const { metrics: row, skipped } = await rlStep(context, step, events);
       skippedSteps += skipped;
@@ -401,5 +413,5 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     await engine.dispose();
     await trainer.dispose();
   }
-  return { paths, metrics, stoppedEarly };
+  return { paths, metrics, stoppedEarly, initialEvalAccuracy };
 }
