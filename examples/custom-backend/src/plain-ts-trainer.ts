@@ -9,6 +9,8 @@ import {
   type NamedTensors,
   type PolicyTrainer,
   type PolicyTrainerCapabilities,
+  type PreparedTrainingSequence,
+  prepareTrainingBatch,
   type RoutingRecord,
   type TrainStepResult,
   toFloat32,
@@ -18,7 +20,6 @@ import {
 import { createReferenceModel, type ReferenceModel } from '@moerl/testkit';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { lmHeadGradient, type ScoredPosition, tokenLogprob } from './lm-head-gradient.js';
-import { type PreparedSequence, prepareBatch } from './prepare-batch.js';
 
 /** The name this backend reports and registers under. */
 export const PLAIN_TS_BACKEND_NAME = 'plain-ts';
@@ -34,7 +35,7 @@ export const PLAIN_TS_CAPABILITIES: PolicyTrainerCapabilities = {
 const HEAD = 'lm_head.weight';
 
 interface Pass {
-  readonly sequence: PreparedSequence;
+  readonly sequence: PreparedTrainingSequence;
   readonly logits: Float32Array;
   readonly finalHidden: Float32Array;
   readonly routing: RoutingRecord;
@@ -89,7 +90,7 @@ export function createPlainTsTrainer(options: CreateTrainerOptions): PolicyTrain
     weights = converted;
   };
 
-  const forward = (sequence: PreparedSequence): Pass => {
+  const forward = (sequence: PreparedTrainingSequence): Pass => {
     if (sequence.fed === 0) {
       const shape = {
         positions: 0,
@@ -141,7 +142,7 @@ export function createPlainTsTrainer(options: CreateTrainerOptions): PolicyTrain
         },
       );
     }
-    const passes = prepareBatch(config, model.moeLayers.length, batch, routing).map(forward);
+    const passes = prepareTrainingBatch(config, batch, routing).map(forward);
     const sequenceOffsets = new Int32Array(passes.length + 1);
     passes.forEach(({ sequence }, i) => {
       sequenceOffsets[i + 1] = sequenceOffsets[i]! + sequence.tokens.length - sequence.promptLength;

@@ -8,7 +8,6 @@ export {
   type OnnxTrajectory,
   type PrefixCacheOptions,
 } from './engine/onnx-rollout-engine.js';
-export { type SampledToken, sampleToken } from './engine/sample-token.js';
 export { type ExportOnnxOptions, encodeOnnxModel, exportOnnx } from './export/export-onnx.js';
 export { GRAPH_IO } from './model/build-moe-graph.js';
 export { ONNX_IR_VERSION, ONNX_OPSET } from './model/encode-moe-model.js';

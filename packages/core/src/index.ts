@@ -83,6 +83,7 @@ export {
   type SafetensorsContents,
 } from './safetensors/read-safetensors.js';
 export { serializeSafetensors, writeSafetensorsFile } from './safetensors/write-safetensors.js';
+export { logSoftmax, type SampledToken, sampleToken } from './sampling/sample-token.js';
 export { DTYPE_BYTES, DTYPES, type DType, isDType } from './tensors/dtype.js';
 export {
   bfloat16BitsToFloat32,
@@ -101,4 +102,5 @@ export {
   type NamedTensors,
   type TensorDataByDType,
 } from './tensors/tensor.js';
+export { type PreparedTrainingSequence, prepareTrainingBatch } from './trajectory/prepare-training-batch.js';
 export { sequenceTokens } from './trajectory/sequence-tokens.js';

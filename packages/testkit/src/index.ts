@@ -49,5 +49,4 @@ export {
 } from './reference/reference-model.js';
 export { createReferencePolicyTrainer } from './reference/reference-policy-trainer.js';
 export { createReferenceRolloutEngine } from './reference/reference-rollout-engine.js';
-export { type SampledToken, sampleToken } from './reference/sample-token.js';
 export { createRandomWeights, type RandomWeightsOptions } from './weights/random-weights.js';

@@ -7,11 +7,11 @@ import {
   type RoutingRecord,
   type SamplingParams,
   type SeededRandom,
+  sampleToken,
 } from '@moerl/core';
 import type { PositionKv, PrefixStore } from '../cache/prefix-store.js';
 import { pastFromPositions, positionKv, selectRows, stackSequences } from './kv-layout.js';
 import { type ForwardOutput, type LayerKv, MASKED, type MoeSession } from './moe-session.js';
-import { sampleToken } from './sample-token.js';
 
 export interface PreparedRequest {
   readonly request: GenerateRequest;

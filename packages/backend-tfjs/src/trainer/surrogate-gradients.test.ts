@@ -3,6 +3,7 @@ import {
   float32Tensor,
   type ModelConfig,
   type NamedTensors,
+  prepareTrainingBatch,
   type RoutingRecord,
   sliceRoutingRecord,
 } from '@moerl/core';
@@ -19,7 +20,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { ExpertComputation } from '../model/forward.js';
 import { createParameters, disposeParameters } from '../model/parameters.js';
 import { activateTfjsBackend } from '../runtime/tfjs-runtime.js';
-import { padSequences, prepareBatch } from './prepare-batch.js';
+import { padSequences } from './prepare-batch.js';
 import { surrogateGradients } from './surrogate-gradients.js';
 
 beforeAll(async () => {
@@ -84,11 +85,10 @@ function analyticGradients(
 ): Map<string, Float32Array> {
   const parameters = createParameters(config, weights);
   try {
-    const moeLayers = routing[0]!.moeLayers;
     const batch = {
       sequences: sequences.map((sequence, index) => ({ ...sequence, routing: routing[index]! })),
     };
-    const padded = padSequences(prepareBatch(config, moeLayers, batch, 'replay'));
+    const padded = padSequences(prepareTrainingBatch(config, batch, 'replay'));
     const gradients = surrogateGradients(
       parameters,
       padded,

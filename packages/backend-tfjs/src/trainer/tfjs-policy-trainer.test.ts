@@ -7,6 +7,7 @@ import {
   type MoerlError,
   type NamedTensors,
   type Objective,
+  prepareTrainingBatch,
   readHfConfigFile,
   readSafetensorsFile,
   roundToBfloat16,
@@ -24,7 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createParameters, disposeParameters } from '../model/parameters.js';
 import { activateTfjsBackend } from '../runtime/tfjs-runtime.js';
 import { attachRouting } from './attach-routing.js';
-import { padSequences, prepareBatch } from './prepare-batch.js';
+import { padSequences } from './prepare-batch.js';
 import { surrogateGradients } from './surrogate-gradients.js';
 import { createTfjsPolicyTrainer, type TfjsPolicyTrainer } from './tfjs-policy-trainer.js';
 import type { TfjsTrainerOptions } from './trainer-options.js';
@@ -216,7 +217,7 @@ describe('TfjsPolicyTrainer: trainStep', () => {
     const { config, weights } = conformanceFixture();
     // An independent gradient of −mean logprob, straight from the surrogate.
     const parameters = createParameters(config, weights);
-    const padded = padSequences(prepareBatch(config, 2, batch, 'free'));
+    const padded = padSequences(prepareTrainingBatch(config, batch, 'free'));
     const count = padded.rows.length;
     const gradients = surrogateGradients(
       parameters,

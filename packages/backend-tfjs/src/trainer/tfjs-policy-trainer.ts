@@ -4,12 +4,12 @@ import {
   type LogprobResult,
   type ModelConfig,
   MoerlError,
-  moeLayerIndices,
   type NamedTensors,
   type Objective,
   type ObjectiveResult,
   type PolicyTrainer,
   type PolicyTrainerCapabilities,
+  prepareTrainingBatch,
   type RoutingRecord,
   type TrainingBatch,
   type TrainStepOptions,
@@ -31,7 +31,7 @@ import { type AdamW, createAdamW } from './adamw.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { learningRateAt } from './learning-rate-schedule.js';
 import { crossEntropyObjective } from './objectives.js';
-import { type PreparedSequence, padSequences, prepareBatch } from './prepare-batch.js';
+import { type PreparedSequence, padSequences } from './prepare-batch.js';
 import { surrogateGradients } from './surrogate-gradients.js';
 import { type ResolvedTrainerOptions, resolveTrainerOptions } from './trainer-options.js';
 
@@ -112,7 +112,6 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
   const backend = await selectTfjsBackend(settings.backends);
   const parameters: ModelParameters = createParameters(config, options.weights);
   const optimizer: AdamW = createAdamW(parameters, settings);
-  const moeLayers = moeLayerIndices(config).length;
   let skippedSteps = 0;
   let disposed = false;
 
@@ -199,7 +198,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
   ): Promise<TrainStepResult> => {
     assertOpen();
     const temperature = checkTemperature(stepOptions.temperature ?? 1);
-    const sequences = prepareBatch(config, moeLayers, batch, stepOptions.routing);
+    const sequences = prepareTrainingBatch(config, batch, stepOptions.routing);
     const withEntropy = objective.needsEntropy === true;
     const chunks = microBatches(sequences).filter((micro) => micro.length > 0);
     const common = { temperature, withEntropy, experts: settings.experts };
@@ -327,7 +326,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     async logprobs(batch: TrainingBatch, logprobOptions: LogprobOptions): Promise<LogprobResult> {
       assertOpen();
       const temperature = checkTemperature(logprobOptions.temperature ?? 1);
-      const sequences = prepareBatch(config, moeLayers, batch, logprobOptions.routing);
+      const sequences = prepareTrainingBatch(config, batch, logprobOptions.routing);
       const result = evaluate(sequences, temperature, logprobOptions.returnEntropy === true);
       return {
         logprobs: result.logprobs,

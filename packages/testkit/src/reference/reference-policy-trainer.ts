@@ -13,15 +13,12 @@ import {
   type ObjectiveInput,
   type PolicyTrainer,
   type PolicyTrainerCapabilities,
-  type RoutingMode,
+  type PreparedTrainingSequence,
+  prepareTrainingBatch,
   type RoutingRecord,
   readHfConfigFile,
   readSafetensorsFile,
-  sequenceTokens,
-  sliceRoutingRecord,
-  type TrainingBatch,
   type TrainStepResult,
-  validateRoutingRecord,
   writeHfConfigFile,
   writeSafetensorsFile,
 } from '@moerl/core';
@@ -67,13 +64,7 @@ const CONFIG_FILE = 'config.json';
 const WEIGHTS_FILE = 'model.safetensors';
 
 /** One sequence after validation: its tokens, and the replayed routing cut to the fed positions. */
-interface PreparedSequence {
-  readonly tokens: Int32Array;
-  readonly promptLength: number;
-  /** prompt + response − 1: every token but the last is fed forward. */
-  readonly fed: number;
-  readonly replay: RoutingRecord | undefined;
-}
+type PreparedSequence = PreparedTrainingSequence;
 
 /** The forward pass of one sequence over its fed positions. */
 interface SequencePass {
@@ -130,83 +121,6 @@ function asCheckpointError(error: unknown, directory: string, file: string): Moe
   return new MoerlError('CHECKPOINT_INVALID', `Cannot load the checkpoint in ${directory}: ${reason}`, {
     cause: error,
     details: { directory, file },
-  });
-}
-
-/**
- * Checks the whole batch before anything is computed: every prompt is non-empty, every token id lies in the
- * vocabulary, and in replay mode every sequence carries routing (`ROUTING_MISSING`, checked for all
- * sequences first) of the model's shape covering prompt + response − 1 or prompt + response positions
- * (`ROUTING_SHAPE`).
- */
-function prepareBatch(
-  config: ModelConfig,
-  moeLayers: number,
-  batch: TrainingBatch,
-  mode: RoutingMode,
-): PreparedSequence[] {
-  if (batch === null || typeof batch !== 'object' || !Array.isArray(batch.sequences)) {
-    throw new MoerlError('INVALID_ARGUMENT', 'batch.sequences must be an array of training sequences');
-  }
-  if (mode !== 'free' && mode !== 'replay') {
-    throw new MoerlError('INVALID_ARGUMENT', `routing must be 'free' or 'replay', found ${String(mode)}`, {
-      details: { found: mode },
-    });
-  }
-  const { sequences } = batch;
-  if (mode === 'replay') {
-    const missing = sequences.flatMap((sequence, index) => (sequence.routing === undefined ? [index] : []));
-    if (missing.length > 0) {
-      throw new MoerlError(
-        'ROUTING_MISSING',
-        `Replay needs a routing record on every sequence; sequence(s) ${missing.join(', ')} have none`,
-        { details: { sequences: missing } },
-      );
-    }
-  }
-  return sequences.map((sequence, index) => {
-    const promptLength = sequence.promptIds.length;
-    if (promptLength === 0) {
-      throw new MoerlError('INVALID_ARGUMENT', `Sequence ${index} has an empty prompt`, {
-        details: { sequence: index },
-      });
-    }
-    const tokens = sequenceTokens(sequence);
-    // The final token is never fed forward, so the forward pass would not check it: check them all here.
-    const bad = tokens.findIndex((id) => id < 0 || id >= config.vocabSize);
-    if (bad >= 0) {
-      throw new MoerlError(
-        'INVALID_ARGUMENT',
-        `Sequence ${index}: token ${tokens[bad]} at position ${bad} is not a token id in [0, ${config.vocabSize})`,
-        { details: { sequence: index, position: bad, found: tokens[bad], vocabSize: config.vocabSize } },
-      );
-    }
-    const fed = tokens.length - 1;
-    let replay: RoutingRecord | undefined;
-    if (mode === 'replay') {
-      const record = sequence.routing!;
-      try {
-        validateRoutingRecord(record, { numExperts: config.numExperts, moeLayers, topK: config.topK });
-      } catch (error) {
-        if (MoerlError.isInstance(error)) {
-          throw new MoerlError('ROUTING_SHAPE', `Sequence ${index}: ${error.message}`, {
-            cause: error,
-            details: { sequence: index, ...error.details },
-          });
-        }
-        throw error;
-      }
-      if (record.positions !== fed && record.positions !== fed + 1) {
-        throw new MoerlError(
-          'ROUTING_SHAPE',
-          `Sequence ${index}: routing covers ${record.positions} positions; prompt + response − 1 = ${fed} (or ${fed + 1}, the final token included) expected`,
-          { details: { sequence: index, expected: [fed, fed + 1], found: record.positions } },
-        );
-      }
-      // The final token is never fed forward, so its routing (when given) is not used.
-      replay = record.positions === fed ? record : sliceRoutingRecord(record, 0, fed);
-    }
-    return { tokens, promptLength, fed, replay };
   });
 }
 
@@ -334,7 +248,7 @@ export function createReferencePolicyTrainer(options: CreateTrainerOptions): Pol
     async logprobs(batch, logprobOptions): Promise<LogprobResult> {
       assertOpen();
       const temperature = checkTemperature(logprobOptions.temperature ?? 1);
-      const sequences = prepareBatch(config, model.moeLayers.length, batch, logprobOptions.routing);
+      const sequences = prepareTrainingBatch(config, batch, logprobOptions.routing);
       const passes = sequences.map(forward);
       const { logprobs, sequenceOffsets, entropy } = gather(
         passes,
@@ -360,7 +274,7 @@ export function createReferencePolicyTrainer(options: CreateTrainerOptions): Pol
         );
       }
       const temperature = checkTemperature(stepOptions.temperature ?? 1);
-      const sequences = prepareBatch(config, model.moeLayers.length, batch, stepOptions.routing);
+      const sequences = prepareTrainingBatch(config, batch, stepOptions.routing);
       const passes = sequences.map(forward);
       const current = gather(passes, temperature, objective.needsEntropy === true);
       const input: ObjectiveInput =

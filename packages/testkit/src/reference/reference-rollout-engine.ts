@@ -10,10 +10,10 @@ import {
   type RolloutEngineStats,
   roundToBfloat16,
   type SamplingParams,
+  sampleToken,
   type Trajectory,
 } from '@moerl/core';
 import { createReferenceModel, type ReferenceModel } from './reference-model.js';
-import { sampleToken } from './sample-token.js';
 
 function roundWeights(weights: NamedTensors): NamedTensors {
   const rounded: NamedTensors = new Map();

@@ -27,6 +27,18 @@ async function checkpointFiles(path: string): Promise<{ configs: string[]; tenso
   };
 }
 
+/** A run directory's latest checkpoint, or the directory itself when it already holds a checkpoint. */
+export async function checkpointDirectory(path: string): Promise<string> {
+  const entries = await readdir(path).catch((error: unknown) => {
+    throw new MoerlError('INVALID_ARGUMENT', `${path} is not a readable directory`, {
+      cause: error,
+      details: { path },
+    });
+  });
+  if (entries.includes('checkpoints')) return (await readLatestCheckpoint(runPaths(path))).trainerDirectory;
+  return path;
+}
+
 const megabytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(3)} MiB`;
 
 /** A readable description of a checkpoint: model config, then every tensor with dtype, shape and size. */

@@ -1,7 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { serveOnnxEngine } from '@moerl/rollout-http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { checkpointDirectory } from './inspect-checkpoint.js';
 import { createProgram } from './main.js';
 
 async function run(...args: string[]): Promise<string> {
@@ -69,6 +71,31 @@ describe('moerl CLI', () => {
       expect(await run('eval', join(directory, 'run'))).toMatch(
         /^step 2: accuracy \d\.\d{3} on 4 held-out problems/,
       );
+      // What `moerl serve <run>` starts: the run's checkpoint behind the SGLang protocol, on loopback.
+      const served = await serveOnnxEngine({
+        checkpointDir: await checkpointDirectory(join(directory, 'run')),
+        port: 0,
+      });
+      try {
+        expect((await fetch(`${served.url}/health`)).ok).toBe(true);
+        const response = await fetch(`${served.url}/generate`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            input_ids: [1, 4, 5],
+            sampling_params: { max_new_tokens: 3 },
+            return_routed_experts: true,
+          }),
+        });
+        const body = (await response.json()) as {
+          output_ids: number[];
+          meta_info: { routed_experts: string };
+        };
+        expect(body.output_ids.length).toBeGreaterThan(0);
+        expect(typeof body.meta_info.routed_experts).toBe('string');
+      } finally {
+        await served.close();
+      }
     } finally {
       await rm(directory, { recursive: true, force: true });
     }

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { serveOnnxEngine } from '@moerl/rollout-http';
 import { Command, Option } from 'commander';
 import { configDocsMarkdown } from '../config/config-docs.js';
 import { listPresets } from '../config/presets.js';
@@ -10,7 +11,7 @@ import { evaluateRun } from '../run/evaluate-run.js';
 import { readInitialEval, readMetrics, runPaths } from '../run/run-directory.js';
 import { trainRun } from '../run/train-run.js';
 import { listTasks } from '../tasks/task-registry.js';
-import { inspectCheckpoint } from './inspect-checkpoint.js';
+import { checkpointDirectory, inspectCheckpoint } from './inspect-checkpoint.js';
 import { progressEvents } from './progress-events.js';
 import { runBenchmarks } from './run-benchmarks.js';
 import { summaryTable } from './summary-table.js';
@@ -185,6 +186,35 @@ export function createProgram(): Command {
       });
       if (failures > 0) process.exitCode = 1;
     });
+
+  program
+    .command('serve')
+    .description(
+      'serve a checkpoint on the onnx engine behind the SGLang /generate protocol (with routed experts)',
+    )
+    .argument(
+      '<path>',
+      'run directory (its latest checkpoint) or checkpoint directory (config.json + model.safetensors)',
+    )
+    .option('--host <host>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
+    .option('--port <port>', 'port (0: any free one)', (value) => Number.parseInt(value, 10), 30000)
+    .option('--precision <precision>', 'fp32, bf16 or fp16', 'bf16')
+    .action(
+      async (path: string, flags: { host: string; port: number; precision: 'fp32' | 'bf16' | 'fp16' }) => {
+        const checkpointDir = await checkpointDirectory(path);
+        const served = await serveOnnxEngine({
+          checkpointDir,
+          host: flags.host,
+          port: flags.port,
+          precision: flags.precision,
+        });
+        process.stdout.write(
+          `serving ${checkpointDir} at ${served.url} (POST /generate, GET /health); Ctrl-C stops\n`,
+        );
+        await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+        await served.close();
+      },
+    );
 
   configOptions(
     program.command('config').description('print the resolved config, or every field with its default'),

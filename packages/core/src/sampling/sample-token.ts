@@ -1,4 +1,5 @@
-import type { SamplingParams, SeededRandom } from '@moerl/core';
+import type { SamplingParams } from '../contracts/sampling-params.js';
+import type { SeededRandom } from '../random/seeded-random.js';
 
 export interface SampledToken {
   readonly token: number;
@@ -8,7 +9,7 @@ export interface SampledToken {
 
 /**
  * Draws the next token from one row of logits, with the same semantics (and so, for the same seed, the
- * same draws) as `@moerl/testkit`'s reference engine and backend-tfjs:
+ * same draws) in every engine that uses it (the testkit reference engine, backend-onnx):
  *
  * - the logprobs are `log softmax(logits / T)` over the full vocabulary, in float64, rounded to float32;
  *   the reported logprob is that of the sampled token, untruncated, which is what a trainer recomputes;

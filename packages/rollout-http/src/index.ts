@@ -1,0 +1,52 @@
+export { type CheckpointWeightSyncOptions, checkpointWeightSync } from './client/checkpoint-weight-sync.js';
+export {
+  createHttpRolloutEngine,
+  type HttpRolloutEngine,
+  type HttpRolloutEngineOptions,
+  type HttpTrajectory,
+} from './client/http-rollout-engine.js';
+export { type PlannedCall, planCalls, requestSeed } from './client/plan-calls.js';
+export type { Balancing } from './client/server-pool.js';
+export {
+  type DecodedGeneration,
+  decodeSglangGenerateItem,
+  decodeSglangGenerateResponse,
+  decodeSglangGenerateStream,
+  decodeSglangOpenAiRouting,
+  decodeSglangRoutedExperts,
+  type SglangRequestContext,
+  type WeightVersionSpan,
+} from './protocols/sglang.js';
+export {
+  decodeVllmChoiceRouting,
+  decodeVllmStreamRouting,
+  importVllmRoutingDump,
+  type VllmChoiceContext,
+} from './protocols/vllm.js';
+export {
+  routingFromWire,
+  routingToHiddenLayers,
+  type WireRouting,
+  type WireRoutingExpectation,
+} from './routing/wire-routing.js';
+export {
+  type GenerateBody,
+  generateBodySchema,
+  type UpdateWeightsBody,
+  updateWeightsBodySchema,
+} from './server/generate-schema.js';
+export {
+  loadCheckpointWeights,
+  type ServedOnnxEngine,
+  type ServeOnnxEngineOptions,
+  serveOnnxEngine,
+} from './server/serve-onnx-engine.js';
+export {
+  createSglangServer,
+  type SglangServer,
+  type SglangServerOptions,
+  type SglangServerStats,
+  type Tokenizer,
+} from './server/sglang-server.js';
+export { decodeBase64, encodeBase64 } from './wire/base64.js';
+export { type NpyArray, parseNpy } from './wire/npy.js';

@@ -1,0 +1,97 @@
+import { createRoutingRecord, MoerlError } from '@moerl/core';
+import { describe, expect, it } from 'vitest';
+import { config, flat, moeLayers, moeRows } from '../__fixtures__/routing-rows.js';
+import { expandToHiddenLayers } from '../__fixtures__/wire-writers.js';
+import { routingFromWire, routingToHiddenLayers, type WireRoutingExpectation } from './wire-routing.js';
+
+const expectation = (rows: number): WireRoutingExpectation => ({
+  requestId: 'r1',
+  config,
+  layerAxis: 'hidden',
+  rows,
+  rowsExplained: `${rows}`,
+});
+
+function hidden(rows: number[][][]) {
+  return {
+    rows: rows.length,
+    layers: config.numLayers,
+    topK: 2,
+    values: Int32Array.from(expandToHiddenLayers(rows, moeLayers, config.numLayers, 2)),
+  };
+}
+
+function codeOf(run: () => unknown): string | undefined {
+  try {
+    run();
+  } catch (error) {
+    return MoerlError.isInstance(error) ? error.code : 'not a MoerlError';
+  }
+  return undefined;
+}
+
+describe('routingFromWire', () => {
+  it('drops dense layers by index, keeping expert 0 on MoE layers', () => {
+    const rows = moeRows(4);
+    const record = routingFromWire(hidden(rows), expectation(4));
+    expect(record.moeLayers).toBe(2);
+    expect(record.experts).toBeInstanceOf(Uint8Array);
+    expect([...record.experts]).toEqual(flat(rows));
+    expect(record.experts[0]).toBe(0);
+  });
+
+  it('reads a MoE-only layer axis', () => {
+    const rows = moeRows(3);
+    const record = routingFromWire(
+      { rows: 3, layers: 2, topK: 2, values: Int32Array.from(flat(rows)) },
+      { ...expectation(3), layerAxis: 'moe' },
+    );
+    expect([...record.experts]).toEqual(flat(rows));
+  });
+
+  it('rejects an off-by-one row count, naming the request', () => {
+    expect(() => routingFromWire(hidden(moeRows(4)), expectation(5))).toThrow(
+      /request r1.*4 rows, expected 5/,
+    );
+  });
+
+  it('rejects a wrong layer width (MoE-only rows where all hidden layers were expected) and top-k', () => {
+    const rows = moeRows(2);
+    const moeOnly = { rows: 2, layers: 2, topK: 2, values: Int32Array.from(flat(rows)) };
+    expect(() => routingFromWire(moeOnly, expectation(2))).toThrow(/2 layers per row, expected 6/);
+    const topOne = { rows: 2, layers: 6, topK: 1, values: new Int32Array(12) };
+    expect(() => routingFromWire(topOne, expectation(2))).toThrow(/top-1 per layer, expected top-2/);
+  });
+
+  it('rejects ids out of range, −1 rows, duplicate picks and all-zero rows as ROUTING_SHAPE', () => {
+    const rows = moeRows(2);
+    const bad = (mutate: (values: Int32Array) => void) => {
+      const wire = hidden(rows);
+      mutate(wire.values);
+      return codeOf(() => routingFromWire(wire, expectation(2)));
+    };
+    // row 1, MoE layer 5 (hidden index 5), k = 0
+    expect(bad((values) => values.set([6], (1 * 6 + 5) * 2))).toBe('ROUTING_SHAPE');
+    expect(bad((values) => values.fill(-1, 12, 24))).toBe('ROUTING_SHAPE');
+    expect(bad((values) => values.set([3, 3], (0 * 6 + 1) * 2))).toBe('ROUTING_SHAPE');
+    expect(bad((values) => values.fill(0, 0, 12))).toBe('ROUTING_SHAPE');
+    // Dense layers are never read: garbage there is ignored.
+    expect(bad((values) => values.set([5, 5], 0))).toBeUndefined();
+  });
+
+  it('accepts zero rows (an empty routing string) when zero rows are expected', () => {
+    const record = routingFromWire(
+      { rows: 0, layers: 6, topK: 2, values: new Int32Array(0) },
+      expectation(0),
+    );
+    expect(record.positions).toBe(0);
+  });
+
+  it('routingToHiddenLayers is the inverse of dropping dense layers', () => {
+    const rows = moeRows(3);
+    const record = createRoutingRecord({ positions: 3, moeLayers: 2, topK: 2, numExperts: 6 }, flat(rows));
+    expect([...routingToHiddenLayers(record, config)]).toEqual(
+      expandToHiddenLayers(rows, moeLayers, config.numLayers, 2),
+    );
+  });
+});

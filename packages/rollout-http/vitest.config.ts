@@ -1,0 +1,3 @@
+import { defineMoerlTestConfig } from '../../vitest.shared.ts';
+
+export default defineMoerlTestConfig('rollout-http');
