@@ -90,4 +90,28 @@ describe('trainRun', () => {
     const resumed = await trainRun({ config, directory: interrupted, resume: true });
     expect(resumed.metrics.map(deterministic)).toEqual(whole.metrics.map(deterministic));
   });
+
+  it('imports plugins first, so a config can name an objective an outside package registers', async () => {
+    const plugin = new URL('../__fixtures__/plugin-objective.ts', import.meta.url).href;
+    const config = await resolveRunConfig({
+      config: {
+        ...tiny,
+        plugins: [plugin],
+        algorithm: { objective: 'test-plugin-reinforce' },
+        train: { steps: 1 },
+      },
+    });
+    const { pluginCalls } = (await import(plugin)) as { pluginCalls: { evaluate: number } };
+    const before = pluginCalls.evaluate;
+    const result = await trainRun({ config, directory: join(root, 'plugin') });
+    expect(result.metrics).toHaveLength(1);
+    expect(pluginCalls.evaluate - before).toBe(2); // one evaluation per mini-batch
+  });
+
+  it('names a plugin it cannot import', async () => {
+    const config = await resolveRunConfig({ config: { ...tiny, plugins: ['moerl-no-such-plugin'] } });
+    await expect(trainRun({ config, directory: join(root, 'bad-plugin') })).rejects.toThrow(
+      /plugins: cannot import "moerl-no-such-plugin"/,
+    );
+  });
 });
