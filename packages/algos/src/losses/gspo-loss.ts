@@ -1,6 +1,7 @@
 import {
   checkPolicyLossInputs,
   GSPO_LOG_RATIO_MAX,
+  meanLogRatio,
   type PolicyLossInputs,
   type PolicyLossResult,
 } from './policy-loss-inputs.js';
@@ -31,15 +32,8 @@ export function gspoLoss(inputs: PolicyLossInputs, config: GspoConfig): PolicyLo
   for (let i = 0; i + 1 < sequenceOffsets.length; i++) {
     const start = sequenceOffsets[i]!;
     const end = sequenceOffsets[i + 1]!;
-    let count = 0;
-    let logRatioSum = 0;
-    for (let t = start; t < end; t++) {
-      if (mask[t] !== 1) continue;
-      count++;
-      logRatioSum += logprobs[t]! - oldLogprobs[t]!;
-    }
+    const { count, mean: logSequenceRatio } = meanLogRatio(logprobs, oldLogprobs, mask, start, end);
     if (count === 0) continue;
-    const logSequenceRatio = logRatioSum / count;
     const ratio = Math.exp(Math.min(GSPO_LOG_RATIO_MAX, logSequenceRatio));
     const ratioDerivative = logSequenceRatio < GSPO_LOG_RATIO_MAX ? ratio : 0;
     const clippedRatio = Math.min(upper, Math.max(lower, ratio));
@@ -61,7 +55,7 @@ export function gspoLoss(inputs: PolicyLossInputs, config: GspoConfig): PolicyLo
     const tokenGradient = (slope * ratioDerivative) / count;
     for (let t = start; t < end; t++) if (mask[t] === 1) gradient[t] = tokenGradient;
     counted += count;
-    klSum -= logRatioSum;
+    klSum -= logSequenceRatio * count;
   }
   return {
     loss,

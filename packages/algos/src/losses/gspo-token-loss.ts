@@ -3,6 +3,7 @@ import type { GspoConfig } from './gspo-loss.js';
 import {
   checkPolicyLossInputs,
   GSPO_LOG_RATIO_MAX,
+  meanLogRatio,
   type PolicyLossInputs,
   type PolicyLossResult,
 } from './policy-loss-inputs.js';
@@ -33,15 +34,14 @@ export function gspoTokenLoss(
   for (let i = 0; i + 1 < sequenceOffsets.length; i++) {
     const start = sequenceOffsets[i]!;
     const end = sequenceOffsets[i + 1]!;
-    let count = 0;
-    let logRatioSum = 0;
-    for (let t = start; t < end; t++) {
-      if (mask[t] !== 1) continue;
-      count++;
-      logRatioSum += stopGradientLogprobs[t]! - oldLogprobs[t]!;
-    }
+    const { count, mean: logSequenceRatio } = meanLogRatio(
+      stopGradientLogprobs,
+      oldLogprobs,
+      mask,
+      start,
+      end,
+    );
     if (count === 0) continue;
-    const logSequenceRatio = logRatioSum / count;
     for (let t = start; t < end; t++) {
       if (mask[t] !== 1) continue;
       const logRatio = logprobs[t]! - stopGradientLogprobs[t]! + logSequenceRatio;

@@ -35,6 +35,27 @@ export const LOG_RATIO_CLAMP = 20;
 /** GSPO's cap on the log of the sequence ratio (verl). */
 export const GSPO_LOG_RATIO_MAX = 10;
 
+/**
+ * GSPO's log sequence ratio: the mean of (logp − old) over the loss tokens of [start, end), and how many
+ * there are (0 when the response has none). `logprobs` are the values the ratio is computed from.
+ */
+export function meanLogRatio(
+  logprobs: ArrayLike<number>,
+  oldLogprobs: ArrayLike<number>,
+  mask: ArrayLike<number>,
+  start: number,
+  end: number,
+): { readonly count: number; readonly mean: number } {
+  let count = 0;
+  let sum = 0;
+  for (let t = start; t < end; t++) {
+    if (mask[t] !== 1) continue;
+    count++;
+    sum += logprobs[t]! - oldLogprobs[t]!;
+  }
+  return { count, mean: count === 0 ? 0 : sum / count };
+}
+
 /** Shapes only: offsets well formed and every per-token array one value per token. */
 export function checkPolicyLossInputs(
   inputs: PolicyLossInputs,
