@@ -11,24 +11,12 @@ import {
   moeLayerIndices,
   type SamplingParams,
 } from '@moerl/core';
-import { createRandomWeights, createReferenceRolloutEngine } from '@moerl/testkit';
+import { createRandomWeights, createReferenceRolloutEngine, smallMoeConfig } from '@moerl/testkit';
 import * as ort from 'onnxruntime-node';
 import { createOnnxRolloutEngine, type OnnxRolloutEngine } from '../src/index.js';
 
-// The demo config of examples/routing-summary.
-const demoConfig = createModelConfig({
-  vocabSize: 48,
-  hiddenSize: 32,
-  numLayers: 4,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  numExperts: 8,
-  topK: 2,
-  moeIntermediateSize: 16,
-  normTopKProb: true,
-  mlpOnlyLayers: [0],
-  maxPositionEmbeddings: 1024,
-});
+// testkit's small MoE: 4 layers (layer 0 dense), 3 MoE layers of 8 experts, top-2.
+const demoConfig = smallMoeConfig;
 // A wider model, so that arithmetic rather than per-call overhead dominates.
 const wideConfig = createModelConfig({
   ...demoConfig,

@@ -18,7 +18,7 @@ import {
   type RoutingRecord,
   type TrainingBatch,
 } from '@moerl/core';
-import { createRandomWeights, negativeMeanLogprobObjective } from '@moerl/testkit';
+import { createRandomWeights, negativeMeanLogprobObjective, smallMoeConfig } from '@moerl/testkit';
 import {
   attachRouting,
   createTfjsPolicyTrainer,
@@ -28,19 +28,8 @@ import {
   type TfjsPolicyTrainer,
 } from '../src/index.js';
 
-/** The demo config of examples/routing-summary. */
-const demoConfig = createModelConfig({
-  vocabSize: 48,
-  hiddenSize: 32,
-  numLayers: 4,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  numExperts: 8,
-  topK: 2,
-  moeIntermediateSize: 16,
-  normTopKProb: true,
-  mlpOnlyLayers: [0],
-});
+// testkit's small MoE: 4 layers (layer 0 dense), 3 MoE layers of 8 experts, top-2.
+const demoConfig = smallMoeConfig;
 
 const wideConfig = createModelConfig({
   vocabSize: 64,

@@ -6,29 +6,16 @@
 import os from 'node:os';
 import { createOnnxRolloutEngine } from '@moerl/backend-onnx';
 import {
-  createModelConfig,
   DEFAULT_SAMPLING_PARAMS,
   type GenerateRequest,
   type RolloutEngine,
   type SamplingParams,
 } from '@moerl/core';
-import { createRandomWeights } from '@moerl/testkit';
+import { createRandomWeights, smallMoeConfig } from '@moerl/testkit';
 import { createHttpRolloutEngine, createSglangServer, planCalls, type SglangServer } from '../src/index.js';
 
-// The demo config of the repository (4 layers, layer 0 dense, 8 experts, top-2).
-const config = createModelConfig({
-  vocabSize: 48,
-  hiddenSize: 32,
-  numLayers: 4,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  numExperts: 8,
-  topK: 2,
-  moeIntermediateSize: 16,
-  normTopKProb: true,
-  mlpOnlyLayers: [0],
-  maxPositionEmbeddings: 1024,
-});
+// testkit's small MoE: 4 layers (layer 0 dense), 3 MoE layers of 8 experts, top-2.
+const config = smallMoeConfig;
 const weights = createRandomWeights(config, 0);
 const PROMPTS = 8;
 const SAMPLES = 8;

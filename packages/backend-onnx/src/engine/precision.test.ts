@@ -1,5 +1,4 @@
 import {
-  createModelConfig,
   DEFAULT_SAMPLING_PARAMS,
   type HostTensor,
   type NamedTensors,
@@ -8,23 +7,12 @@ import {
   sequenceTokens,
   sliceRoutingRecord,
 } from '@moerl/core';
-import { createRandomWeights, createReferenceModel, referenceLogprobs } from '@moerl/testkit';
+import { createRandomWeights, createReferenceModel, referenceLogprobs, smallMoeConfig } from '@moerl/testkit';
 import { describe, expect, it } from 'vitest';
 import { createOnnxRolloutEngine } from './onnx-rollout-engine.js';
 
-// The demo's shape: 3 MoE layers of 8 experts, top-2, after one dense layer.
-const config = createModelConfig({
-  vocabSize: 48,
-  hiddenSize: 32,
-  numLayers: 4,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  numExperts: 8,
-  topK: 2,
-  moeIntermediateSize: 16,
-  normTopKProb: true,
-  mlpOnlyLayers: [0],
-});
+// testkit's small MoE: 4 layers (layer 0 dense), 3 MoE layers of 8 experts, top-2.
+const config = smallMoeConfig;
 const weights = createRandomWeights(config, 0);
 
 function roundedToBfloat16(named: NamedTensors): NamedTensors {
