@@ -43,6 +43,8 @@ interface Sequence {
   kv?: LayerKv[];
   /** Cache handles of the prompt positions, reused when the finished sequence is stored. */
   promptHandles?: PositionKv[];
+  /** The finished sequence's routing record, built once for the cache and the trajectory. */
+  record?: RoutingRecord;
 }
 
 export interface GenerateContext {
@@ -120,12 +122,7 @@ async function prefill(context: GenerateContext, sequence: Sequence): Promise<Fl
       cached = Math.min(hit.length, prompt.length - 1);
       cachedHandles = hit.kv.slice(0, cached);
       if (cached > 0) {
-        past = pastFromPositions(
-          hit.kv.slice(0, cached),
-          config.numLayers,
-          config.numKeyValueHeads,
-          config.headDim,
-        );
+        past = pastFromPositions(cachedHandles, config.numLayers, config.numKeyValueHeads, config.headDim);
         pushAll(sequence.routing, hit.routing.experts.subarray(0, cached * rowWidth));
       }
     } finally {
@@ -181,11 +178,8 @@ function remember(
       else handles.push(positionKv(kv, row, slot));
     }
   if (handles.length !== fed) return; // cannot happen; never store misaligned KV
-  context.store!.insert(
-    Int32Array.from(sequence.tokens.slice(0, fed)),
-    handles,
-    routingRecordOf(context, fed, sequence.routing),
-  );
+  sequence.record = routingRecordOf(context, fed, sequence.routing);
+  context.store!.insert(Int32Array.from(sequence.tokens.slice(0, fed)), handles, sequence.record);
 }
 
 /**
@@ -282,7 +276,7 @@ export async function generateBatch(
     request: sequence.prepared.request,
     responseIds: Int32Array.from(sequence.tokens.slice(sequence.promptLength)),
     logprobs: Float32Array.from(sequence.logprobs),
-    routing: routingRecordOf(context, sequence.tokens.length - 1, sequence.routing),
+    routing: sequence.record ?? routingRecordOf(context, sequence.tokens.length - 1, sequence.routing),
     finishReason: sequence.finishReason ?? 'length',
     cachedPromptTokens: sequence.cachedPromptTokens,
   }));

@@ -132,7 +132,8 @@ function roundToFloat16(values: Float32Array): Float32Array {
   return toFloat32(fromFloat32(values, 'F16', [values.length]));
 }
 
-function checkPrecision(precision: InferencePrecision): void {
+/** `UNSUPPORTED` for a precision this engine has no kernels for. */
+export function checkPrecision(precision: InferencePrecision): void {
   if (!SUPPORTED_PRECISIONS.includes(precision)) {
     throw new MoerlError(
       'UNSUPPORTED',

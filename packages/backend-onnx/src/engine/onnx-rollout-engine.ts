@@ -14,7 +14,12 @@ import {
 import { createPrefixStore, type PrefixStoreImplementation } from '../cache/create-prefix-store.js';
 import type { PrefixStore, PrefixStoreStats } from '../cache/prefix-store.js';
 import { generateBatch, type PreparedRequest } from './generate-batch.js';
-import { createMoeSession, type ExecutionProvider, SUPPORTED_PRECISIONS } from './moe-session.js';
+import {
+  checkPrecision,
+  createMoeSession,
+  type ExecutionProvider,
+  SUPPORTED_PRECISIONS,
+} from './moe-session.js';
 import { checkRequest } from './validate-request.js';
 
 export interface PrefixCacheOptions {
@@ -86,13 +91,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
   const { config } = options;
   validateModelConfig(config);
   const precision = options.precision ?? 'fp32';
-  if (!SUPPORTED_PRECISIONS.includes(precision)) {
-    throw new MoerlError(
-      'UNSUPPORTED',
-      `precision must be one of ${SUPPORTED_PRECISIONS.join(', ')}, found ${String(precision)}`,
-      { details: { field: 'precision', found: precision, supported: SUPPORTED_PRECISIONS } },
-    );
-  }
+  checkPrecision(precision);
   let weightVersion = checkVersion(options.weightVersion ?? 0, 'weightVersion');
   const warn = options.onWarning ?? ((message: string) => console.warn(message));
   const session = await createMoeSession({

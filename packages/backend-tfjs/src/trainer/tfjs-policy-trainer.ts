@@ -136,10 +136,14 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     offsets: Int32Array;
     routing: RoutingRecord[];
   } => {
-    const logprobs: number[] = [];
-    const entropy: number[] = [];
     const routing: RoutingRecord[] = [];
+    // Offsets are known up front, so each micro-batch writes its slice in place (no growing arrays).
     const offsets = new Int32Array(sequences.length + 1);
+    sequences.forEach((sequence, index) => {
+      offsets[index + 1] = offsets[index]! + sequence.tokens.length - sequence.promptLength;
+    });
+    const logprobs = new Float32Array(offsets[sequences.length]!);
+    const entropy = withEntropy ? new Float32Array(offsets[sequences.length]!) : undefined;
     let sequenceIndex = 0;
     for (const micro of microBatches(sequences)) {
       if (micro.length === 0) continue;
@@ -159,21 +163,13 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
             temperature,
             withEntropy,
           );
-          logprobs.push(...out.logprobs.dataSync());
-          if (out.entropy !== undefined) entropy.push(...out.entropy.dataSync());
+          logprobs.set(out.logprobs.dataSync(), offsets[sequenceIndex]!);
+          if (out.entropy !== undefined) entropy?.set(out.entropy.dataSync(), offsets[sequenceIndex]!);
         }
       });
-      for (let index = 0; index < micro.length; index++, sequenceIndex++) {
-        offsets[sequenceIndex + 1] =
-          offsets[sequenceIndex]! + padded.offsets[index + 1]! - padded.offsets[index]!;
-      }
+      sequenceIndex += micro.length;
     }
-    return {
-      logprobs: Float32Array.from(logprobs),
-      entropy: withEntropy ? Float32Array.from(entropy) : undefined,
-      offsets,
-      routing,
-    };
+    return { logprobs, entropy, offsets, routing };
   };
 
   const checkObjectiveResult = (objective: Objective, result: ObjectiveResult, tokens: number) => {
@@ -181,7 +177,12 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
       ['gradient', result.gradient],
       ['entropyGradient', result.entropyGradient],
     ] as const) {
-      if (values !== undefined && (!(values instanceof Float32Array) || values.length !== tokens)) {
+      // The gradient is required by the contract; the entropy gradient only when the objective uses entropy.
+      const required = name === 'gradient';
+      if (
+        (required || values !== undefined) &&
+        (!(values instanceof Float32Array) || values.length !== tokens)
+      ) {
         throw new MoerlError(
           'INVALID_ARGUMENT',
           `Objective ${objective.name} returned ${values?.length} ${name} values for ${tokens} tokens`,

@@ -166,7 +166,16 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
       const server = await pool.acquire();
       const url = pool.urls[server]!;
       try {
-        const json = JSON.parse(await post(`${url}/generate`, body)) as unknown;
+        const text = await post(`${url}/generate`, body);
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          // A proxy's HTML error page or a cut-off body: the whole request is retried, never half-used.
+          throw new RetryableError(
+            `${url}/generate answered with a body that is not JSON: ${text.slice(0, 200)}`,
+          );
+        }
         for (const item of Array.isArray(json) ? json : [json]) {
           const routed = (item as { meta_info?: { routed_experts?: unknown } })?.meta_info?.routed_experts;
           if (typeof routed === 'string') counters.routingChars += routed.length;

@@ -22,6 +22,7 @@ export class PromptRoutingCache {
   get(key: string): Entry | undefined {
     const entry = this.#entries.get(key);
     if (entry !== undefined) {
+      this.hits++;
       this.#entries.delete(key);
       this.#entries.set(key, entry);
     }

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { MoerlError } from '@moerl/core';
 import { serveOnnxEngine } from '@moerl/rollout-http';
 import { Command, Option } from 'commander';
 import { configDocsMarkdown } from '../config/config-docs.js';
@@ -68,7 +69,21 @@ export function createProgram(): Command {
     .option('--json', 'one JSON line per step on stdout')
     .action(
       async (flags: ConfigFlags & { out?: string; resume?: boolean; quiet?: boolean; json?: boolean }) => {
-        const config = await configFrom(flags);
+        // `--resume` alone continues with the config the run was started with.
+        const reuseSaved =
+          flags.resume === true &&
+          flags.preset === undefined &&
+          flags.config === undefined &&
+          flags.set === undefined;
+        if (reuseSaved && flags.out === undefined) {
+          throw new MoerlError(
+            'CONFIG_INVALID',
+            '--resume needs --out <run directory> (or the flags the run was started with)',
+          );
+        }
+        const config = reuseSaved
+          ? await resolveRunConfig({ file: runPaths(flags.out!).config })
+          : await configFrom(flags);
         const directory = flags.out ?? join('runs', config.name);
         const events = progressEvents({
           runName: config.name,

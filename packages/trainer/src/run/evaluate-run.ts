@@ -6,6 +6,7 @@ import { resolveRunBackends } from './backends.js';
 import { evaluateAccuracy } from './evaluate.js';
 import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
 import { readLatestCheckpoint, runPaths } from './run-directory.js';
+import { importPlugins } from './train-run.js';
 
 export interface EvaluateRunResult {
   readonly step: number;
@@ -33,7 +34,7 @@ export async function evaluateRun(
     );
   }
   const config = validateRunConfig(raw, paths.config);
-  for (const plugin of config.plugins) await import(plugin);
+  await importPlugins(config.plugins);
   const task = createTask(config.task.name);
   const modelConfig = modelConfigFor(config, task);
   const { state, trainerDirectory } = await readLatestCheckpoint(paths);

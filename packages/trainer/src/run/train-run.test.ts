@@ -89,6 +89,11 @@ describe('trainRun', () => {
     expect(first.metrics).toHaveLength(2);
     const resumed = await trainRun({ config, directory: interrupted, resume: true });
     expect(resumed.metrics.map(deterministic)).toEqual(whole.metrics.map(deterministic));
+    // A different config is refused rather than mixed into the same metrics.
+    const other = await resolveRunConfig({ config: { ...tiny, replay: 'R3' } });
+    await expect(trainRun({ config: other, directory: interrupted, resume: true })).rejects.toThrow(
+      /different config than it was started with/,
+    );
   });
 
   it('imports plugins first, so a config can name an objective an outside package registers', async () => {

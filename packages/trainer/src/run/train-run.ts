@@ -1,5 +1,5 @@
-import { mkdir } from 'node:fs/promises';
-import { createObjective } from '@moerl/algos';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createObjective, filterUniformGroups } from '@moerl/algos';
 import {
   createRandom,
   type LogprobResult,
@@ -10,6 +10,7 @@ import {
   type SamplingParams,
   type TrainingBatch,
 } from '@moerl/core';
+import { validateRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfig } from '../config/run-config-schema.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
 import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
@@ -60,7 +61,7 @@ export interface TrainRunResult {
 const sum = (values: readonly number[]) => values.reduce((total, value) => total + value, 0);
 const mean = (values: readonly number[]) => (values.length === 0 ? Number.NaN : sum(values) / values.length);
 
-async function importPlugins(plugins: readonly string[]): Promise<void> {
+export async function importPlugins(plugins: readonly string[]): Promise<void> {
   for (const plugin of plugins) {
     try {
       await import(plugin);
@@ -74,6 +75,53 @@ async function importPlugins(plugins: readonly string[]): Promise<void> {
         },
       );
     }
+  }
+}
+
+/** Refuses up front, before any rollout, a replay mode the chosen backends cannot do. */
+function assertReplaySupported(
+  replay: RunConfig['replay'],
+  trainer: PolicyTrainer,
+  engine: RolloutEngine,
+): void {
+  const needs: [boolean, string][] =
+    replay === 'R3'
+      ? [
+          [engine.capabilities.recordRouting, `the engine (${engine.backendName}) to record routing`],
+          [trainer.capabilities.routingReplay, `the trainer (${trainer.backendName}) to replay routing`],
+        ]
+      : replay === 'R2'
+        ? [
+            [trainer.capabilities.recordRouting, `the trainer (${trainer.backendName}) to record routing`],
+            [trainer.capabilities.routingReplay, `the trainer (${trainer.backendName}) to replay routing`],
+          ]
+        : [];
+  const missing = needs.filter(([ok]) => !ok).map(([, what]) => what);
+  if (missing.length > 0) {
+    throw new MoerlError('UNSUPPORTED', `replay ${replay} needs ${missing.join(' and ')}`, {
+      details: { field: 'replay', found: replay },
+    });
+  }
+}
+
+/** A resumed run must be the run that was checkpointed: same config except how many steps to go. */
+async function checkSameConfig(paths: RunPaths, config: RunConfig): Promise<void> {
+  let saved: RunConfig;
+  try {
+    saved = validateRunConfig(JSON.parse(await readFile(paths.config, 'utf8')), paths.config);
+  } catch (error) {
+    throw new MoerlError('CHECKPOINT_INVALID', `Cannot resume: ${paths.config} is missing or invalid`, {
+      cause: error,
+      details: { path: paths.config },
+    });
+  }
+  const comparable = (value: RunConfig) => JSON.stringify({ ...value, train: { ...value.train, steps: 0 } });
+  if (comparable(saved) !== comparable(config)) {
+    throw new MoerlError(
+      'CONFIG_INVALID',
+      `Cannot resume ${paths.root} with a different config than it was started with (only train.steps may change); resume with the same preset, file and --set flags, or with none to reuse ${paths.config}`,
+      { details: { path: paths.config } },
+    );
   }
 }
 
@@ -135,26 +183,28 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
   }
   const temperature = context.logprobTemperature;
   const free = await trainer.logprobs(engineBatch, { routing: 'free', temperature });
-  const replay = hasEngineRouting
-    ? await trainer.logprobs(engineBatch, { routing: 'replay', temperature })
-    : undefined;
+  const replay =
+    hasEngineRouting && trainer.capabilities.routingReplay
+      ? await trainer.logprobs(engineBatch, { routing: 'replay', temperature })
+      : undefined;
   const mismatch = mismatchMetrics(rollouts.trajectories, rollouts.engineLogprobs, free, replay);
 
   // Old logprobs come from the same routing the updates will use.
   const oldLogprobs = config.replay === 'R3' ? replay!.logprobs : free.logprobs;
-  const updateBatch = config.replay === 'R2' ? withRouting(engineBatch, free.routing) : engineBatch;
+  // R2 replays the trainer's own routing only, never the engine's.
+  const updateBatch =
+    config.replay === 'R2'
+      ? withRouting(trainingBatchOf(rollouts.trajectories, 'none'), free.routing)
+      : engineBatch;
   const routingMode = config.replay === 'free' ? 'free' : 'replay';
   const advantages = tokenAdvantages(config.algorithm.advantage, rollouts);
 
-  let keep = rollouts.trajectories.map(() => true);
-  if (config.algorithm.dropUniformGroups) {
-    const byGroup = new Map<string, number[]>();
-    rollouts.groupIds.forEach((group, index) => {
-      byGroup.set(group, [...(byGroup.get(group) ?? []), rollouts.rewards[index]!]);
-    });
-    keep = rollouts.groupIds.map((group) => new Set(byGroup.get(group)).size > 1);
-  }
-  const kept = keep.flatMap((flag, index) => (flag ? [index] : []));
+  const keep = config.algorithm.dropUniformGroups
+    ? filterUniformGroups(rollouts.groupIds, rollouts.rewards).keepResponse
+    : undefined;
+  const kept = rollouts.trajectories.flatMap((_, index) =>
+    keep === undefined || keep[index] === 1 ? [index] : [],
+  );
 
   const losses: number[] = [];
   const gradNorms: number[] = [];
@@ -212,13 +262,24 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
       ...mismatch,
       prefixCacheHitRate: rollouts.promptTokens === 0 ? 0 : cachedTokens / rollouts.promptTokens,
       rolloutTokensPerSecond: (rollouts.promptTokens + rollouts.responseTokens) / rolloutSeconds,
+      // Tokens through the trainer: every sequence once or twice for logprobs, the kept ones per epoch.
       trainTokensPerSecond:
-        ((config.train.epochs + 2) * (rollouts.promptTokens + rollouts.responseTokens)) /
+        ((replay === undefined ? 1 : 2) * (rollouts.promptTokens + rollouts.responseTokens) +
+          config.train.epochs * keptTokens(rollouts, kept)) /
         Math.max(trainSeconds, 1e-9),
       rolloutSeconds,
       trainSeconds,
     },
   };
+}
+
+function keptTokens(rollouts: RolloutBatch, kept: readonly number[]): number {
+  let tokens = 0;
+  for (const index of kept) {
+    const trajectory = rollouts.trajectories[index]!;
+    tokens += trajectory.promptIds.length + trajectory.responseIds.length;
+  }
+  return tokens;
 }
 
 function gatherSequences(
@@ -305,6 +366,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   let skippedSteps = 0;
   let trainer: PolicyTrainer;
   if (options.resume === true) {
+    await checkSameConfig(paths, config);
     const { state, trainerDirectory } = await readLatestCheckpoint(paths);
     trainer = await backends.createTrainer({
       ...trainerOptions,
@@ -327,20 +389,28 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
         `warm start: reused from an earlier run with the same task, model, seed and settings (cross-entropy ${cached.loss.toFixed(3)})`,
       );
     } else if (config.warmStart.steps > 0) {
+      // Its own constant learning rate: the RL schedule (warmup, cosine over RL updates) is not its.
       const supervised = await backends.createTrainer({
-        ...trainerOptions,
+        config: modelConfig,
+        seed: config.seed,
+        maxGradNorm: config.train.maxGradNorm,
+        backendOptions: { weightDecay: config.train.weightDecay },
         weights,
         learningRate: config.warmStart.learningRate,
       });
-      const loss = await warmStart(supervised, task, {
-        steps: config.warmStart.steps,
-        batchSize: config.warmStart.batchSize,
-        random: createRandom(config.seed).fork('warm-start'),
-        heldOut,
-        ...(events?.warmStart === undefined ? {} : { onProgress: events.warmStart }),
-      });
-      weights = await supervised.exportWeights();
-      await supervised.dispose();
+      let loss: number;
+      try {
+        loss = await warmStart(supervised, task, {
+          steps: config.warmStart.steps,
+          batchSize: config.warmStart.batchSize,
+          random: createRandom(config.seed).fork('warm-start'),
+          heldOut,
+          ...(events?.warmStart === undefined ? {} : { onProgress: events.warmStart }),
+        });
+        weights = await supervised.exportWeights();
+      } finally {
+        await supervised.dispose();
+      }
       warmStartCache.set(warmKey, { weights, loss });
       events?.log?.(`warm start: ${config.warmStart.steps} steps, final cross-entropy ${loss.toFixed(3)}`);
     }
@@ -351,13 +421,26 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     });
     await writeMetrics(paths, metrics);
   }
-  const engine = await backends.createEngine({
-    config: modelConfig,
-    weights: await trainer.exportWeights(),
-    weightVersion: firstStep - 1,
-    precision: config.rollout.precision,
-    backendOptions: { prefixCache: config.rollout.prefixCache },
-  });
+  let engine: RolloutEngine;
+  try {
+    engine = await backends.createEngine({
+      config: modelConfig,
+      weights: await trainer.exportWeights(),
+      weightVersion: firstStep - 1,
+      precision: config.rollout.precision,
+      backendOptions: { prefixCache: config.rollout.prefixCache },
+    });
+  } catch (error) {
+    await trainer.dispose();
+    throw error;
+  }
+  try {
+    assertReplaySupported(config.replay, trainer, engine);
+  } catch (error) {
+    await engine.dispose();
+    await trainer.dispose();
+    throw error;
+  }
   const context: StepContext = {
     config,
     task,
