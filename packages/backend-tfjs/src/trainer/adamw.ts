@@ -23,6 +23,8 @@ export interface AdamW {
   apply(gradients: ReadonlyMap<string, tf.Tensor>, learningRate: number): void;
   /** Moments as `m/<name>` and `v/<name>` F32 tensors. */
   exportState(): Promise<NamedTensors>;
+  /** Throws `CHECKPOINT_INVALID` unless `state` holds F32 moments of every parameter's shape. */
+  checkState(state: NamedTensors): void;
   loadState(state: NamedTensors | undefined, step: number): void;
   dispose(): void;
 }
@@ -37,6 +39,24 @@ export function createAdamW(parameters: ModelParameters, options: AdamWOptions):
   }
   let step = 0;
   const { beta1, beta2, epsilon, weightDecay } = options;
+
+  const checkState = (state: NamedTensors): void => {
+    for (const [name, { m, v }] of moments) {
+      for (const [kind, variable] of [
+        ['m', m],
+        ['v', v],
+      ] as const) {
+        const tensor = state.get(`${kind}/${name}`);
+        if (tensor === undefined || tensor.dtype !== 'F32' || tensor.shape.join() !== variable.shape.join()) {
+          throw new MoerlError(
+            'CHECKPOINT_INVALID',
+            `Optimizer state ${kind}/${name}: expected F32 [${variable.shape.join(', ')}], found ${tensor === undefined ? 'nothing' : `${tensor.dtype} [${tensor.shape.join(', ')}]`}`,
+            { details: { field: `${kind}/${name}` } },
+          );
+        }
+      }
+    }
+  };
 
   return {
     get step() {
@@ -70,28 +90,9 @@ export function createAdamW(parameters: ModelParameters, options: AdamWOptions):
       }
       return named;
     },
+    checkState,
     loadState(state, savedStep) {
-      if (state !== undefined) {
-        for (const [name, { m, v }] of moments) {
-          for (const [kind, variable] of [
-            ['m', m],
-            ['v', v],
-          ] as const) {
-            const tensor = state.get(`${kind}/${name}`);
-            if (
-              tensor === undefined ||
-              tensor.dtype !== 'F32' ||
-              tensor.shape.join() !== variable.shape.join()
-            ) {
-              throw new MoerlError(
-                'CHECKPOINT_INVALID',
-                `Optimizer state ${kind}/${name}: expected F32 [${variable.shape.join(', ')}], found ${tensor === undefined ? 'nothing' : `${tensor.dtype} [${tensor.shape.join(', ')}]`}`,
-                { details: { field: `${kind}/${name}` } },
-              );
-            }
-          }
-        }
-      }
+      if (state !== undefined) checkState(state);
       for (const [name, { m, v }] of moments) {
         tf.tidy(() => {
           const saved = (kind: 'm' | 'v', variable: tf.Variable) => {

@@ -12,6 +12,7 @@ import {
   readSafetensorsFile,
   roundToBfloat16,
   type TrainingBatch,
+  writeSafetensorsFile,
 } from '@moerl/core';
 import {
   conformanceFixture,
@@ -368,6 +369,27 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
     const loaded = await subject.logprobs(batch, { routing: 'free' });
     const want = referenceBatchLogprobs(otherReference, batch, { temperature: 1 });
     expect(maxDifference(loaded.logprobs, want.logprobs)).toBeLessThanOrEqual(1e-4);
+    await subject.dispose();
+  });
+
+  it('rejects a bad optimizer file before touching the weights', async () => {
+    const good = await temporaryDirectory();
+    const bad = await temporaryDirectory();
+    const subject = await trainer();
+    await subject.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' });
+    await subject.saveCheckpoint(bad);
+    await subject.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' });
+    await subject.saveCheckpoint(good);
+    // Same save, one moment missing: the weights file is fine, the optimizer file is not.
+    const optimizer = await readSafetensorsFile(join(bad, 'optimizer.safetensors'));
+    const firstMoment = [...optimizer.tensors.keys()][0]!;
+    optimizer.tensors.delete(firstMoment);
+    await writeSafetensorsFile(join(bad, 'optimizer.safetensors'), optimizer.tensors, optimizer.metadata);
+    const before = await subject.exportWeights();
+    await expect(subject.loadCheckpoint(bad)).rejects.toMatchObject({ code: 'CHECKPOINT_INVALID' });
+    const after = await subject.exportWeights();
+    for (const [name, tensor] of before) expect(after.get(name)!.data, name).toEqual(tensor.data);
+    expect(subject.stats().steps).toBe(2);
     await subject.dispose();
   });
 

@@ -372,6 +372,8 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     async loadCheckpoint(directory: string) {
       assertOpen();
       const contents = await readCheckpoint(directory, config);
+      // Everything is checked before anything is assigned: a bad file leaves the trainer as it was.
+      if (contents.optimizer !== undefined) optimizer.checkState(contents.optimizer);
       try {
         assignParameters(parameters, contents.weights);
       } catch (error) {
