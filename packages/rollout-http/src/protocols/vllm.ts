@@ -66,15 +66,11 @@ function nestedToWire(value: unknown, context: VllmChoiceContext, field: string)
   };
 }
 
-function npyToWire(base64: string, context: VllmChoiceContext, field: string): WireRouting {
-  const array = parseNpy(decodeBase64(base64, `request ${context.requestId}: ${field}`), field);
+/** `.npy` bytes of shape (rows, num_hidden_layers, K) as wire routing. */
+function npyToWire(bytes: Uint8Array, requestId: string, field: string): WireRouting {
+  const array = parseNpy(bytes, `request ${requestId}: ${field}`);
   if (array.shape.length !== 3) {
-    throw bodyError(
-      context.requestId,
-      field,
-      'a 3-d array (rows, num_hidden_layers, K)',
-      `shape (${array.shape})`,
-    );
+    throw bodyError(requestId, field, 'a 3-d array (rows, num_hidden_layers, K)', `shape (${array.shape})`);
   }
   const [rows, layers, topK] = array.shape as [number, number, number];
   return { rows, layers, topK, values: array.values };
@@ -112,7 +108,8 @@ export function decodeVllmChoiceRouting(
   const fed = context.promptLength + context.generatedLength - 1;
 
   if (typeof raw === 'string') {
-    return routingFromWire(npyToWire(raw, context, field), {
+    const bytes = decodeBase64(raw, `request ${requestId}: ${field}`);
+    return routingFromWire(npyToWire(bytes, requestId, field), {
       requestId,
       config,
       layerAxis: 'hidden',
@@ -181,12 +178,7 @@ export function importVllmRoutingDump(
   const full = { ...context, promptStart: 0 };
   let wire: WireRouting;
   if (dump instanceof Uint8Array) {
-    const array = parseNpy(dump, `request ${context.requestId}: routing dump`);
-    if (array.shape.length !== 3) {
-      throw bodyError(context.requestId, 'routing dump', 'a 3-d array', `shape (${array.shape})`);
-    }
-    const [rows, layers, topK] = array.shape as [number, number, number];
-    wire = { rows, layers, topK, values: array.values };
+    wire = npyToWire(dump, context.requestId, 'routing dump');
   } else {
     wire = nestedToWire(dump, full, 'routing dump');
   }

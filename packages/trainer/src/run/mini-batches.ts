@@ -9,13 +9,3 @@ export function miniBatchRanges(count: number, parts: number): [number, number][
   }
   return ranges;
 }
-
-/** The tokens of sequences [start, end) of a flattened per-token array. */
-export function sliceTokens<T extends Float32Array | Float64Array>(
-  values: T,
-  offsets: Int32Array,
-  start: number,
-  end: number,
-): T {
-  return values.slice(offsets[start]!, offsets[end]!) as T;
-}

@@ -13,6 +13,8 @@ export interface RunPaths {
   readonly latest: string;
   readonly report: string;
   readonly initialEval: string;
+  /** Weights of the warm-started policy, kept when the objective has a KL term against it. */
+  readonly reference: string;
 }
 
 export function runPaths(root: string): RunPaths {
@@ -25,6 +27,7 @@ export function runPaths(root: string): RunPaths {
     latest: join(checkpoints, 'latest.json'),
     report: join(root, 'report.html'),
     initialEval: join(root, 'eval-before-rl.json'),
+    reference: join(root, 'reference.safetensors'),
   };
 }
 

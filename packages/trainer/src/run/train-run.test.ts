@@ -119,4 +119,29 @@ describe('trainRun', () => {
       /plugins: cannot import "moerl-no-such-plugin"/,
     );
   });
+
+  it('adds a KL term against the warm-started policy, kept on disk so a resumed run gets the same reference', async () => {
+    // A task and warm start that give varied rewards, and a step size that moves the policy visibly.
+    const base = {
+      ...tiny,
+      task: { name: 'sort-digits', formatReward: 0.5 },
+      warmStart: { steps: 30, batchSize: 8 },
+      train: { steps: 2, learningRate: 0.05 },
+      eval: { every: 0, size: 4 },
+    };
+    const withKl = await resolveRunConfig({ config: { ...base, algorithm: { klCoefficient: 0.5 } } });
+    const withoutKl = await resolveRunConfig({ config: base });
+    const kl = await trainRun({ config: withKl, directory: join(root, 'kl') });
+    const plain = await trainRun({ config: withoutKl, directory: join(root, 'no-kl') });
+    expect(await readdir(join(root, 'kl'))).toContain('reference.safetensors');
+    // Step 1 starts at the reference: KL and its gradient are 0, so both runs take the same step and sample
+    // the same step-2 rollouts; there the KL against the moved policy adds to the loss.
+    expect(kl.metrics[0]!.loss).toBeCloseTo(plain.metrics[0]!.loss, 9);
+    expect(kl.metrics[1]!.rewardMean).toBe(plain.metrics[1]!.rewardMean);
+    expect(kl.metrics[1]!.loss).toBeGreaterThan(plain.metrics[1]!.loss + 1e-6);
+    const interrupted = join(root, 'kl-interrupted');
+    await trainRun({ config: withKl, directory: interrupted, stopAfterStep: 1 });
+    const resumed = await trainRun({ config: withKl, directory: interrupted, resume: true });
+    expect(resumed.metrics.map(deterministic)).toEqual(kl.metrics.map(deterministic));
+  });
 });

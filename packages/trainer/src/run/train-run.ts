@@ -7,8 +7,10 @@ import {
   type NamedTensors,
   type PolicyTrainer,
   type RolloutEngine,
+  readSafetensorsFile,
   type SamplingParams,
   type TrainingBatch,
+  writeSafetensorsFile,
 } from '@moerl/core';
 import { validateRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfig } from '../config/run-config-schema.js';
@@ -19,7 +21,7 @@ import { createEvalSet, createTask } from '../tasks/task-registry.js';
 import { tokenAdvantages } from './advantages.js';
 import { resolveRunBackends } from './backends.js';
 import { evaluateAccuracy } from './evaluate.js';
-import { miniBatchRanges, sliceTokens } from './mini-batches.js';
+import { miniBatchRanges } from './mini-batches.js';
 import { mismatchMetrics } from './mismatch-metrics.js';
 import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
 import { collectRollouts, type RolloutBatch, trainingBatchOf } from './rollout-batch.js';
@@ -143,6 +145,8 @@ interface StepContext {
   readonly sampling: SamplingParams;
   readonly heldOut: ReadonlySet<string>;
   readonly logprobTemperature: number;
+  /** The frozen warm-started policy, when the objective has a KL term against it. */
+  readonly reference: PolicyTrainer | undefined;
 }
 
 async function rlStep(context: StepContext, step: number, events: RunEvents | undefined) {
@@ -211,29 +215,50 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
   const clipFractions: number[] = [];
   let skipped = 0;
   const a = config.algorithm;
+  // Reference logprobs for the KL term, computed with the routing the old logprobs used.
+  const referenceLogprobs =
+    context.reference === undefined
+      ? undefined
+      : (
+          await context.reference.logprobs(
+            config.replay === 'R3' ? engineBatch : trainingBatchOf(rollouts.trajectories, 'none'),
+            {
+              routing: config.replay === 'R3' ? 'replay' : 'free',
+              temperature,
+            },
+          )
+        ).logprobs;
+  // Mini-batches and their objectives depend on the step only, not on the epoch.
+  const parts = miniBatchRanges(kept.length, config.train.miniBatches).map(([start, end]) => {
+    const indices = kept.slice(start, end);
+    const perToken: Record<string, Float32Array | Float64Array> = {
+      oldLogprobs,
+      advantages,
+      engine: rollouts.engineLogprobs,
+    };
+    if (referenceLogprobs !== undefined) perToken.reference = referenceLogprobs;
+    const sub = gatherSequences(indices, rollouts.sequenceOffsets, perToken);
+    const objective = createObjective(a.objective, {
+      batch: {
+        sequenceOffsets: sub.offsets,
+        oldLogprobs: sub.values.oldLogprobs!,
+        advantages: sub.values.advantages!,
+        engineLogprobs: sub.values.engine!,
+        ...(sub.values.reference === undefined ? {} : { refLogprobs: sub.values.reference }),
+      },
+      ...(a.clipRatioLow === undefined ? {} : { clipRatioLow: a.clipRatioLow }),
+      ...(a.clipRatioHigh === undefined ? {} : { clipRatioHigh: a.clipRatioHigh }),
+      ...(a.lossAggMode === undefined ? {} : { lossAggMode: a.lossAggMode }),
+      ...(a.importanceSampling === 'none'
+        ? {}
+        : { importanceSampling: { mode: a.importanceSampling, threshold: a.importanceSamplingThreshold } }),
+      ...(a.klCoefficient > 0 ? { kl: { coefficient: a.klCoefficient, estimator: a.klEstimator } } : {}),
+    });
+    const batch: TrainingBatch = { sequences: indices.map((index) => updateBatch.sequences[index]!) };
+    return { batch, objective };
+  });
   for (let epoch = 0; epoch < config.train.epochs; epoch++) {
-    for (const [start, end] of miniBatchRanges(kept.length, config.train.miniBatches)) {
-      const indices = kept.slice(start, end);
-      const sub = gatherSequences(indices, rollouts.sequenceOffsets, {
-        oldLogprobs,
-        advantages,
-        engine: rollouts.engineLogprobs,
-      });
-      const objective = createObjective(a.objective, {
-        batch: {
-          sequenceOffsets: sub.offsets,
-          oldLogprobs: sub.oldLogprobs,
-          advantages: sub.advantages,
-          engineLogprobs: sub.engine,
-        },
-        ...(a.clipRatioLow === undefined ? {} : { clipRatioLow: a.clipRatioLow }),
-        ...(a.clipRatioHigh === undefined ? {} : { clipRatioHigh: a.clipRatioHigh }),
-        ...(a.lossAggMode === undefined ? {} : { lossAggMode: a.lossAggMode }),
-        ...(a.importanceSampling === 'none'
-          ? {}
-          : { importanceSampling: { mode: a.importanceSampling, threshold: a.importanceSamplingThreshold } }),
-      });
-      const batch: TrainingBatch = { sequences: indices.map((index) => updateBatch.sequences[index]!) };
+    for (const { batch, objective } of parts) {
       const result = await trainer.trainStep(batch, objective, { routing: routingMode, temperature });
       if (result.skipped) skipped++;
       else {
@@ -282,27 +307,25 @@ function keptTokens(rollouts: RolloutBatch, kept: readonly number[]): number {
   return tokens;
 }
 
+/** The per-token arrays of the sequences at `indices`, packed in that order, with their offsets. */
 function gatherSequences(
   indices: readonly number[],
   offsets: Int32Array,
-  values: { oldLogprobs: Float32Array; advantages: Float64Array; engine: Float32Array },
-) {
-  const lengths = indices.map((index) => offsets[index + 1]! - offsets[index]!);
+  values: Readonly<Record<string, Float32Array | Float64Array>>,
+): { offsets: Int32Array; values: Record<string, Float64Array> } {
   const subOffsets = new Int32Array(indices.length + 1);
-  lengths.forEach((length, position) => {
-    subOffsets[position + 1] = subOffsets[position]! + length;
-  });
-  const total = subOffsets[indices.length]!;
-  const oldLogprobs = new Float32Array(total);
-  const advantages = new Float64Array(total);
-  const engine = new Float32Array(total);
   indices.forEach((index, position) => {
-    const at = subOffsets[position]!;
-    oldLogprobs.set(sliceTokens(values.oldLogprobs, offsets, index, index + 1), at);
-    advantages.set(sliceTokens(values.advantages, offsets, index, index + 1), at);
-    engine.set(sliceTokens(values.engine, offsets, index, index + 1), at);
+    subOffsets[position + 1] = subOffsets[position]! + offsets[index + 1]! - offsets[index]!;
   });
-  return { offsets: subOffsets, oldLogprobs, advantages, engine };
+  const packed: Record<string, Float64Array> = {};
+  for (const [key, source] of Object.entries(values)) {
+    const target = new Float64Array(subOffsets[indices.length]!);
+    indices.forEach((index, position) => {
+      target.set(source.subarray(offsets[index]!, offsets[index + 1]!), subOffsets[position]!);
+    });
+    packed[key] = target;
+  }
+  return { offsets: subOffsets, values: packed };
 }
 
 /**
@@ -421,6 +444,17 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     });
     await writeMetrics(paths, metrics);
   }
+  // The KL term's reference: the policy RL started from, frozen (its weights kept for resume).
+  let reference: PolicyTrainer | undefined;
+  if (config.algorithm.klCoefficient > 0) {
+    if (options.resume !== true) await writeSafetensorsFile(paths.reference, await trainer.exportWeights());
+    const referenceWeights = (await readSafetensorsFile(paths.reference)).tensors;
+    reference = await backends.createTrainer({
+      ...trainerOptions,
+      weights: referenceWeights,
+      learningRate: config.train.learningRate,
+    });
+  }
   let engine: RolloutEngine;
   try {
     engine = await backends.createEngine({
@@ -431,6 +465,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       backendOptions: { prefixCache: config.rollout.prefixCache },
     });
   } catch (error) {
+    await reference?.dispose();
     await trainer.dispose();
     throw error;
   }
@@ -438,6 +473,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     assertReplaySupported(config.replay, trainer, engine);
   } catch (error) {
     await engine.dispose();
+    await reference?.dispose();
     await trainer.dispose();
     throw error;
   }
@@ -449,6 +485,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     sampling,
     heldOut,
     logprobTemperature: config.rollout.temperature === 0 ? 1 : config.rollout.temperature,
+    reference,
   };
 
   let stoppedEarly = false;
@@ -494,6 +531,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     }
   } finally {
     await engine.dispose();
+    await reference?.dispose();
     await trainer.dispose();
   }
   return { paths, metrics, stoppedEarly, initialEvalAccuracy };
