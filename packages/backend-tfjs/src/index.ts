@@ -1,3 +1,5 @@
+// The supervised objective lives in core; re-exported here, where users of supervisedStep look for it.
+export { crossEntropyObjective } from '@moerl/core';
 export {
   createTfjsBackend,
   registerTfjsBackend,
@@ -17,7 +19,6 @@ export {
 export { ADAMW_DEFAULTS, type AdamWOptions } from './trainer/adamw.js';
 export { attachRouting } from './trainer/attach-routing.js';
 export { type LearningRateSchedule, learningRateAt } from './trainer/learning-rate-schedule.js';
-export { crossEntropyObjective } from './trainer/objectives.js';
 export {
   createTfjsPolicyTrainer,
   DEFAULT_LEARNING_RATE,

@@ -102,5 +102,6 @@ export {
   type NamedTensors,
   type TensorDataByDType,
 } from './tensors/tensor.js';
+export { crossEntropyObjective } from './training/cross-entropy-objective.js';
 export { type PreparedTrainingSequence, prepareTrainingBatch } from './trajectory/prepare-training-batch.js';
 export { sequenceTokens } from './trajectory/sequence-tokens.js';

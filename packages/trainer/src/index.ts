@@ -19,7 +19,6 @@ export { type EvaluateRunResult, evaluateRun } from './run/evaluate-run.js';
 export { type RunPaths, readMetrics, runPaths } from './run/run-directory.js';
 export type { RunEvents } from './run/run-events.js';
 export { type TrainRunOptions, type TrainRunResult, trainRun } from './run/train-run.js';
-export { crossEntropyObjective } from './run/warm-start.js';
 export { createAdditionTask, createReverseTask, createSortDigitsTask } from './tasks/builtin-tasks.js';
 export { createCharTokenizer, SPECIAL_TOKENS, type Tokenizer } from './tasks/char-tokenizer.js';
 export { sampleTrainingExamples } from './tasks/prompt-sampler.js';

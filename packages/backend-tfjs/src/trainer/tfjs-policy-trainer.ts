@@ -1,5 +1,6 @@
 import {
   type CreateTrainerOptions,
+  crossEntropyObjective,
   type LogprobOptions,
   type LogprobResult,
   type ModelConfig,
@@ -30,7 +31,7 @@ import { selectTfjsBackend, type TfjsBackendSelection } from '../runtime/tfjs-ru
 import { type AdamW, createAdamW } from './adamw.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { learningRateAt } from './learning-rate-schedule.js';
-import { crossEntropyObjective } from './objectives.js';
+
 import { type PreparedSequence, padSequences } from './prepare-batch.js';
 import { surrogateGradients } from './surrogate-gradients.js';
 import { type ResolvedTrainerOptions, resolveTrainerOptions } from './trainer-options.js';

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import {
   type CreateTrainerOptions,
   createRoutingRecord,
+  crossEntropyObjective,
   expectedWeights,
   type Objective,
   type PolicyTrainer,
@@ -85,22 +86,8 @@ async function withTrainer(
   }
 }
 
-/** −mean(logprob) over every response token: a simple objective whose gradient is −1/N per token. */
-export function negativeMeanLogprobObjective(): Objective {
-  return {
-    name: 'negative-mean-logprob',
-    evaluate({ logprobs }) {
-      let sum = 0;
-      for (const value of logprobs) sum += value;
-      const count = Math.max(1, logprobs.length);
-      return {
-        loss: -sum / count,
-        gradient: new Float32Array(logprobs.length).fill(-1 / count),
-        metrics: {},
-      };
-    },
-  };
-}
+/** −mean(logprob) over every response token (core's `crossEntropyObjective`): its gradient is −1/N per token. */
+export const negativeMeanLogprobObjective = crossEntropyObjective;
 
 /** A random but valid routing for every sequence of the batch, from another model's choices. */
 function foreignRouting(batch: TrainingBatch): RoutingRecord[] {

@@ -3,11 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createOnnxRolloutEngine } from '@moerl/backend-onnx';
 import { createTfjsPolicyTrainer } from '@moerl/backend-tfjs';
-import { readHfConfigFile, readSafetensorsFile } from '@moerl/core';
+import { crossEntropyObjective, readHfConfigFile, readSafetensorsFile } from '@moerl/core';
 import { createRandomWeights, tinyMoeConfig } from '@moerl/testkit';
 import { describeReplayParity } from '@moerl/testkit/vitest';
 import { describe, expect, it } from 'vitest';
-import { crossEntropyObjective } from './warm-start.js';
 
 const tfjsOptions = { backends: ['tfjs-wasm'], onWarning: () => {} };
 
@@ -33,7 +32,7 @@ describe('a tfjs checkpoint in the onnx engine', () => {
       const prompt = Int32Array.from([1, 5, 9, 2]);
       await trainer.trainStep(
         { sequences: [{ promptIds: prompt, responseIds: Int32Array.from([7, 3]) }] },
-        crossEntropyObjective,
+        crossEntropyObjective(),
         {
           routing: 'free',
         },

@@ -1,21 +1,6 @@
-import type { Objective, PolicyTrainer, SeededRandom } from '@moerl/core';
+import { crossEntropyObjective, type PolicyTrainer, type SeededRandom } from '@moerl/core';
 import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
 import type { Task } from '../tasks/task.js';
-
-/** Supervised fine-tuning as an Objective: the mean negative logprob of the target tokens. */
-export const crossEntropyObjective: Objective = {
-  name: 'cross-entropy',
-  evaluate({ logprobs }) {
-    const count = logprobs.length;
-    let sum = 0;
-    for (let index = 0; index < count; index++) sum += logprobs[index]!;
-    return {
-      loss: -sum / count,
-      gradient: new Float32Array(count).fill(-1 / count),
-      metrics: { crossEntropy: -sum / count },
-    };
-  },
-};
 
 export interface WarmStartProgress {
   readonly step: number;
@@ -36,6 +21,7 @@ export async function warmStart(
     readonly shouldStop?: () => boolean;
   },
 ): Promise<number> {
+  const objective = crossEntropyObjective();
   let loss = Number.NaN;
   for (let step = 1; step <= options.steps && options.shouldStop?.() !== true; step++) {
     const examples = sampleTrainingExamples(task, options.batchSize, options.random, options.heldOut);
@@ -45,7 +31,7 @@ export async function warmStart(
         responseIds: Int32Array.from(task.answerIds(example)),
       })),
     };
-    const result = await trainer.trainStep(batch, crossEntropyObjective, { routing: 'free' });
+    const result = await trainer.trainStep(batch, objective, { routing: 'free' });
     loss = result.loss;
     options.onProgress?.({ step, steps: options.steps, loss });
   }

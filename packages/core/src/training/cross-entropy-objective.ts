@@ -1,8 +1,8 @@
-import type { Objective } from '@moerl/core';
+import type { Objective } from '../contracts/objective.js';
 
 /**
- * Cross-entropy on the response tokens, averaged over every token of the batch: −mean(logprob). Its
- * gradient is −1/N per token. The supervised (warm-start) objective.
+ * Cross-entropy on the response tokens, averaged over every token of the batch: −mean(logprob), with
+ * gradient −1/N per token. The supervised (warm-start) objective, and the simplest one a trainer test can use.
  */
 export function crossEntropyObjective(): Objective {
   return {
