@@ -18,10 +18,13 @@ export {
   type WeightVersionSpan,
 } from './protocols/sglang.js';
 export {
+  type DecodedVllmChoice,
   decodeVllmChoiceRouting,
+  decodeVllmCompletionResponse,
   decodeVllmStreamRouting,
   importVllmRoutingDump,
   type VllmChoiceContext,
+  type VllmCompletionContext,
 } from './protocols/vllm.js';
 export {
   routingFromWire,

@@ -102,6 +102,30 @@ describe('HTTP rollout engine against two real servers', () => {
     expect(adapter.serverWeightVersions()).toEqual({ [servers[0]!.url]: '0', [servers[1]!.url]: '0' });
   });
 
+  it('a later turn that extends an earlier sequence asks only for rows past it (router-cache prefix)', async () => {
+    const bodies: Record<string, unknown>[] = [];
+    const recording: typeof fetch = (input, init) => {
+      bodies.push(JSON.parse(String(init?.body)) as Record<string, unknown>);
+      return fetch(input, init);
+    };
+    const adapter = createHttpRolloutEngine({ servers: [servers[0]!.url], config, fetch: recording });
+    const [turn1] = await adapter.generate(grpo.slice(0, 1), params);
+    // The next turn: the whole first conversation plus a new user message.
+    const promptIds = Int32Array.from([...turn1!.promptIds, ...turn1!.responseIds, 17, 4]);
+    const turn2Request: GenerateRequest = { id: 'turn2', groupId: 'turn2', promptIds };
+    const [turn2] = await adapter.generate([turn2Request], params);
+    const fedBefore = turn1!.promptIds.length + turn1!.responseIds.length - 1;
+    expect(bodies.map((body) => body.routed_experts_start_len)).toEqual([undefined, fedBefore]);
+    expect(turn2!.reusedRoutingRows).toBe(fedBefore);
+    const [expected] = await inProcess.generate([turn2Request], {
+      ...params,
+      seed: requestSeed(params.seed, 0),
+    });
+    expect([...turn2!.responseIds]).toEqual([...expected!.responseIds]);
+    expect([...turn2!.routing!.experts]).toEqual([...expected!.routing!.experts]);
+    expect(adapter.prefixCacheStats().hitTokens).toBe(fedBefore);
+  });
+
   it('compact routing and prefix reuse off give the same trajectories', async () => {
     const plain = createHttpRolloutEngine({ servers: [servers[0]!.url], config, prefixReuse: false });
     const compact = createHttpRolloutEngine({ servers: [servers[1]!.url], config, compactRouting: true });

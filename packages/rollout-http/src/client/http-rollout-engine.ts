@@ -9,22 +9,26 @@ import {
   type RolloutEngineStats,
   type RoutingRecord,
   type SamplingParams,
-  sliceRoutingRecord,
   type Trajectory,
-  validateRoutingRecord,
 } from '@moerl/core';
-import {
-  type DecodedGeneration,
-  decodeSglangGenerateResponse,
-  type SglangRequestContext,
-} from '../protocols/sglang.js';
+import type { RouterCacheStats } from '@moerl/router-cache';
+import type { ClientProtocol, ProtocolCall, ProtocolGeneration } from './client-protocol.js';
+import { ClientRoutingCache, type ClientRoutingMatch } from './client-routing-cache.js';
 import { type PlannedCall, planCalls } from './plan-calls.js';
-import { PromptRoutingCache } from './prompt-routing-cache.js';
 import { type Balancing, ServerPool } from './server-pool.js';
+import { sglangClientProtocol } from './sglang-client-protocol.js';
+import { vllmClientProtocol } from './vllm-client-protocol.js';
 
 export interface HttpRolloutEngineOptions {
-  /** Base URLs of SGLang-protocol servers (SGLang with --enable-return-routed-experts, or `moerl serve`). */
+  /**
+   * Base URLs of the servers: SGLang (or `moerl serve`) for protocol `sglang`, vLLM (or `moerl serve`) for
+   * `vllm`; both started with --enable-return-routed-experts.
+   */
   readonly servers: readonly string[];
+  /** `sglang`: POST /generate (default). `vllm`: POST /v1/completions with routing on each choice. */
+  readonly protocol?: 'sglang' | 'vllm';
+  /** The `model` field of vLLM requests; vLLM serves its first model when absent. */
+  readonly model?: string;
   /** The model the servers serve; routing is checked against it and dense layers dropped by its indices. */
   readonly config: ModelConfig;
   /** Default `least-loaded`. */
@@ -37,7 +41,10 @@ export interface HttpRolloutEngineOptions {
   readonly retries?: number;
   /** First backoff; doubles per attempt. Default 100 ms. */
   readonly retryBackoffMs?: number;
-  /** Ask for uint8/uint16 routing (`routed_experts_compact`, understood by `moerl serve` only). Default false. */
+  /**
+   * Ask for uint8/uint16 routing (`routed_experts_compact`, understood by `moerl serve` only). Default false.
+   * vLLM always sends its narrow `.npy` dtype.
+   */
   readonly compactRouting?: boolean;
   /**
    * Send `sampling_seed` (see `planCalls`). Default true. `moerl serve` gives sample j of a call the fork j
@@ -45,10 +52,14 @@ export interface HttpRolloutEngineOptions {
    * so turn it off for such servers (sampling is then not reproducible).
    */
   readonly sendSeed?: boolean;
-  /** Reuse fetched prompt routing and ask only for new rows. Default true. */
+  /**
+   * Keep fetched routing in a @moerl/router-cache tree keyed by weight version and ask servers only for rows
+   * past the longest cached prefix (`routed_experts_start_len` / `routed_experts_prompt_start`). Default true.
+   * vLLM reports no weight version: after loading weights into it out of band, call `setWeightVersion`.
+   */
   readonly prefixReuse?: boolean;
-  /** Prompts whose routing is kept for reuse. Default 4096. */
-  readonly prefixCacheEntries?: number;
+  /** Bytes of routing (+16 B per position) the client keeps for reuse. Default 64 MiB. */
+  readonly prefixCacheBytes?: number;
   /** Accept trajectories of different server weight versions in one batch. Default false. */
   readonly allowMixedWeightVersions?: boolean;
   /** Version reported until a server names one (or when it names a non-integer one). Default 0. */
@@ -85,15 +96,23 @@ export interface HttpRolloutEngine extends RolloutEngine {
     readonly retries: number;
     readonly reusedRoutingRows: number;
   };
+  /** The client's routing cache (router-cache statistics). */
+  prefixCacheStats(): RouterCacheStats;
+  /**
+   * Says the servers now serve `version` (weights loaded out of band): later trajectories carry it and
+   * cached routing of older weights is dropped. Needed for vLLM, which reports no version.
+   */
+  setWeightVersion(version: number): void;
 }
 
 class RetryableError extends Error {}
 
 const backoff = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A RolloutEngine that samples on SGLang-protocol servers and returns validated routing. */
+/** A RolloutEngine that samples on SGLang or vLLM servers and returns validated routing. */
 export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): HttpRolloutEngine {
   const { config } = options;
+  const protocol: ClientProtocol = protocolOf(options);
   const pool = new ServerPool(
     options.servers.map((url) => url.replace(/\/+$/, '')),
     options.maxConcurrentPerServer ?? 4,
@@ -104,7 +123,7 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
   const retries = options.retries ?? 3;
   const retryBackoffMs = options.retryBackoffMs ?? 100;
   const prefixReuse = options.prefixReuse ?? true;
-  const cache = new PromptRoutingCache(options.prefixCacheEntries ?? 4096);
+  const cache = new ClientRoutingCache(config, options.prefixCacheBytes ?? 64 * 1024 * 1024);
   const reported: Record<string, string | undefined> = {};
   let weightVersion = options.weightVersion ?? 0;
   let disposed = false;
@@ -119,7 +138,7 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
   };
 
   interface Sent {
-    readonly decoded: DecodedGeneration[];
+    readonly decoded: ProtocolGeneration[];
     readonly server: string;
   }
 
@@ -127,36 +146,20 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
   async function send(
     call: PlannedCall,
     requests: readonly GenerateRequest[],
-    startLen: number,
+    held: ClientRoutingMatch | undefined,
   ): Promise<Sent> {
     const first = requests[call.indices[0]!]!;
-    const { params } = call;
-    const n = call.indices.length;
-    const body = {
-      input_ids: [...first.promptIds],
-      ...(n === 1 ? { rid: first.id } : {}),
-      sampling_params: {
-        temperature: params.temperature,
-        top_p: params.topP,
-        top_k: params.topK === 0 ? -1 : params.topK,
-        max_new_tokens: params.maxNewTokens,
-        stop_token_ids: [...params.stopTokenIds],
-        ...(options.sendSeed === false ? {} : { sampling_seed: call.seed }),
-        ...(n === 1 ? {} : { n }),
-      },
-      return_logprob: true,
-      return_routed_experts: true,
-      ...(startLen > 0 ? { routed_experts_start_len: startLen } : {}),
-      ...(options.compactRouting === true ? { routed_experts_compact: true } : {}),
-    };
-    const contexts: SglangRequestContext[] = call.indices.map((index) => ({
-      requestId: requests[index]!.id,
+    const spec: ProtocolCall = {
       config,
-      promptLength: first.promptIds.length,
-      startLen,
-      wantRouting: true,
-      wantLogprobs: true,
-    }));
+      requestIds: call.indices.map((index) => requests[index]!.id),
+      promptIds: first.promptIds,
+      params: call.params,
+      seed: options.sendSeed === false ? undefined : call.seed,
+      startLen: held?.length ?? 0,
+      heldRouting: held?.routing,
+      compactRouting: options.compactRouting === true,
+    };
+    const body = protocol.body(spec);
     let lastReason = '';
     for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0) {
@@ -166,21 +169,18 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
       const server = await pool.acquire();
       const url = pool.urls[server]!;
       try {
-        const text = await post(`${url}/generate`, body);
+        const text = await post(`${url}${protocol.path}`, body);
         let json: unknown;
         try {
           json = JSON.parse(text);
         } catch {
           // A proxy's HTML error page or a cut-off body: the whole request is retried, never half-used.
           throw new RetryableError(
-            `${url}/generate answered with a body that is not JSON: ${text.slice(0, 200)}`,
+            `${url}${protocol.path} answered with a body that is not JSON: ${text.slice(0, 200)}`,
           );
         }
-        for (const item of Array.isArray(json) ? json : [json]) {
-          const routed = (item as { meta_info?: { routed_experts?: unknown } })?.meta_info?.routed_experts;
-          if (typeof routed === 'string') counters.routingChars += routed.length;
-        }
-        const decoded = decodeSglangGenerateResponse(json, contexts);
+        counters.routingChars += protocol.routingChars(json);
+        const decoded = protocol.decode(json, spec);
         reported[url] = decoded[0]?.weightVersion;
         return { decoded, server: url };
       } catch (error) {
@@ -237,19 +237,26 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
     return text;
   }
 
+  /** The version a response's routing belongs to: the server's, else (vLLM) the one this client knows. */
+  const versionLabel = (decoded: ProtocolGeneration) => decoded.weightVersion ?? `client:${weightVersion}`;
+
   function toTrajectory(
     request: GenerateRequest,
-    decoded: DecodedGeneration,
+    decoded: ProtocolGeneration,
     server: string,
-    prefix: RoutingRecord | undefined,
+    held: RoutingRecord | undefined,
   ): HttpTrajectory {
-    const received = decoded.routing!;
-    const routing = prefix === undefined ? received : concatRoutingRecords([prefix, received]);
-    validateRoutingRecord(routing, {
-      numExperts: config.numExperts,
-      positions: request.promptIds.length + decoded.outputIds.length - 1,
-      topK: config.topK,
-    });
+    // Both parts were validated (the decoder checks what arrived, the cache what it stored); only the
+    // row count of the joined record is left to check.
+    const routing = held === undefined ? decoded.routing : concatRoutingRecords([held, decoded.routing]);
+    const fed = request.promptIds.length + decoded.outputIds.length - 1;
+    if (routing.positions !== fed) {
+      throw new MoerlError(
+        'ROUTING_SHAPE',
+        `request ${request.id}: routing covers ${routing.positions} positions, expected prompt + output − 1 = ${fed}`,
+        { details: { requestId: request.id, expected: fed, found: routing.positions } },
+      );
+    }
     const version = decoded.weightVersion;
     if (
       options.allowMixedWeightVersions !== true &&
@@ -266,40 +273,50 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
       groupId: request.groupId,
       promptIds: request.promptIds,
       responseIds: decoded.outputIds,
-      engineLogprobs: decoded.logprobs!,
+      engineLogprobs: decoded.logprobs,
       routing,
       finishReason: decoded.finishReason,
       weightVersion: version !== undefined && /^\d+$/.test(version) ? Number(version) : weightVersion,
       server,
       serverWeightVersion: version,
-      reusedRoutingRows: prefix?.positions ?? 0,
+      reusedRoutingRows: held?.positions ?? 0,
     };
   }
 
-  /** Runs one planned call, using (and filling) the client's prompt routing cache. */
+  /** Runs one planned call, asking only for rows past the longest cached prefix of its prompt. */
   async function runCall(call: PlannedCall, requests: readonly GenerateRequest[]): Promise<HttpTrajectory[]> {
     const first = requests[call.indices[0]!]!;
-    const key = PromptRoutingCache.keyOf(first.promptIds);
-    const promptLength = first.promptIds.length;
-    const build = (sent: Sent, prefix: RoutingRecord | undefined) =>
+    const build = (sent: Sent, held: RoutingRecord | undefined) =>
       sent.decoded.map((decoded, sample) =>
-        toTrajectory(requests[call.indices[sample]!]!, decoded, sent.server, prefix),
+        toTrajectory(requests[call.indices[sample]!]!, decoded, sent.server, held),
       );
-    const cached = prefixReuse ? cache.get(key) : undefined;
-    if (cached !== undefined) {
-      const sent = await send(call, requests, promptLength);
-      if (sent.decoded.every((decoded) => decoded.weightVersion === cached.weightVersion)) {
-        counters.cachedPromptTokens += promptLength * call.indices.length;
-        return build(sent, cached.routing);
+    const held = prefixReuse ? cache.match(first.promptIds) : undefined;
+    if (held !== undefined) {
+      try {
+        const sent = await send(call, requests, held);
+        if (sent.decoded.every((decoded) => versionLabel(decoded) === held.weightVersion)) {
+          counters.cachedPromptTokens += held.length * call.indices.length;
+          return build(sent, held.routing);
+        }
+        // The server's weights moved on: the held rows are stale. Ask again, whole.
+      } finally {
+        held.release();
       }
-      // The server's weights moved on: the cached rows are stale. Ask again, whole.
-      cache.delete(key);
     }
-    const sent = await send(call, requests, 0);
+    const sent = await send(call, requests, undefined);
     const trajectories = build(sent, undefined);
-    const version = sent.decoded[0]!.weightVersion;
-    if (prefixReuse && version !== undefined) {
-      cache.set(key, version, sliceRoutingRecord(trajectories[0]!.routing!, 0, promptLength));
+    if (prefixReuse) {
+      sent.decoded.forEach((decoded, sample) => {
+        if (new Set(decoded.weightVersionSpans.map((span) => span.version)).size > 1) return;
+        const trajectory = trajectories[sample]!;
+        const fed = new Int32Array(trajectory.routing!.positions);
+        fed.set(trajectory.promptIds);
+        fed.set(
+          trajectory.responseIds.subarray(0, fed.length - trajectory.promptIds.length),
+          trajectory.promptIds.length,
+        );
+        cache.insert(fed, trajectory.routing!, versionLabel(decoded));
+      });
     }
     return trajectories;
   }
@@ -328,7 +345,7 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
 
   const engine: HttpRolloutEngine = {
     specificationVersion: 'v1',
-    backendName: 'http-sglang',
+    backendName: `http-${protocol.name}`,
     capabilities: {
       recordRouting: true,
       prefixCache: prefixReuse,
@@ -401,6 +418,17 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
       };
     },
     serverWeightVersions: () => ({ ...reported }),
+    prefixCacheStats: () => cache.stats(),
+    setWeightVersion(version) {
+      if (!Number.isSafeInteger(version) || version < 0) {
+        throw new MoerlError(
+          'INVALID_ARGUMENT',
+          `setWeightVersion: expected a non-negative integer, found ${version}`,
+        );
+      }
+      weightVersion = version;
+      cache.clear();
+    },
     wireStats: () => ({
       routingChars: counters.routingChars,
       retries: counters.retries,
@@ -425,4 +453,13 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
   }
 
   return engine;
+}
+
+function protocolOf(options: HttpRolloutEngineOptions): ClientProtocol {
+  const name = options.protocol ?? 'sglang';
+  if (name === 'sglang') return sglangClientProtocol;
+  if (name === 'vllm') return vllmClientProtocol(options.model);
+  throw new MoerlError('INVALID_ARGUMENT', `protocol: expected 'sglang' or 'vllm', found ${String(name)}`, {
+    details: { field: 'protocol', found: name },
+  });
 }

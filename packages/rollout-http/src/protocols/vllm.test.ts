@@ -4,6 +4,7 @@ import { config, flat, moeLayers, moeRows } from '../__fixtures__/routing-rows.j
 import { base64Of, expandToHiddenLayers, type FixtureDtype, npyOf } from '../__fixtures__/wire-writers.js';
 import {
   decodeVllmChoiceRouting,
+  decodeVllmCompletionResponse,
   decodeVllmStreamRouting,
   importVllmRoutingDump,
   type VllmChoiceContext,
@@ -151,5 +152,84 @@ describe('vLLM streamed completions', () => {
   it('a last chunk with a full array is decoded like a non-streamed body', () => {
     const chunks = [{ choices: [{ index: 1, routed_experts: npyChoice() }] }];
     expect(decodeVllmStreamRouting(chunks, 1, context()).positions).toBe(7);
+  });
+});
+
+describe('vLLM /v1/completions responses', () => {
+  // Prompt 5 tokens, 3 generated: 7 routing rows.
+  const completion = (overrides: Record<string, unknown> = {}, start = 0) => ({
+    index: 0,
+    text: '',
+    token_ids: [4, 9, 2],
+    logprobs: { tokens: ['token_id:4', 'token_id:9', 'token_id:2'], token_logprobs: [-0.5, -1.25, -2] },
+    finish_reason: 'length',
+    routed_experts: npyChoice(start),
+    ...overrides,
+  });
+  const contexts = (count: number, promptStart = 0) =>
+    Array.from({ length: count }, (_, index) => ({
+      requestId: `r${index}`,
+      config,
+      promptLength: 5,
+      promptStart,
+      wantRouting: true,
+      wantLogprobs: true,
+    }));
+
+  it('reads ids, logprobs, finish reason and routing of each choice, matched by index', () => {
+    const body = { choices: [completion({ index: 1, finish_reason: 'stop' }), completion()] };
+    const [first, second] = decodeVllmCompletionResponse(body, contexts(2));
+    expect([...first!.outputIds]).toEqual([4, 9, 2]);
+    expect([...first!.logprobs!]).toEqual([-0.5, -1.25, -2]);
+    expect(first!.finishReason).toBe('length');
+    expect(second!.finishReason).toBe('stop');
+    expect([...first!.routing!.experts]).toEqual(flat(moeRows(7)));
+  });
+
+  it('takes ids from `token_id:<id>` logprob tokens when token_ids is absent, and refuses text alone', () => {
+    const [decoded] = decodeVllmCompletionResponse(
+      { choices: [completion({ token_ids: undefined })] },
+      contexts(1),
+    );
+    expect([...decoded!.outputIds]).toEqual([4, 9, 2]);
+    const textOnly = completion({ token_ids: undefined, logprobs: { tokens: ['a', 'b', 'c'] } });
+    expect(() => decodeVllmCompletionResponse({ choices: [textOnly] }, contexts(1))).toThrow(
+      /logprobs\.tokens\[0\] must be 'token_id:<id>'/,
+    );
+    const neither = completion({ token_ids: undefined, logprobs: null });
+    expect(() => decodeVllmCompletionResponse({ choices: [neither] }, contexts(1))).toThrow(
+      /return_token_ids/,
+    );
+  });
+
+  it('returns routing rows from routed_experts_prompt_start on, in either format', () => {
+    const [current] = decodeVllmCompletionResponse({ choices: [completion({}, 3)] }, contexts(1, 3));
+    expect([...current!.routing!.experts]).toEqual(flat(moeRows(7).slice(3)));
+    // The older split format ignores the start and sends every prompt row: the client slices.
+    const split = {
+      prompt_routed_experts: moeRows(5),
+      choices: [completion({ routed_experts: moeRows(7).slice(5) })],
+    };
+    const [older] = decodeVllmCompletionResponse(split, contexts(1, 3));
+    expect([...older!.routing!.experts]).toEqual(flat(moeRows(7).slice(3)));
+  });
+
+  it('refuses a wrong choice count, duplicate indices, short logprobs and missing routing', () => {
+    expect(() => decodeVllmCompletionResponse({ choices: [completion()] }, contexts(2))).toThrow(
+      /returned 1 choices, expected 2/,
+    );
+    expect(() =>
+      decodeVllmCompletionResponse({ choices: [completion(), completion()] }, contexts(2)),
+    ).toThrow(/choices\[1\] must be a choice with a unique index/);
+    const short = completion({ logprobs: { tokens: [], token_logprobs: [-1] } });
+    expect(() => decodeVllmCompletionResponse({ choices: [short] }, contexts(1))).toThrow(
+      /token_logprobs must be a list of 3 numbers/,
+    );
+    const off = { choices: [completion({ routed_experts: null })] };
+    expect(codeOf(() => decodeVllmCompletionResponse(off, contexts(1)))).toBe('ROUTING_MISSING');
+    // One row short (an off-by-one in the server's start) is a shape error, never a shifted record.
+    expect(codeOf(() => decodeVllmCompletionResponse({ choices: [completion({}, 4)] }, contexts(1, 3)))).toBe(
+      'ROUTING_SHAPE',
+    );
   });
 });

@@ -1,5 +1,6 @@
 import {
   concatRoutingRecords,
+  type FinishReason,
   type ModelConfig,
   MoerlError,
   type RoutingRecord,
@@ -8,7 +9,8 @@ import {
 import { routingFromWire, type WireRouting } from '../routing/wire-routing.js';
 import { decodeBase64 } from '../wire/base64.js';
 import { parseNpy } from '../wire/npy.js';
-import { bodyError, isObject } from './json-fields.js';
+import { readFinishReason } from './finish-reason.js';
+import { bodyError, isObject, type JsonObject, readTokenIds } from './json-fields.js';
 
 /** What the client asked one vLLM choice for; `routed_experts_prompt_start` is not echoed either. */
 export interface VllmChoiceContext {
@@ -210,4 +212,133 @@ export function decodeVllmStreamRouting(
     throw missing(context, `stream chunk choices[${choiceIndex}].routed_experts`, 'absent');
   }
   return decodeVllmChoiceRouting({ ...body, choices: [choice] }, 0, context);
+}
+
+/** What the client asked one vLLM completion choice for. */
+export interface VllmCompletionContext {
+  readonly requestId: string;
+  readonly config: ModelConfig;
+  readonly promptLength: number;
+  /** `routed_experts_prompt_start` sent with the request (0 when not sent). */
+  readonly promptStart: number;
+  readonly wantRouting: boolean;
+  readonly wantLogprobs: boolean;
+  /** The client's routing of the prompt's first rows, to fill −1 rows of the older split format. */
+  readonly cachedPromptRouting?: RoutingRecord;
+}
+
+/** One decoded vLLM completion choice; `routing` holds rows `[promptStart, prompt + generated − 1)`. */
+export interface DecodedVllmChoice {
+  readonly outputIds: Int32Array;
+  readonly logprobs: Float32Array | null;
+  readonly finishReason: FinishReason;
+  readonly routing: RoutingRecord | null;
+}
+
+const TOKEN_ID_PREFIX = 'token_id:';
+
+/**
+ * The generated ids of a choice: `token_ids` (vLLM's `return_token_ids`), else the logprob tokens spelled
+ * `token_id:<id>` (`return_tokens_as_token_ids`). Text alone cannot be turned back into ids safely.
+ */
+function readChoiceTokenIds(choice: JsonObject, field: string, requestId: string): Int32Array {
+  if (choice.token_ids !== undefined && choice.token_ids !== null) {
+    return readTokenIds(choice.token_ids, requestId, `${field}.token_ids`);
+  }
+  const tokens = isObject(choice.logprobs) ? choice.logprobs.tokens : undefined;
+  if (Array.isArray(tokens)) {
+    return Int32Array.from(tokens, (token, index) => {
+      const id = typeof token === 'string' ? Number(token.slice(TOKEN_ID_PREFIX.length)) : Number.NaN;
+      if (
+        typeof token !== 'string' ||
+        !token.startsWith(TOKEN_ID_PREFIX) ||
+        !Number.isSafeInteger(id) ||
+        id < 0
+      ) {
+        throw bodyError(requestId, `${field}.logprobs.tokens[${index}]`, "'token_id:<id>'", token);
+      }
+      return id;
+    });
+  }
+  throw bodyError(
+    requestId,
+    `${field}.token_ids`,
+    'the generated token ids (send return_token_ids, or logprobs with return_tokens_as_token_ids)',
+    choice.token_ids,
+  );
+}
+
+function readChoiceLogprobs(choice: JsonObject, field: string, length: number, requestId: string) {
+  const logprobs = isObject(choice.logprobs) ? choice.logprobs.token_logprobs : undefined;
+  if (!Array.isArray(logprobs) || logprobs.length !== length) {
+    throw bodyError(requestId, `${field}.logprobs.token_logprobs`, `a list of ${length} numbers`, logprobs);
+  }
+  return Float32Array.from(logprobs, (value, index) => {
+    if (typeof value !== 'number') {
+      throw bodyError(requestId, `${field}.logprobs.token_logprobs[${index}]`, 'a number', value);
+    }
+    return value;
+  });
+}
+
+/**
+ * Decodes a non-streamed vLLM `/v1/completions` response for `contexts.length` choices (prompt-major, then
+ * sample, as vLLM orders them). Choices are matched by their `index` field. Routing is decoded with
+ * `decodeVllmChoiceRouting` in whichever shape the server sent and returned from `promptStart` on.
+ */
+export function decodeVllmCompletionResponse(
+  body: unknown,
+  contexts: readonly VllmCompletionContext[],
+): DecodedVllmChoice[] {
+  const first = contexts[0]?.requestId ?? '?';
+  if (!isObject(body)) throw bodyError(first, 'response', 'a JSON object', body);
+  const choices = body.choices;
+  if (!Array.isArray(choices) || choices.length !== contexts.length) {
+    throw new MoerlError(
+      'ROUTING_SHAPE',
+      `request ${first}: /v1/completions returned ${Array.isArray(choices) ? choices.length : 'no'} choices, expected ${contexts.length} (prompts × n)`,
+      { details: { expected: contexts.length, found: Array.isArray(choices) ? choices.length : null } },
+    );
+  }
+  const byIndex = new Map<number, JsonObject>();
+  choices.forEach((choice, position) => {
+    const index = isObject(choice) && Number.isInteger(choice.index) ? (choice.index as number) : position;
+    if (!isObject(choice) || byIndex.has(index) || index < 0 || index >= contexts.length) {
+      throw bodyError(
+        first,
+        `choices[${position}]`,
+        `a choice with a unique index below ${contexts.length}`,
+        choice,
+      );
+    }
+    byIndex.set(index, choice);
+  });
+  return contexts.map((context, index) => {
+    const choice = byIndex.get(index)!;
+    const field = `choices[${index}]`;
+    const outputIds = readChoiceTokenIds(choice, field, context.requestId);
+    const logprobs = context.wantLogprobs
+      ? readChoiceLogprobs(choice, field, outputIds.length, context.requestId)
+      : null;
+    let routing: RoutingRecord | null = null;
+    if (context.wantRouting) {
+      const record = decodeVllmChoiceRouting({ ...body, choices: [choice] }, 0, {
+        requestId: context.requestId,
+        config: context.config,
+        promptLength: context.promptLength,
+        generatedLength: outputIds.length,
+        promptStart: context.promptStart,
+        ...(context.cachedPromptRouting === undefined
+          ? {}
+          : { cachedPromptRouting: context.cachedPromptRouting }),
+      });
+      // The older split format always sends every prompt row; keep the contract of rows from promptStart.
+      const fed = context.promptLength + outputIds.length - 1;
+      routing =
+        record.positions === fed - context.promptStart
+          ? record
+          : sliceRoutingRecord(record, context.promptStart);
+    }
+    return { outputIds, logprobs, finishReason: readFinishReason(choice.finish_reason), routing };
+  });
 }
