@@ -1,5 +1,12 @@
 import { checkChoice, checkNumber } from '../validation/checks.js';
-import { broadcastToTokens, prepareRewardBatch, type RewardBatch, unbiasedStd } from './reward-batch.js';
+import {
+  broadcastToTokens,
+  groupMeanBaselines,
+  groupUnbiasedStds,
+  prepareRewardBatch,
+  type RewardBatch,
+  unbiasedStd,
+} from './reward-batch.js';
 
 export interface GrpoAdvantageOptions {
   /** Divide by the standard deviation (GRPO). `false` keeps only the mean baseline (Dr.GRPO). Default true. */
@@ -27,26 +34,16 @@ export function grpoAdvantages(batch: RewardBatch, options: GrpoAdvantageOptions
   const epsilon = options.epsilon ?? 1e-6;
   checkNumber('epsilon', epsilon, { min: 0 });
   const prepared = prepareRewardBatch(batch);
-  const { scores, groupOf, groupCount, numSequences } = prepared;
+  const { scores, groupOf, groupSizes, numSequences } = prepared;
 
-  const sums = new Float64Array(groupCount);
-  const counts = new Int32Array(groupCount);
-  for (let i = 0; i < numSequences; i++) {
-    sums[groupOf[i]!]! += scores[i]!;
-    counts[groupOf[i]!]! += 1;
-  }
-  const means = new Float64Array(groupCount);
-  const stds = new Float64Array(groupCount);
-  for (let g = 0; g < groupCount; g++) {
-    const count = counts[g]!;
-    means[g] = count === 1 ? 0 : sums[g]! / count;
-    stds[g] = count === 1 ? 1 : unbiasedStd(scores, means[g]!, count, (i) => groupOf[i] === g);
-  }
+  const means = groupMeanBaselines(prepared);
+  // A group of one has no spread: std 1 leaves its (mean-0) advantage at its raw score.
+  const stds = groupUnbiasedStds(prepared, means).map((std, g) => (groupSizes[g] === 1 ? 1 : std));
   let batchStd = 1;
   if (stdScope === 'batch' && numSequences > 1) {
     let total = 0;
     for (let i = 0; i < numSequences; i++) total += scores[i]!;
-    batchStd = unbiasedStd(scores, total / numSequences, numSequences, () => true);
+    batchStd = unbiasedStd(scores, total / numSequences);
   }
 
   const sequenceAdvantages = new Float64Array(numSequences);

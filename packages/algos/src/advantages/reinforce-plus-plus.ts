@@ -1,5 +1,10 @@
 import { checkNumber } from '../validation/checks.js';
-import { type PreparedRewardBatch, prepareRewardBatch, type RewardBatch } from './reward-batch.js';
+import {
+  groupMeanBaselines,
+  type PreparedRewardBatch,
+  prepareRewardBatch,
+  type RewardBatch,
+} from './reward-batch.js';
 
 export interface ReinforcePlusPlusOptions {
   /** Discount of future token rewards. Default 1. */
@@ -48,17 +53,11 @@ export function reinforcePlusPlusAdvantages(
  */
 export function reinforcePlusPlusBaselineAdvantages(batch: RewardBatch): TokenAdvantageResult {
   const prepared = prepareRewardBatch(batch);
-  const { scores, groupOf, groupCount, numSequences, offsets } = prepared;
-  const sums = new Float64Array(groupCount);
-  const counts = new Int32Array(groupCount);
-  for (let i = 0; i < numSequences; i++) {
-    sums[groupOf[i]!]! += scores[i]!;
-    counts[groupOf[i]!]! += 1;
-  }
+  const { scores, groupOf, numSequences, offsets } = prepared;
+  const means = groupMeanBaselines(prepared);
   const centred = new Float64Array(prepared.tokens);
   for (let i = 0; i < numSequences; i++) {
-    const g = groupOf[i]!;
-    const mean = counts[g] === 1 ? 0 : sums[g]! / counts[g]!;
+    const mean = means[groupOf[i]!]!;
     for (let t = offsets[i]!; t < offsets[i + 1]!; t++) centred[t] = scores[i]! - mean;
   }
   return { tokenAdvantages: whitenMasked(centred, prepared.mask) };

@@ -30,6 +30,10 @@ export interface PreparedRewardBatch {
   readonly groupCount: number;
   /** Per-response score: the reward, or the sum of the token rewards. */
   readonly scores: Float64Array;
+  /** Per group: the sum of its responses' scores (added in response order). */
+  readonly groupSums: Float64Array;
+  /** Per group: how many responses it holds (at least 1). */
+  readonly groupSizes: Int32Array;
   readonly mask: ArrayLike<number> | undefined;
 }
 
@@ -60,7 +64,48 @@ export function prepareRewardBatch(batch: RewardBatch): PreparedRewardBatch {
     }
   }
   const { groupOf, groupCount } = numberGroups(batch.groupIds);
-  return { offsets, numSequences, tokens, groupOf, groupCount, scores, mask: batch.responseMask };
+  // One pass over the responses gives every group's sum and size (groups need not be contiguous).
+  const groupSums = new Float64Array(groupCount);
+  const groupSizes = new Int32Array(groupCount);
+  for (let i = 0; i < numSequences; i++) {
+    groupSums[groupOf[i]!]! += scores[i]!;
+    groupSizes[groupOf[i]!]! += 1;
+  }
+  return {
+    offsets,
+    numSequences,
+    tokens,
+    groupOf,
+    groupCount,
+    scores,
+    groupSums,
+    groupSizes,
+    mask: batch.responseMask,
+  };
+}
+
+/** Per group: the mean score, or 0 for a group of one (verl's convention: its response keeps its score). */
+export function groupMeanBaselines(prepared: PreparedRewardBatch): Float64Array {
+  const { groupSums, groupSizes, groupCount } = prepared;
+  const means = new Float64Array(groupCount);
+  for (let g = 0; g < groupCount; g++) means[g] = groupSizes[g] === 1 ? 0 : groupSums[g]! / groupSizes[g]!;
+  return means;
+}
+
+/** Per group: the unbiased (n − 1) std of its scores around `means`, 0 for a group of one; one pass. */
+export function groupUnbiasedStds(prepared: PreparedRewardBatch, means: Float64Array): Float64Array {
+  const { scores, groupOf, groupSizes, groupCount, numSequences } = prepared;
+  const squares = new Float64Array(groupCount);
+  for (let i = 0; i < numSequences; i++) {
+    const d = scores[i]! - means[groupOf[i]!]!;
+    squares[groupOf[i]!]! += d * d;
+  }
+  const stds = new Float64Array(groupCount);
+  for (let g = 0; g < groupCount; g++) {
+    const size = groupSizes[g]!;
+    stds[g] = size < 2 ? 0 : Math.sqrt(squares[g]! / (size - 1));
+  }
+  return stds;
 }
 
 /** Numbers group ids 0, 1, ... in order of first appearance. */
@@ -103,17 +148,12 @@ export function broadcastToTokens(prepared: PreparedRewardBatch, perSequence: Fl
   return out;
 }
 
-/** Unbiased (n − 1) standard deviation of the values selected by `take`, float64. */
-export function unbiasedStd(
-  values: ArrayLike<number>,
-  mean: number,
-  count: number,
-  take: (i: number) => boolean,
-): number {
+/** Unbiased (n − 1) standard deviation of all `values` around `mean` (0 for fewer than two), float64. */
+export function unbiasedStd(values: ArrayLike<number>, mean: number): number {
+  const count = values.length;
   if (count < 2) return 0;
   let sum = 0;
-  for (let i = 0; i < values.length; i++) {
-    if (!take(i)) continue;
+  for (let i = 0; i < count; i++) {
     const d = values[i]! - mean;
     sum += d * d;
   }

@@ -7,18 +7,12 @@ import { broadcastToTokens, prepareRewardBatch, type RewardBatch } from './rewar
  */
 export function rlooAdvantages(batch: RewardBatch): AdvantageResult {
   const prepared = prepareRewardBatch(batch);
-  const { scores, groupOf, groupCount, numSequences } = prepared;
-  const sums = new Float64Array(groupCount);
-  const counts = new Int32Array(groupCount);
-  for (let i = 0; i < numSequences; i++) {
-    sums[groupOf[i]!]! += scores[i]!;
-    counts[groupOf[i]!]! += 1;
-  }
+  const { scores, groupOf, groupSums, groupSizes, numSequences } = prepared;
   const sequenceAdvantages = new Float64Array(numSequences);
   for (let i = 0; i < numSequences; i++) {
     const g = groupOf[i]!;
-    const n = counts[g]!;
-    sequenceAdvantages[i] = n === 1 ? scores[i]! : scores[i]! - (sums[g]! - scores[i]!) / (n - 1);
+    const n = groupSizes[g]!;
+    sequenceAdvantages[i] = n === 1 ? scores[i]! : scores[i]! - (groupSums[g]! - scores[i]!) / (n - 1);
   }
   return { sequenceAdvantages, tokenAdvantages: broadcastToTokens(prepared, sequenceAdvantages) };
 }

@@ -47,12 +47,11 @@ export function routingMismatch(pairs: readonly RoutingPair[]): RoutingMismatch 
     const start = pair.startPosition ?? 0;
     const engine = start === 0 ? pair.engine : sliceRoutingRecord(pair.engine, start);
     const trainer = start === 0 ? pair.trainer : sliceRoutingRecord(pair.trainer, start);
+    // Pooled by counts, not fractions, so that sequences weigh by their size.
     const result = routingDisagreement(engine, trainer);
-    const choices = engine.positions * topK;
-    // Core reports fractions; back to counts so that sequences pool by size.
     for (let layer = 0; layer < moeLayers; layer++)
-      differing[layer]! += Math.round(result.perLayer[layer]! * choices);
-    positionsDiffering += Math.round(result.positionsWithAnyDifference * engine.positions);
+      differing[layer]! += result.differingChoicesPerLayer[layer]!;
+    positionsDiffering += result.differingPositions;
     positions += engine.positions;
   }
   const perLayer = new Float64Array(moeLayers);

@@ -4,7 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { activateTfjsBackend } from '../runtime/tfjs-runtime.js';
 import { type ExpertComputation, forwardHidden, headLogits } from './forward.js';
-import { createParameters, disposeParameters } from './parameters.js';
+import { createParameters, disposeParameters, type ModelParameters } from './parameters.js';
+import { createPositionTableCache, type PositionTableCache } from './position-tables.js';
 
 beforeAll(async () => {
   await activateTfjsBackend('tfjs-wasm');
@@ -92,4 +93,50 @@ describe('forwardHidden + headLogits agree with the testkit reference', () => {
       });
     }
   }
+});
+
+describe('forwardHidden with a position table cache', () => {
+  const config = tinyConfigs.moe;
+
+  /** Logits of one sequence of the first `length` tiny tokens, inside tf.tidy like the trainer. */
+  function logits(parameters: ModelParameters, length: number, cache?: PositionTableCache): Float32Array {
+    return tf.tidy(() => {
+      const result = forwardHidden(
+        parameters,
+        { size: 1, length, tokens: Int32Array.from(tinyTokens.slice(0, length)), fed: [length] },
+        cache === undefined ? {} : { positionTables: cache },
+      );
+      return Float32Array.from(headLogits(parameters, result.hidden).dataSync());
+    });
+  }
+
+  it('gives bit-identical logits with and without the cache, across lengths, hits and evictions', () => {
+    const parameters = createParameters(config, createRandomWeights(config, 5));
+    const cache = createPositionTableCache(config, 2);
+    try {
+      // 7 twice (a hit), then enough other lengths that 7 is evicted and rebuilt.
+      for (const length of [7, 3, 7, 12, 5, 16, 7, 1]) {
+        expect(logits(parameters, length, cache)).toEqual(logits(parameters, length));
+      }
+    } finally {
+      cache.dispose();
+      disposeParameters(parameters);
+    }
+  });
+
+  it('holds no more tensors than the cache bound across repeated forwards, and dispose frees them', () => {
+    const before = tf.memory().numTensors;
+    const parameters = createParameters(config, createRandomWeights(config, 5));
+    const withParameters = tf.memory().numTensors;
+    const cache = createPositionTableCache(config, 3);
+    for (let round = 0; round < 3; round++) {
+      for (const length of [2, 4, 6, 8, 10]) logits(parameters, length, cache);
+      // Three tensors (cos, sin, mask) per cached length, nothing else left behind.
+      expect(tf.memory().numTensors).toBe(withParameters + 3 * 3);
+    }
+    cache.dispose();
+    expect(tf.memory().numTensors).toBe(withParameters);
+    disposeParameters(parameters);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

@@ -1,7 +1,8 @@
 import { createRoutingRecord, isMoeLayer, moeLayerIndices, type RoutingRecord } from '@moerl/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { applyRope, linear, rmsNorm, ropeTables, swiGlu } from './layers.js';
+import { applyRope, linear, rmsNorm, swiGlu } from './layers.js';
 import type { ModelParameters } from './parameters.js';
+import { createPositionTensors, type PositionTableCache } from './position-tables.js';
 import {
   type LayerRoutingPlan,
   needsFreeRouting,
@@ -31,6 +32,11 @@ export interface ForwardOptions {
    */
   readonly replay?: readonly (RoutingRecord | undefined)[];
   readonly experts?: ExpertComputation;
+  /**
+   * Where to take the RoPE tables and causal mask of this length from (kept across calls). Without one they
+   * are built for this call and freed with its `tf.tidy` scope.
+   */
+  readonly positionTables?: PositionTableCache;
 }
 
 export interface ForwardResult {
@@ -68,14 +74,8 @@ export function forwardHidden(
 
   let x = gatherRows(p('model.embed_tokens.weight') as tf.Tensor2D, batch.tokens);
 
-  const tables = ropeTables(length, headDim, config.ropeTheta);
-  const cos = tf.tensor4d(tables.cos, [1, length, 1, headDim / 2]);
-  const sin = tf.tensor4d(tables.sin, [1, length, 1, headDim / 2]);
-  const causal = new Float32Array(length * length);
-  for (let target = 0; target < length; target++) {
-    for (let source = target + 1; source < length; source++) causal[target * length + source] = -1e9;
-  }
-  const causalMask = tf.tensor2d(causal, [length, length]);
+  const { cos, sin, causalMask } =
+    options.positionTables?.get(length) ?? createPositionTensors(length, headDim, config.ropeTheta);
   const scale = 1 / Math.sqrt(headDim);
 
   let ordinal = 0;

@@ -25,7 +25,7 @@ export function createParameters(config: ModelConfig, weights: NamedTensors): Mo
   for (const spec of expectedWeights(config)) {
     const values = toFloat32(weights.get(spec.name)!);
     // Unnamed: tfjs variable names are global, and several trainers may hold the same weight names.
-    variables.set(spec.name, tf.variable(tf.tensor(values, [...spec.shape], 'float32'), true));
+    variables.set(spec.name, variableFrom(tf.tensor(values, [...spec.shape], 'float32'), true));
   }
   return {
     config,
@@ -36,6 +36,16 @@ export function createParameters(config: ModelConfig, weights: NamedTensors): Mo
       return variable;
     },
   };
+}
+
+/**
+ * A variable holding `initial`'s values. The variable shares the data of `initial`, so the initial handle is
+ * disposed here; kept, it would hold the data (and a tensor count) after the variable is disposed.
+ */
+export function variableFrom(initial: tf.Tensor, trainable: boolean): tf.Variable {
+  const variable = tf.variable(initial, trainable);
+  initial.dispose();
+  return variable;
 }
 
 /** Overwrites every parameter with `weights` (validated first, so a bad set changes nothing). */

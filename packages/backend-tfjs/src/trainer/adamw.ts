@@ -1,6 +1,6 @@
 import { float32Tensor, MoerlError, type NamedTensors } from '@moerl/core';
 import * as tf from '@tensorflow/tfjs-core';
-import type { ModelParameters } from '../model/parameters.js';
+import { type ModelParameters, variableFrom } from '../model/parameters.js';
 
 export interface AdamWOptions {
   readonly beta1: number;
@@ -33,8 +33,8 @@ export function createAdamW(parameters: ModelParameters, options: AdamWOptions):
   const moments = new Map<string, { m: tf.Variable; v: tf.Variable }>();
   for (const [name, variable] of parameters.variables) {
     moments.set(name, {
-      m: tf.variable(tf.zerosLike(variable), false),
-      v: tf.variable(tf.zerosLike(variable), false),
+      m: variableFrom(tf.zerosLike(variable), false),
+      v: variableFrom(tf.zerosLike(variable), false),
     });
   }
   let step = 0;

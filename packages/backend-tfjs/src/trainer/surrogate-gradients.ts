@@ -2,6 +2,7 @@ import type { RoutingRecord } from '@moerl/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ExpertComputation, forwardHidden } from '../model/forward.js';
 import type { ModelParameters } from '../model/parameters.js';
+import type { PositionTableCache } from '../model/position-tables.js';
 import { tokenLogprobs } from '../model/token-logprobs.js';
 import type { PaddedSequences } from './prepare-batch.js';
 
@@ -16,6 +17,8 @@ export interface SurrogateOptions {
   readonly temperature: number;
   readonly withEntropy: boolean;
   readonly experts: ExpertComputation;
+  /** RoPE tables and causal masks kept across passes; built per pass without one. */
+  readonly positionTables?: PositionTableCache;
 }
 
 /**
@@ -37,6 +40,7 @@ export function surrogateGradients(
     const forward = forwardHidden(parameters, padded.batch, {
       replay: options.replay,
       experts: options.experts,
+      ...(options.positionTables === undefined ? {} : { positionTables: options.positionTables }),
     });
     const out = tokenLogprobs(
       parameters,

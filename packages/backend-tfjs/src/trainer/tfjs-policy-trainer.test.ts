@@ -24,6 +24,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createParameters, disposeParameters } from '../model/parameters.js';
+import { DEFAULT_POSITION_CACHE_ENTRIES } from '../model/position-tables.js';
 import { activateTfjsBackend } from '../runtime/tfjs-runtime.js';
 import { attachRouting } from './attach-routing.js';
 import { padSequences } from './prepare-batch.js';
@@ -311,6 +312,31 @@ describe('TfjsPolicyTrainer: trainStep', () => {
       expect(tf.memory().numTensors).toBe(before);
       await subject.dispose();
     }
+  });
+
+  it('keeps tensors within the position cache bound over many lengths, and dispose frees them all', async () => {
+    const before = tf.memory().numTensors;
+    const subject = await trainer();
+    const objective = negativeMeanLogprobObjective();
+    // One sequence per batch, so the padded length is 3 + response length: a new length every step.
+    const ofLength = (response: number): TrainingBatch => ({
+      sequences: [
+        {
+          promptIds: Int32Array.of(1, 7, 3),
+          responseIds: Int32Array.from({ length: response }, (_, i) => i),
+        },
+      ],
+    });
+    await subject.trainStep(ofLength(1), objective, { routing: 'free' });
+    const afterFirst = tf.memory().numTensors; // weights, optimizer state and one cached length
+    for (let response = 2; response <= DEFAULT_POSITION_CACHE_ENTRIES + 4; response++) {
+      await subject.trainStep(ofLength(response), objective, { routing: 'free' });
+      await subject.logprobs(ofLength(response), { routing: 'free' });
+      const cachedLengths = Math.min(response, DEFAULT_POSITION_CACHE_ENTRIES);
+      expect(tf.memory().numTensors).toBe(afterFirst + 3 * (cachedLengths - 1));
+    }
+    await subject.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('supervisedStep lowers the cross-entropy of the targets', async () => {

@@ -26,13 +26,13 @@ import {
   type ModelParameters,
   readParameters,
 } from '../model/parameters.js';
+import { createPositionTableCache } from '../model/position-tables.js';
 import { tokenLogprobs } from '../model/token-logprobs.js';
 import { selectTfjsBackend, type TfjsBackendSelection } from '../runtime/tfjs-runtime.js';
 import { type AdamW, createAdamW } from './adamw.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { learningRateAt } from './learning-rate-schedule.js';
-
-import { type PreparedSequence, padSequences } from './prepare-batch.js';
+import { type PaddedSequences, type PreparedSequence, padSequences } from './prepare-batch.js';
 import { surrogateGradients } from './surrogate-gradients.js';
 import { type ResolvedTrainerOptions, resolveTrainerOptions } from './trainer-options.js';
 
@@ -86,9 +86,8 @@ function checkTemperature(temperature: number): number {
 
 const allFinite = (values: Float32Array | undefined) => values === undefined || values.every(Number.isFinite);
 
-/** Splits sequences into consecutive micro-batches of at most `size`. */
+/** Splits sequences into consecutive micro-batches of at most `size` (none for no sequences). */
 function chunk<T>(items: readonly T[], size: number): T[][] {
-  if (items.length === 0) return [[]];
   const chunks: T[][] = [];
   for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
   return chunks;
@@ -113,6 +112,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
   const backend = await selectTfjsBackend(settings.backends);
   const parameters: ModelParameters = createParameters(config, options.weights);
   const optimizer: AdamW = createAdamW(parameters, settings);
+  const positionTables = createPositionTableCache(config);
   let skippedSteps = 0;
   let disposed = false;
 
@@ -120,15 +120,16 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     if (disposed) throw new MoerlError('INVALID_ARGUMENT', 'The tfjs trainer was disposed');
   };
 
-  const microBatches = (sequences: readonly PreparedSequence[]) =>
+  /** The sequences split into micro-batches, each padded once for every pass that reads it. */
+  const padMicroBatches = (sequences: readonly PreparedSequence[]): PaddedSequences[] =>
     chunk(
       sequences,
       Number.isFinite(settings.microBatchSize) ? settings.microBatchSize : Math.max(1, sequences.length),
-    );
+    ).map(padSequences);
 
   /** Forward only: logprobs (and entropy) of every response token, plus the routing used. */
   const evaluate = (
-    sequences: readonly PreparedSequence[],
+    microBatches: readonly PaddedSequences[],
     temperature: number,
     withEntropy: boolean,
   ): {
@@ -139,20 +140,25 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
   } => {
     const routing: RoutingRecord[] = [];
     // Offsets are known up front, so each micro-batch writes its slice in place (no growing arrays).
-    const offsets = new Int32Array(sequences.length + 1);
-    sequences.forEach((sequence, index) => {
-      offsets[index + 1] = offsets[index]! + sequence.tokens.length - sequence.promptLength;
-    });
-    const logprobs = new Float32Array(offsets[sequences.length]!);
-    const entropy = withEntropy ? new Float32Array(offsets[sequences.length]!) : undefined;
+    const sequenceCount = microBatches.reduce((count, padded) => count + padded.batch.size, 0);
+    const offsets = new Int32Array(sequenceCount + 1);
+    const microStarts: number[] = [];
     let sequenceIndex = 0;
-    for (const micro of microBatches(sequences)) {
-      if (micro.length === 0) continue;
-      const padded = padSequences(micro);
+    for (const padded of microBatches) {
+      const first = offsets[sequenceIndex]!;
+      microStarts.push(first);
+      for (let index = 0; index < padded.batch.size; index++, sequenceIndex++) {
+        offsets[sequenceIndex + 1] = first + padded.offsets[index + 1]!;
+      }
+    }
+    const logprobs = new Float32Array(offsets[sequenceCount]!);
+    const entropy = withEntropy ? new Float32Array(offsets[sequenceCount]!) : undefined;
+    microBatches.forEach((padded, micro) => {
       tf.tidy(() => {
         const forward = forwardHidden(parameters, padded.batch, {
           replay: padded.replay,
           experts: settings.experts,
+          positionTables,
         });
         routing.push(...forward.routing);
         if (padded.rows.length > 0) {
@@ -164,12 +170,11 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
             temperature,
             withEntropy,
           );
-          logprobs.set(out.logprobs.dataSync(), offsets[sequenceIndex]!);
-          if (out.entropy !== undefined) entropy?.set(out.entropy.dataSync(), offsets[sequenceIndex]!);
+          logprobs.set(out.logprobs.dataSync(), microStarts[micro]!);
+          if (out.entropy !== undefined) entropy?.set(out.entropy.dataSync(), microStarts[micro]!);
         }
       });
-      sequenceIndex += micro.length;
-    }
+    });
     return { logprobs, entropy, offsets, routing };
   };
 
@@ -202,8 +207,8 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     const temperature = checkTemperature(stepOptions.temperature ?? 1);
     const sequences = prepareTrainingBatch(config, batch, stepOptions.routing);
     const withEntropy = objective.needsEntropy === true;
-    const chunks = microBatches(sequences).filter((micro) => micro.length > 0);
-    const common = { temperature, withEntropy, experts: settings.experts };
+    const microBatches = padMicroBatches(sequences);
+    const common = { temperature, withEntropy, experts: settings.experts, positionTables };
     const total = new Map<string, tf.Tensor>();
     const accumulate = (gradients: Map<string, tf.Tensor>) => {
       for (const [name, gradient] of gradients) {
@@ -220,7 +225,6 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
       for (const gradient of total.values()) gradient.dispose();
     };
 
-    let result: ObjectiveResult | undefined;
     let finiteObjective = true;
     const evaluateObjective = (input: {
       logprobs: Float32Array;
@@ -243,47 +247,50 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     const safe = (values: Float32Array | undefined) =>
       finiteObjective ? values : values && new Float32Array(values.length);
 
-    try {
-      const single = chunks.length === 1 ? padSequences(chunks[0]!) : undefined;
-      if (single !== undefined && single.rows.length > 0) {
-        // One micro-batch: the objective is evaluated inside the taped forward pass (one forward only).
+    /** One micro-batch: the objective is evaluated inside the taped forward pass (one forward only). */
+    const singlePass = (padded: PaddedSequences): ObjectiveResult => {
+      let evaluated: ObjectiveResult | undefined;
+      accumulate(
+        surrogateGradients(parameters, padded, { ...common, replay: padded.replay }, (logprobs, entropy) => {
+          evaluated = evaluateObjective({ logprobs, offsets: padded.offsets, entropy });
+          return { gradient: safe(evaluated.gradient)!, entropyGradient: safe(evaluated.entropyGradient) };
+        }),
+      );
+      if (evaluated === undefined) throw new Error('internal: the taped pass did not evaluate the objective');
+      return evaluated;
+    };
+
+    /**
+     * Several micro-batches (or none with tokens): the objective needs every logprob first. A forward pass
+     * records the routing it used (free or replayed), and the taped passes replay exactly that routing.
+     */
+    const forwardThenTapedPasses = (): ObjectiveResult => {
+      const first = evaluate(microBatches, temperature, withEntropy);
+      const evaluated = evaluateObjective(first);
+      let start = 0;
+      let sequenceIndex = 0;
+      for (const padded of microBatches) {
+        const replay = first.routing.slice(sequenceIndex, sequenceIndex + padded.batch.size);
+        sequenceIndex += padded.batch.size;
+        const count = padded.rows.length;
+        const from = start;
+        start += count;
+        if (count === 0) continue;
+        const gradient = safe(evaluated.gradient)!.subarray(from, from + count);
+        const entropyGradient = safe(evaluated.entropyGradient)?.subarray(from, from + count);
         accumulate(
-          surrogateGradients(
-            parameters,
-            single,
-            { ...common, replay: single.replay },
-            (logprobs, entropy) => {
-              result = evaluateObjective({ logprobs, offsets: single.offsets, entropy });
-              return { gradient: safe(result.gradient)!, entropyGradient: safe(result.entropyGradient) };
-            },
-          ),
+          surrogateGradients(parameters, padded, { ...common, replay }, () => ({
+            gradient,
+            entropyGradient,
+          })),
         );
-      } else {
-        // Several micro-batches: the objective needs every logprob first. A forward pass records the routing
-        // it used (free or replayed), and the taped passes replay exactly that routing.
-        const first = evaluate(sequences, temperature, withEntropy);
-        result = evaluateObjective(first);
-        let start = 0;
-        let sequenceIndex = 0;
-        for (const micro of chunks) {
-          const padded = padSequences(micro);
-          const replay = first.routing.slice(sequenceIndex, sequenceIndex + micro.length);
-          sequenceIndex += micro.length;
-          const count = padded.rows.length;
-          const from = start;
-          start += count;
-          if (count === 0) continue;
-          const gradient = safe(result.gradient)!.subarray(from, from + count);
-          const entropyGradient = safe(result.entropyGradient)?.subarray(from, from + count);
-          accumulate(
-            surrogateGradients(parameters, padded, { ...common, replay }, () => ({
-              gradient,
-              entropyGradient,
-            })),
-          );
-        }
       }
-      if (result === undefined) result = evaluateObjective(evaluate(sequences, temperature, withEntropy));
+      return evaluated;
+    };
+
+    try {
+      const only = microBatches.length === 1 ? microBatches[0]! : undefined;
+      const result = only !== undefined && only.rows.length > 0 ? singlePass(only) : forwardThenTapedPasses();
 
       const { loss, metrics } = result;
       const gradNorm =
@@ -329,7 +336,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
       assertOpen();
       const temperature = checkTemperature(logprobOptions.temperature ?? 1);
       const sequences = prepareTrainingBatch(config, batch, logprobOptions.routing);
-      const result = evaluate(sequences, temperature, logprobOptions.returnEntropy === true);
+      const result = evaluate(padMicroBatches(sequences), temperature, logprobOptions.returnEntropy === true);
       return {
         logprobs: result.logprobs,
         sequenceOffsets: result.offsets,
@@ -398,6 +405,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
       if (disposed) return;
       disposed = true;
       optimizer.dispose();
+      positionTables.dispose();
       disposeParameters(parameters);
     },
   };

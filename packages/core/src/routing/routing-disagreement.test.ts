@@ -16,6 +16,9 @@ describe('routingDisagreement', () => {
     expect([...result.perLayer]).toEqual([1 / 8, 3 / 8]);
     expect(result.overall).toBe(4 / 16);
     expect(result.positionsWithAnyDifference).toBe(3 / 4);
+    expect([...result.differingChoicesPerLayer]).toEqual([1, 3]);
+    expect(result.differingPositions).toBe(3);
+    expect(result.choicesPerLayer).toBe(8);
   });
 
   it('is zero for identical records and one for disjoint ones', () => {
@@ -52,6 +55,46 @@ describe('routingDisagreement', () => {
     );
   });
 
+  it('reports integer counts that the fractions are made of (property)', () => {
+    const row = fc.uniqueArray(fc.integer({ min: 0, max: 7 }), { minLength: 2, maxLength: 2 });
+    const layout = fc.integer({ min: 0, max: 6 }).chain((positions) =>
+      fc.record({
+        positions: fc.constant(positions),
+        rowsA: fc.array(row, { minLength: positions * 2, maxLength: positions * 2 }),
+        rowsB: fc.array(row, { minLength: positions * 2, maxLength: positions * 2 }),
+      }),
+    );
+    fc.assert(
+      fc.property(layout, ({ positions, rowsA, rowsB }) => {
+        const sized = { ...shape, positions };
+        const result = routingDisagreement(
+          createRoutingRecord(sized, rowsA.flat()),
+          createRoutingRecord(sized, rowsB.flat()),
+        );
+        // Counted independently: rows are [position][layer], two layers per position.
+        const perLayer = [0, 0];
+        let positionsDiffering = 0;
+        for (let position = 0; position < positions; position++) {
+          let any = false;
+          for (let layer = 0; layer < 2; layer++) {
+            const other = new Set(rowsB[position * 2 + layer]);
+            const missing = rowsA[position * 2 + layer]!.filter((id) => !other.has(id)).length;
+            perLayer[layer]! += missing;
+            any ||= missing > 0;
+          }
+          if (any) positionsDiffering++;
+        }
+        expect([...result.differingChoicesPerLayer]).toEqual(perLayer);
+        expect(result.differingPositions).toBe(positionsDiffering);
+        expect(result.choicesPerLayer).toBe(positions * 2);
+        for (let layer = 0; layer < 2; layer++) {
+          expect(result.perLayer[layer]! * result.choicesPerLayer).toBeCloseTo(perLayer[layer]!, 9);
+        }
+        expect(result.positionsWithAnyDifference * positions).toBeCloseTo(positionsDiffering, 9);
+      }),
+    );
+  });
+
   it('rejects records of different shapes and handles empty ones', () => {
     const a = createRoutingRecord(shape);
     const b = createRoutingRecord({ ...shape, positions: 3 });
@@ -59,6 +102,11 @@ describe('routingDisagreement', () => {
       /Cannot compare routing of shape \[4\]\[2\]\[2\] with \[3\]\[2\]\[2\]/,
     );
     const empty = createRoutingRecord({ ...shape, positions: 0 });
-    expect(routingDisagreement(empty, empty)).toMatchObject({ overall: 0, positionsWithAnyDifference: 0 });
+    expect(routingDisagreement(empty, empty)).toMatchObject({
+      overall: 0,
+      positionsWithAnyDifference: 0,
+      differingPositions: 0,
+      choicesPerLayer: 0,
+    });
   });
 });

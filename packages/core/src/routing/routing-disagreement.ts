@@ -8,6 +8,12 @@ export interface RoutingDisagreement {
   readonly overall: number;
   /** The fraction of positions whose expert set differs in at least one layer. */
   readonly positionsWithAnyDifference: number;
+  /** Per MoE layer: how many expert choices in `a` `b` did not make (`perLayer` × `choicesPerLayer`). */
+  readonly differingChoicesPerLayer: Int32Array;
+  /** How many positions differ in at least one layer (`positionsWithAnyDifference` × positions). */
+  readonly differingPositions: number;
+  /** Expert choices compared per layer: positions × topK. */
+  readonly choicesPerLayer: number;
 }
 
 /**
@@ -24,7 +30,7 @@ export function routingDisagreement(a: RoutingRecord, b: RoutingRecord): Routing
     );
   }
   const { positions, moeLayers, topK } = a;
-  const differing = new Float64Array(moeLayers);
+  const differing = new Int32Array(moeLayers);
   let positionsDiffering = 0;
   for (let position = 0; position < positions; position++) {
     let anyLayer = false;
@@ -54,5 +60,8 @@ export function routingDisagreement(a: RoutingRecord, b: RoutingRecord): Routing
     perLayer,
     overall: allChoices === 0 ? 0 : total / allChoices,
     positionsWithAnyDifference: positions === 0 ? 0 : positionsDiffering / positions,
+    differingChoicesPerLayer: differing,
+    differingPositions: positionsDiffering,
+    choicesPerLayer,
   };
 }
