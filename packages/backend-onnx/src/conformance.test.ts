@@ -10,6 +10,7 @@ describeRolloutEngineConformance({
     prefixCache: true,
     batchedGeneration: true,
     precisions: ['fp32', 'bf16', 'fp16'],
+    seedFork: true,
   },
   tolerance: 1e-4,
 });
@@ -22,6 +23,7 @@ describeRolloutEngineConformance({
     prefixCache: false,
     batchedGeneration: true,
     precisions: ['fp32', 'bf16', 'fp16'],
+    seedFork: true,
   },
   tolerance: 1e-4,
 });

@@ -15,6 +15,7 @@ import {
 async function adapterWithServer(
   options: CreateEngineOptions,
   compactRouting: boolean,
+  protocol: 'sglang' | 'vllm' = 'sglang',
 ): Promise<RolloutEngine> {
   const engine = await createOnnxRolloutEngine({
     config: options.config,
@@ -27,6 +28,7 @@ async function adapterWithServer(
     servers: [server.url],
     config: options.config,
     compactRouting,
+    protocol,
     weightSync: checkpointWeightSync({ directory, config: options.config }),
   });
   return {
@@ -57,6 +59,13 @@ describeRolloutEngineConformance({
 describeRolloutEngineConformance({
   name: 'http adapter + SGLang-protocol server (compact routing)',
   create: (options) => adapterWithServer(options, true),
+  capabilities,
+  tolerance: 1e-4,
+});
+
+describeRolloutEngineConformance({
+  name: 'http adapter + vLLM-protocol server (/v1/completions, .npy routing)',
+  create: (options) => adapterWithServer(options, false, 'vllm'),
   capabilities,
   tolerance: 1e-4,
 });

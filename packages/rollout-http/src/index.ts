@@ -51,5 +51,7 @@ export {
   type SglangServerStats,
   type Tokenizer,
 } from './server/sglang-server.js';
+export { type CompletionsBody, completionsBodySchema } from './server/vllm-completions-schema.js';
+export { encodeVllmRoutedExperts, vllmRoutingDtype } from './server/vllm-routed-experts.js';
 export { decodeBase64, encodeBase64 } from './wire/base64.js';
-export { type NpyArray, parseNpy } from './wire/npy.js';
+export { type NpyArray, type NpyWriteDtype, parseNpy, writeNpy } from './wire/npy.js';

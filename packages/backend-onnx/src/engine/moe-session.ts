@@ -216,24 +216,25 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
       weights = weightTensors(config, next, options.precision);
     },
     async forward(input) {
-      if (input.batch * input.sequence !== 1) return run(input);
+      if (input.batch * input.sequence !== 1) return withTwoLogitRows(input);
       // onnxruntime's Gemm takes a different kernel for a single row, whose sums round differently in the
       // last bit. Running one row as two identical ones keeps every position on the multi-row kernel, so a
-      // position's KV and logits do not depend on how it was batched (cache on and off agree exactly).
+      // position's KV and logits do not depend on how it was batched (cache on and off agree exactly). Both
+      // rows' logits are asked for: the lm_head MatMul has the same one-row kernel (see withTwoLogitRows).
       const doubled = await run({
         batch: 2,
         sequence: 1,
         inputIds: [input.inputIds[0]!, input.inputIds[0]!],
         positionIds: [input.positionIds[0]!, input.positionIds[0]!],
         attentionBias: concatFloats(input.attentionBias, input.attentionBias),
-        logitRows: [0],
+        logitRows: [0, 1],
         past: (input.past ?? emptyKv(1)).map((layer) => ({
           key: doubleRow(layer.key),
           value: doubleRow(layer.value),
         })),
       });
       return {
-        logits: doubled.logits,
+        logits: doubled.logits.subarray(0, config.vocabSize),
         present: selectRows(doubled.present, [0]),
         routing: doubled.routing.subarray(0, doubled.routing.length / 2),
       };
@@ -242,6 +243,18 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
       await session.release();
     },
   };
+
+  /**
+   * The lm_head MatMul has the same one-row kernel, so a lone logit row (every prefill) is asked for twice:
+   * then the logits of a position never depend on how many rows were computed beside it (a one-position
+   * prefill after a cache hit, a decode step alone or in a batch).
+   */
+  async function withTwoLogitRows(input: ForwardInput): Promise<ForwardOutput> {
+    if (input.logitRows.length !== 1) return run(input);
+    const row = input.logitRows[0]!;
+    const out = await run({ ...input, logitRows: [row, row] });
+    return { ...out, logits: out.logits.subarray(0, config.vocabSize) };
+  }
 
   async function run(input: ForwardInput): Promise<ForwardOutput> {
     const { batch, sequence } = input;

@@ -150,6 +150,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
       prefixCache: store !== undefined,
       batchedGeneration: true,
       precisions: SUPPORTED_PRECISIONS,
+      seedFork: true,
     },
     config,
     precision,
@@ -167,7 +168,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
         const prepared: PreparedRequest[] = requests.map((request, index) => {
           const params: SamplingParams = { ...samplingParams, ...request?.samplingParams };
           checkRequest(config, request, params, index);
-          return { request, params, index };
+          return { request, params, seedFork: request.seedFork ?? index };
         });
         const started = performance.now();
         const version = weightVersion;

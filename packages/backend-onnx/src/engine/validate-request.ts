@@ -47,6 +47,9 @@ export function checkRequest(
       throw invalid(index, `promptIds[${position}]`, `a token id in [0, ${config.vocabSize})`, id);
     }
   }
+  const { seedFork } = request;
+  if (seedFork !== undefined && !(Number.isSafeInteger(seedFork) && seedFork >= 0))
+    throw invalid(index, 'seedFork', 'a non-negative safe integer (the sampler fork)', seedFork);
   checkSamplingParams(params, index);
   const needed = prompt.length + params.maxNewTokens;
   if (needed > config.maxPositionEmbeddings) {

@@ -9,6 +9,8 @@ export interface RolloutEngineCapabilities {
   /** Generates several requests in one batch. */
   readonly batchedGeneration: boolean;
   readonly precisions: readonly InferencePrecision[];
+  /** Honours `GenerateRequest.seedFork`, so a request's samples do not depend on its position in a call. */
+  readonly seedFork?: boolean;
 }
 
 export interface PolicyTrainerCapabilities {

@@ -11,6 +11,12 @@ export interface GenerateRequest {
   readonly promptIds: Int32Array;
   /** Overrides of the call's sampling params for this request (e.g. its own seed). */
   readonly samplingParams?: Partial<SamplingParams>;
+  /**
+   * The fork of the seed this request samples from (`createRandom(seed).fork(seedFork)`); default: its
+   * position in the call. Setting it lets a server merge several calls into one without changing anyone's
+   * samples. Honoured by engines that claim `capabilities.seedFork`; a non-negative safe integer.
+   */
+  readonly seedFork?: number;
 }
 
 export interface RolloutEngineStats {

@@ -36,6 +36,16 @@ describe('ClientRoutingCache', () => {
     expect(cache.match(tokens(5, 6))).toBeUndefined();
   });
 
+  it('ignores inserts from a server still on older weights instead of dropping the newer rows', () => {
+    const cache = new ClientRoutingCache(config, 1 << 20);
+    cache.insert(tokens(1, 2, 3), recordOf(moeRows(3)), '5');
+    cache.insert(tokens(7, 8), recordOf(moeRows(2)), '4');
+    const hit = cache.match(tokens(1, 2, 3));
+    expect(hit?.weightVersion).toBe('5');
+    hit!.release();
+    expect(cache.match(tokens(7, 8))).toBeUndefined();
+  });
+
   it('keeps within its byte budget, and skips (counts) an insert that cannot fit beside held prefixes', () => {
     // 20 positions × (4 routing bytes + 16 overhead) = 400 bytes: room for one 20-token sequence.
     const cache = new ClientRoutingCache(config, 400);

@@ -52,6 +52,8 @@ export class ClientRoutingCache {
   /** Caches the routing of `tokens` (one row per token fed) as fetched from a server at `weightVersion`. */
   insert(tokens: Int32Array, routing: RoutingRecord, weightVersion: string): void {
     if (weightVersion !== this.#label) {
+      // A lagging server (a rolling update, mixed versions allowed) must not wipe rows of newer weights.
+      if (isOlder(weightVersion, this.#label)) return;
       this.#cache.setWeightVersion(++this.#version);
       this.#label = weightVersion;
     }
@@ -72,4 +74,10 @@ export class ClientRoutingCache {
   stats(): RouterCacheStats {
     return this.#cache.stats();
   }
+}
+
+/** Versions are compared as numbers when both are integer strings (SGLang's and ours are); else never older. */
+function isOlder(version: string, than: string | undefined): boolean {
+  const integer = /^\d+$/;
+  return than !== undefined && integer.test(version) && integer.test(than) && Number(version) < Number(than);
 }

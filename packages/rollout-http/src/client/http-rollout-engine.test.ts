@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -124,6 +124,82 @@ describe('HTTP rollout engine against two real servers', () => {
     expect([...turn2!.responseIds]).toEqual([...expected!.responseIds]);
     expect([...turn2!.routing!.experts]).toEqual([...expected!.routing!.experts]);
     expect(adapter.prefixCacheStats().hitTokens).toBe(fedBefore);
+    // A third turn reuses everything of the second, which was itself served from a cached prefix.
+    const turn3Ids = Int32Array.from([...promptIds, ...turn2!.responseIds, 9]);
+    const [turn3] = await adapter.generate([{ id: 'turn3', groupId: 'turn3', promptIds: turn3Ids }], params);
+    expect(turn3!.reusedRoutingRows).toBe(promptIds.length + turn2!.responseIds.length - 1);
+  });
+
+  it('the same GRPO rollout over the vLLM protocol (/v1/completions) gives the same trajectories', async () => {
+    const bodies: Record<string, unknown>[] = [];
+    const recording: typeof fetch = (input, init) => {
+      bodies.push(JSON.parse(String(init?.body)) as Record<string, unknown>);
+      return fetch(input, init);
+    };
+    const sglang = createHttpRolloutEngine({ servers: servers.map((server) => server.url), config });
+    const vllm = createHttpRolloutEngine({
+      servers: servers.map((server) => server.url),
+      config,
+      protocol: 'vllm',
+      fetch: recording,
+    });
+    expect(vllm.backendName).toBe('http-vllm');
+    const expected = await sglang.generate(grpo, params);
+    const remote = await vllm.generate(grpo, params);
+    remote.forEach((trajectory, index) => {
+      expect([...trajectory.responseIds]).toEqual([...expected[index]!.responseIds]);
+      expect([...trajectory.engineLogprobs]).toEqual([...expected[index]!.engineLogprobs]);
+      expect([...trajectory.routing!.experts]).toEqual([...expected[index]!.routing!.experts]);
+      expect(trajectory.reusedRoutingRows).toBe(expected[index]!.reusedRoutingRows);
+      // vLLM names no weight version: trajectories carry the client's.
+      expect(trajectory.serverWeightVersion).toBeUndefined();
+    });
+    // Followers asked for rows past the prompt with vLLM's field.
+    expect(new Set(bodies.map((body) => body.routed_experts_prompt_start))).toEqual(
+      new Set([undefined, ...prompts.map((prompt) => prompt.length)]),
+    );
+    // After an out-of-band weight load, setWeightVersion drops the cached rows and stamps the new version.
+    vllm.setWeightVersion(4);
+    const [again] = await vllm.generate(grpo.slice(1, 2), params);
+    expect(again!.reusedRoutingRows).toBe(0);
+    expect(again!.weightVersion).toBe(4);
+  });
+
+  it('an answer with no generated token (an abort) is returned, not cached', async () => {
+    // A real answer cut to zero output tokens, as a server aborting a request sends it.
+    const aborted: typeof fetch = async (input, init) => {
+      const json = (await (await fetch(input, init)).json()) as {
+        output_ids: number[];
+        meta_info: Record<string, unknown>;
+      };
+      const rowBytes = config.numLayers * config.topK * 4;
+      const routed = Buffer.from(json.meta_info.routed_experts as string, 'base64');
+      json.output_ids = [];
+      json.meta_info.output_token_logprobs = [];
+      json.meta_info.finish_reason = { type: 'abort', message: 'cancelled' };
+      json.meta_info.routed_experts = routed.subarray(0, routed.length - rowBytes).toString('base64');
+      return new Response(JSON.stringify(json));
+    };
+    const adapter = createHttpRolloutEngine({ servers: [servers[0]!.url], config, fetch: aborted });
+    const [trajectory] = await adapter.generate(grpo.slice(0, 1), { ...params, maxNewTokens: 1 });
+    expect(trajectory!.finishReason).toBe('abort');
+    expect(trajectory!.responseIds.length).toBe(0);
+    expect(trajectory!.routing!.positions).toBe(grpo[0]!.promptIds.length - 1);
+    expect(adapter.prefixCacheStats().cachedPositions).toBe(0);
+  });
+
+  it('a weight push that fails part-way still drops the cached rows of the old weights', async () => {
+    const adapter = createHttpRolloutEngine({
+      servers: [servers[0]!.url],
+      config,
+      weightSync: async () => {
+        throw new Error('second server unreachable');
+      },
+    });
+    await adapter.generate(grpo.slice(0, 1), params);
+    await expect(adapter.updateWeights(weights, 1)).rejects.toThrow(/unreachable/);
+    const [next] = await adapter.generate(grpo.slice(1, 2), params);
+    expect(next!.reusedRoutingRows).toBe(0);
   });
 
   it('compact routing and prefix reuse off give the same trajectories', async () => {
@@ -316,6 +392,32 @@ describe('HTTP rollout engine against two real servers', () => {
       await local.dispose();
       expect(remote!.weightVersion).toBe(6);
       expect([...remote!.responseIds]).toEqual([...expected!.responseIds]);
+      // Once every server holds version 7, the folder of version 6 goes; the newest stays on disk.
+      await synced.updateWeights(weights, 7);
+      expect(await readdir(scratch)).toEqual(['v7']);
+      // SGLang answers {success, message} without a version: the version is read from /get_weight_version.
+      const sglangLike = (serving: string, success = true): typeof fetch => {
+        return async (input) =>
+          String(input).endsWith('/get_weight_version')
+            ? new Response(JSON.stringify({ weight_version: serving }))
+            : new Response(JSON.stringify({ success, message: 'ok', num_paused_requests: 0 }));
+      };
+      const sgl = 'http://sglang.example:30000';
+      await checkpointWeightSync({ directory: scratch, config, fetch: sglangLike('8') })(weights, 8, [sgl]);
+      await expect(
+        checkpointWeightSync({ directory: scratch, config, fetch: sglangLike('7') })(weights, 8, [sgl]),
+      ).rejects.toThrow(/did not load .*serving version 7/);
+      await expect(
+        checkpointWeightSync({ directory: scratch, config, fetch: sglangLike('8', false) })(weights, 8, [
+          sgl,
+        ]),
+      ).rejects.toThrow(/did not load/);
+      // A server without the endpoint (vLLM) is named, not retried into a timeout.
+      const noRoute: typeof fetch = async () => new Response('Not Found', { status: 404 });
+      const toVllm = checkpointWeightSync({ directory: scratch, config, fetch: noRoute });
+      await expect(toVllm(weights, 8, ['http://vllm.example:8000'])).rejects.toThrow(
+        /vllm\.example:8000 has no \/update_weights_from_disk/,
+      );
     } finally {
       await server.close();
       await engine.dispose();

@@ -296,7 +296,7 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
         const sent = await send(call, requests, held);
         if (sent.decoded.every((decoded) => versionLabel(decoded) === held.weightVersion)) {
           counters.cachedPromptTokens += held.length * call.indices.length;
-          return build(sent, held.routing);
+          return remember(sent, build(sent, held.routing));
         }
         // The server's weights moved on: the held rows are stale. Ask again, whole.
       } finally {
@@ -304,20 +304,25 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
       }
     }
     const sent = await send(call, requests, undefined);
-    const trajectories = build(sent, undefined);
-    if (prefixReuse) {
-      sent.decoded.forEach((decoded, sample) => {
-        if (new Set(decoded.weightVersionSpans.map((span) => span.version)).size > 1) return;
-        const trajectory = trajectories[sample]!;
-        const fed = new Int32Array(trajectory.routing!.positions);
-        fed.set(trajectory.promptIds);
-        fed.set(
-          trajectory.responseIds.subarray(0, fed.length - trajectory.promptIds.length),
-          trajectory.promptIds.length,
-        );
-        cache.insert(fed, trajectory.routing!, versionLabel(decoded));
-      });
-    }
+    return remember(sent, build(sent, undefined));
+  }
+
+  /** Caches each answered sequence's routing, so later prompts that extend it ask only for new rows. */
+  function remember(sent: Sent, trajectories: HttpTrajectory[]): HttpTrajectory[] {
+    if (!prefixReuse) return trajectories;
+    sent.decoded.forEach((decoded, sample) => {
+      const trajectory = trajectories[sample]!;
+      // Nothing generated (an abort): the routing stops short of the prompt, so there is no sequence to key.
+      if (trajectory.responseIds.length === 0) return;
+      if (new Set(decoded.weightVersionSpans.map((span) => span.version)).size > 1) return;
+      const fed = new Int32Array(trajectory.routing!.positions);
+      fed.set(trajectory.promptIds);
+      fed.set(
+        trajectory.responseIds.subarray(0, fed.length - trajectory.promptIds.length),
+        trajectory.promptIds.length,
+      );
+      cache.insert(fed, trajectory.routing!, versionLabel(decoded));
+    });
     return trajectories;
   }
 
@@ -403,9 +408,14 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
           'updateWeights: weight sync is out of band for external servers (load the checkpoint on each server, e.g. POST /update_weights_from_disk); pass weightSync to push weights from here',
         );
       }
-      await options.weightSync(weights, version, pool.urls);
-      weightVersion = version;
+      // Cleared before and after: a push that fails part-way may leave some servers on the new weights.
       cache.clear();
+      try {
+        await options.weightSync(weights, version, pool.urls);
+        weightVersion = version;
+      } finally {
+        cache.clear();
+      }
     },
     stats(): RolloutEngineStats {
       return {

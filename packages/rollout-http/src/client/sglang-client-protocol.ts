@@ -10,8 +10,9 @@ export const sglangClientProtocol: ClientProtocol = {
     const { params } = call;
     const n = call.requestIds.length;
     return {
+      // No rid: a retried request would reuse it while the server may still hold the first attempt, and
+      // SGLang refuses a duplicate rid.
       input_ids: [...call.promptIds],
-      ...(n === 1 ? { rid: call.requestIds[0] } : {}),
       sampling_params: {
         temperature: params.temperature,
         top_p: params.topP,

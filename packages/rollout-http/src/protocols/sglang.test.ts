@@ -66,6 +66,15 @@ describe('SGLang /generate decoding', () => {
     expect(() => decodeSglangGenerateItem(item([9, 4, 2], 4), context())).toThrow(/2 rows, expected .* = 6/);
   });
 
+  it('a server that ignored the start offset and sent every row is read from the offset on', () => {
+    const decoded = decodeSglangGenerateItem(item([9, 4, 2], 0), context({ startLen: 4 }));
+    expect([...decoded.routing!.experts]).toEqual(flat(moeRows(6).slice(4)));
+    // Any other count is still refused: one row short of either reading.
+    expect(() => decodeSglangGenerateItem(item([9, 4, 2], 1), context({ startLen: 4 }))).toThrow(
+      /5 rows, expected .* = 2/,
+    );
+  });
+
   it('reads 0 rows from an empty string (one output token, start = prompt)', () => {
     const body = item([9], 4);
     expect(body.meta_info.routed_experts).toBe('');

@@ -1,5 +1,11 @@
-import { type FinishReason, type ModelConfig, MoerlError, type RoutingRecord } from '@moerl/core';
-import { routingFromWire, type WireRouting } from '../routing/wire-routing.js';
+import {
+  type FinishReason,
+  type ModelConfig,
+  MoerlError,
+  type RoutingRecord,
+  sliceRoutingRecord,
+} from '@moerl/core';
+import { routingFromWire, type WireRouting, wholeAnswerStart } from '../routing/wire-routing.js';
 import { decodeBase64 } from '../wire/base64.js';
 import { readIntegers } from '../wire/integer-array.js';
 import { readFinishReason } from './finish-reason.js';
@@ -165,13 +171,17 @@ function routingFromOutput(
 ): RoutingRecord {
   const wire = decodeSglangRoutedExperts(raw, dtype, context.config, context.requestId);
   const fed = context.promptLength + outputIds.length - 1;
-  return routingFromWire(wire, {
+  // A server that ignores routed_experts_start_len (builds without it drop unknown fields) sends every
+  // row: read them all and keep those from the start on.
+  const start = wholeAnswerStart(wire.rows, fed, context.startLen);
+  const record = routingFromWire(wire, {
     requestId: context.requestId,
     config: context.config,
     layerAxis: 'hidden',
-    rows: Math.max(0, fed - context.startLen),
+    rows: Math.max(0, fed - start),
     rowsExplained: `prompt ${context.promptLength} + output ${outputIds.length} − 1 − routed_experts_start_len ${context.startLen} = ${fed - context.startLen}`,
   });
+  return start === context.startLen ? record : sliceRoutingRecord(record, context.startLen);
 }
 
 /**

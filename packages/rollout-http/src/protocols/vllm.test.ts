@@ -58,6 +58,13 @@ describe('vLLM current format (.npy per choice)', () => {
     expect(() => decodeVllmChoiceRouting(body, 0, context())).toThrow(/2 rows, expected .* = 7/);
   });
 
+  it('a server without routed_experts_prompt_start sends every row; they are read from the start on', () => {
+    const body = { choices: [{ routed_experts: npyChoice(0) }] };
+    expect([...decodeVllmChoiceRouting(body, 0, context({ promptStart: 5 })).experts]).toEqual(
+      flat(moeRows(7).slice(5)),
+    );
+  });
+
   it('n > 1: every choice carries its own full array', () => {
     const body = { choices: [{ routed_experts: npyChoice() }, { routed_experts: npyChoice() }] };
     expect(decodeVllmChoiceRouting(body, 1, context()).positions).toBe(7);

@@ -6,7 +6,7 @@ import {
   type RoutingRecord,
   sliceRoutingRecord,
 } from '@moerl/core';
-import { routingFromWire, type WireRouting } from '../routing/wire-routing.js';
+import { routingFromWire, type WireRouting, wholeAnswerStart } from '../routing/wire-routing.js';
 import { decodeBase64 } from '../wire/base64.js';
 import { parseNpy } from '../wire/npy.js';
 import { readFinishReason } from './finish-reason.js';
@@ -111,13 +111,17 @@ export function decodeVllmChoiceRouting(
 
   if (typeof raw === 'string') {
     const bytes = decodeBase64(raw, `request ${requestId}: ${field}`);
-    return routingFromWire(npyToWire(bytes, requestId, field), {
+    const wire = npyToWire(bytes, requestId, field);
+    // A server without routed_experts_prompt_start sends every row: read them all, keep from the start on.
+    const start = wholeAnswerStart(wire.rows, fed, context.promptStart);
+    const record = routingFromWire(wire, {
       requestId,
       config,
       layerAxis: 'hidden',
-      rows: Math.max(0, fed - context.promptStart),
+      rows: Math.max(0, fed - start),
       rowsExplained: `prompt ${context.promptLength} + generated ${context.generatedLength} − 1 − routed_experts_prompt_start ${context.promptStart} = ${fed - context.promptStart}`,
     });
+    return start === context.promptStart ? record : sliceRoutingRecord(record, context.promptStart);
   }
   if (!('prompt_routed_experts' in body)) {
     throw bodyError(

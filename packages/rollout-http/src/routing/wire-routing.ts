@@ -143,3 +143,12 @@ export function routingToHiddenLayers(record: RoutingRecord, config: ModelConfig
   }
   return out;
 }
+
+/**
+ * The first row a response holds: `start` as asked, or 0 when it holds all `fed` rows because the server
+ * ignored the start field (SGLang and vLLM builds without it drop unknown fields). Any other count is left
+ * to `routingFromWire` to refuse.
+ */
+export function wholeAnswerStart(rows: number, fed: number, start: number): number {
+  return start > 0 && rows === fed ? 0 : start;
+}

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
-const tokenId = z
+/** A token id on the wire (range-checked against the vocabulary later, by the route). */
+export const tokenId = z
   .number()
   .int()
   .min(0)

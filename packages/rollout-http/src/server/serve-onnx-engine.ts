@@ -26,51 +26,21 @@ export async function loadCheckpointWeights(directory: string): Promise<NamedTen
  * config) and bumps the weight version. `close()` stops the server and disposes the engine.
  */
 export async function serveOnnxEngine(options: ServeOnnxEngineOptions): Promise<ServedOnnxEngine> {
-  const {
-    checkpointDir,
-    host,
-    port,
-    maxBodyBytes,
-    maxPendingRequests,
-    returnRoutedExperts,
-    tokenizer,
-    onError,
-  } = options;
+  // Engine and server options share one object: each side reads its own keys and ignores the other's (the
+  // interface extends both, so a name meaning two things would not compile), so new options flow through.
+  const { checkpointDir, ...shared } = options;
   const config = await readHfConfigFile(join(checkpointDir, 'config.json'));
   const weights = await loadCheckpointWeights(checkpointDir);
-  const engine = await createOnnxRolloutEngine({
-    config,
-    weights,
-    ...(options.weightVersion === undefined ? {} : { weightVersion: options.weightVersion }),
-    ...(options.precision === undefined ? {} : { precision: options.precision }),
-    ...(options.prefixCache === undefined ? {} : { prefixCache: options.prefixCache }),
-    ...(options.executionProvider === undefined ? {} : { executionProvider: options.executionProvider }),
-    ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
-    ...(options.allowSpinning === undefined ? {} : { allowSpinning: options.allowSpinning }),
-    ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
-  });
+  const engine = await createOnnxRolloutEngine({ ...shared, config, weights });
   let server: SglangServer;
   try {
-    server = await createSglangServer({
-      engine,
-      loadWeights: loadCheckpointWeights,
-      ...(host === undefined ? {} : { host }),
-      ...(port === undefined ? {} : { port }),
-      ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
-      ...(maxPendingRequests === undefined ? {} : { maxPendingRequests }),
-      ...(returnRoutedExperts === undefined ? {} : { returnRoutedExperts }),
-      ...(tokenizer === undefined ? {} : { tokenizer }),
-      ...(onError === undefined ? {} : { onError }),
-    });
+    server = await createSglangServer({ ...shared, engine, loadWeights: loadCheckpointWeights });
   } catch (error) {
     await engine.dispose();
     throw error;
   }
   return {
     ...server,
-    url: server.url,
-    host: server.host,
-    port: server.port,
     engine,
     close: async () => {
       await server.close();

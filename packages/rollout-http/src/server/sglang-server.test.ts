@@ -16,6 +16,7 @@ import {
   tinyDenseAndSparseConfig,
 } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stubEngine } from '../__fixtures__/stub-engine.js';
 import { loadCheckpointWeights } from './serve-onnx-engine.js';
 import { createSglangServer, type SglangServer } from './sglang-server.js';
 
@@ -126,6 +127,23 @@ describe('SGLang-protocol server', () => {
     expect(items.map((item) => item.meta_info.prompt_tokens)).toEqual([5, 5, 5, 2, 2, 2]);
   });
 
+  it('draws a fresh seed when sampling_seed is absent, as SGLang does; a given seed repeats', async () => {
+    const tokensOf = async (samplingParams: Record<string, unknown>) =>
+      (
+        (
+          await post('/generate', {
+            input_ids: prompt,
+            sampling_params: { max_new_tokens: 12, ...samplingParams },
+          })
+        ).json.output_ids as number[]
+      ).join(',');
+    const unseeded = await Promise.all([{}, {}, {}, {}].map(tokensOf));
+    // Four 12-token samples at temperature 1 agreeing by chance is vanishingly unlikely; seed 0 for all would.
+    expect(new Set(unseeded).size).toBeGreaterThan(1);
+    const seeded = await Promise.all([{ sampling_seed: 0 }, { sampling_seed: 0 }].map(tokensOf));
+    expect(seeded[0]).toBe(seeded[1]);
+  });
+
   it('answers 400 with a message for bad JSON, unknown fields, bad ids and bad offsets, and keeps serving', async () => {
     const cases: [unknown, RegExp][] = [
       ['{"input_ids": [1,', /not valid JSON/],
@@ -175,7 +193,7 @@ describe('SGLang-protocol server', () => {
 
 describe('compact routing above 256 experts', () => {
   it('sends uint16 named by routed_experts_dtype, and the client decoder reads ids above 255', async () => {
-    const { createModelConfig, createRoutingRecord } = await import('@moerl/core');
+    const { createModelConfig } = await import('@moerl/core');
     const { decodeSglangGenerateItem } = await import('../protocols/sglang.js');
     const wide = createModelConfig({
       vocabSize: 16,
@@ -190,38 +208,7 @@ describe('compact routing above 256 experts', () => {
     });
     // A stub engine: 2 prompt + 2 output tokens → 3 routing rows on the one MoE layer, ids above 255.
     const ids = [299, 3, 256, 0, 7, 270];
-    const stub = {
-      specificationVersion: 'v1' as const,
-      backendName: 'stub',
-      capabilities: {
-        recordRouting: true,
-        prefixCache: false,
-        batchedGeneration: false,
-        precisions: ['fp32' as const],
-      },
-      config: wide,
-      generate: async (requests: readonly { id: string; groupId: string; promptIds: Int32Array }[]) =>
-        requests.map((request) => ({
-          id: request.id,
-          groupId: request.groupId,
-          promptIds: request.promptIds,
-          responseIds: Int32Array.of(4, 5),
-          engineLogprobs: Float32Array.of(-1, -2),
-          routing: createRoutingRecord({ positions: 3, moeLayers: 1, topK: 2, numExperts: 300 }, ids),
-          finishReason: 'length' as const,
-          weightVersion: 0,
-        })),
-      updateWeights: async () => {},
-      stats: () => ({
-        weightVersion: 0,
-        requests: 0,
-        promptTokens: 0,
-        generatedTokens: 0,
-        cachedPromptTokens: 0,
-        generateSeconds: 0,
-      }),
-      dispose: async () => {},
-    };
+    const stub = stubEngine(wide, ids, 'length');
     const wideServer = await createSglangServer({ engine: stub });
     try {
       const response = await fetch(`${wideServer.url}/generate`, {

@@ -1,8 +1,8 @@
 import { MoerlError } from '@moerl/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type FixtureDtype, npyOf } from '../__fixtures__/wire-writers.js';
-import { parseNpy } from './npy.js';
+import { type FixtureDtype, integerBytes, npyOf } from '../__fixtures__/wire-writers.js';
+import { type NpyWriteDtype, parseNpy, writeNpy } from './npy.js';
 
 describe('parseNpy', () => {
   const values = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
@@ -72,6 +72,112 @@ describe('parseNpy', () => {
       parseNpy(badMagic);
     } catch (error) {
       expect(MoerlError.isInstance(error, 'ROUTING_SHAPE')).toBe(true);
+    }
+  });
+});
+
+/** Reads a version 1.0 `.npy` by hand (byte offsets from NumPy's format description), not with parseNpy. */
+function readByHand(bytes: Uint8Array): { header: string; data: Uint8Array } {
+  expect([...bytes.subarray(0, 8)]).toEqual([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  const headerLength = bytes[8]! + 256 * bytes[9]!;
+  return {
+    header: String.fromCharCode(...bytes.subarray(10, 10 + headerLength)),
+    data: bytes.subarray(10 + headerLength),
+  };
+}
+
+describe('writeNpy', () => {
+  // Bytes of `np.save` (NumPy 2.4.6), kept as hex so the writer is checked against NumPy itself.
+  const numpyCases: [string, number[], number[], NpyWriteDtype, string][] = [
+    [
+      'uint8 routing (3, 2, 2)',
+      [1, 2, 0, 0, 3, 4, 0, 0, 5, 255, 0, 0],
+      [3, 2, 2],
+      '|u1',
+      `934e554d5059010076007b276465736372273a20277c7531272c2027666f727472616e5f6f72646572273a2046616c73652c20277368617065273a2028332c20322c2032292c207d${'20'.repeat(55)}0a010200000304000005ff0000`,
+    ],
+    [
+      'uint16 routing (2, 2, 2)',
+      [299, 3, 0, 0, 256, 65535, 0, 0],
+      [2, 2, 2],
+      '<u2',
+      `934e554d5059010076007b276465736372273a20273c7532272c2027666f727472616e5f6f72646572273a2046616c73652c20277368617065273a2028322c20322c2032292c207d${'20'.repeat(55)}0a2b010300000000000001ffff00000000`,
+    ],
+    [
+      'int32 with −1, one axis',
+      [7, -1, 70000],
+      [3],
+      '<i4',
+      `934e554d5059010076007b276465736372273a20273c6934272c2027666f727472616e5f6f72646572273a2046616c73652c20277368617065273a2028332c292c207d${'20'.repeat(60)}0a07000000ffffffff70110100`,
+    ],
+    [
+      'an aligned header still gets 64 spaces of padding',
+      [],
+      [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 100],
+      '<u2',
+      `934e554d50590100b6007b276465736372273a20273c7532272c2027666f727472616e5f6f72646572273a2046616c73652c20277368617065273a2028302c20312c20312c20312c20312c20312c20312c20312c20312c20312c20312c20312c20312c20313030292c207d${'20'.repeat(84)}0a`,
+    ],
+  ];
+
+  it.each(numpyCases)('writes what np.save writes: %s', (_, values, shape, dtype, bytes) => {
+    const array = dtype === '<i4' ? Int32Array.from(values) : Uint16Array.from(values);
+    expect(Buffer.from(writeNpy(array, shape, dtype)).toString('hex')).toBe(bytes);
+  });
+
+  it('agrees byte for byte with the fixture writer and parses back (property, routing shapes)', () => {
+    fc.assert(
+      fc.property(
+        fc.tuple(
+          fc.integer({ min: 0, max: 5000 }),
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 1, max: 4 }),
+        ),
+        fc.constantFrom<NpyWriteDtype>('|u1', '<u2', '<i4'),
+        fc.integer({ min: 0, max: 1000 }),
+        ([rows, layers, topK], dtype, salt) => {
+          const shape = [Math.min(rows, 40), layers, topK];
+          const count = shape[0]! * layers * topK;
+          const limit = dtype === '|u1' ? 256 : 65536;
+          const values = Array.from({ length: count }, (_, index) => (salt + index * 97) % limit);
+          const typed = dtype === '|u1' ? Uint8Array.from(values) : Int32Array.from(values);
+          const bytes = writeNpy(typed, shape, dtype);
+          // Rank 3 with layers and top-k below 1000: NumPy's spare space never crosses the 128-byte block
+          // the fixture writer (which omits it) also fills, so both write the same bytes.
+          expect(bytes).toEqual(npyOf(values, shape, dtype));
+          const { header, data } = readByHand(bytes);
+          expect((10 + header.length) % 64).toBe(0);
+          expect(header.endsWith('\n')).toBe(true);
+          expect(header).toContain(`'shape': (${shape.join(', ')})`);
+          expect(data).toEqual(integerBytes(values, dtype));
+          const parsed = parseNpy(bytes);
+          expect(parsed.shape).toEqual(shape);
+          expect(parsed.descr).toBe(dtype);
+          expect([...parsed.values]).toEqual(values);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('writes the growth-axis spare space NumPy reserves, so headers of long first axes still align', () => {
+    const long = readByHand(writeNpy(new Uint8Array(0), [0, 10 ** 15, 2], '|u1')).header;
+    const short = readByHand(writeNpy(new Uint8Array(0), [0, 1, 2], '|u1')).header;
+    // The first axis's digits are taken out of the spare space: both headers have the same length.
+    expect(long.length).toBe(short.length);
+    expect(short).toMatch(/'shape': \(0, 1, 2\), \} {20}/);
+  });
+
+  it('refuses values outside the dtype and a shape that does not match the values, naming the field', () => {
+    expect(() => writeNpy(Int32Array.of(256), [1], '|u1')).toThrow(
+      /values\[0\]: \|u1 holds \[0, 255\], found 256/,
+    );
+    expect(() => writeNpy(Int32Array.of(-1), [1], '<u2')).toThrow(/values\[0\]/);
+    expect(() => writeNpy(Int32Array.of(1, 2), [3], '<i4')).toThrow(/shape \(3\) holds 3 items, found 2/);
+    expect(() => writeNpy(Int32Array.of(1), [1.5], '<i4')).toThrow(/shape: expected non-negative integers/);
+    try {
+      writeNpy(Int32Array.of(1, 2), [3], '<i4');
+    } catch (error) {
+      expect(MoerlError.isInstance(error, 'INVALID_ARGUMENT')).toBe(true);
     }
   });
 });

@@ -10,6 +10,10 @@ export interface NpyArray {
 }
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+// NumPy aligns the data to 64 bytes and reserves room for the growth axis (the first, in C order) to reach
+// 21 digits, so that appending rows can rewrite the header in place (numpy/lib/format.py).
+const ARRAY_ALIGN = 64;
+const GROWTH_AXIS_MAX_DIGITS = 21;
 
 const DTYPES: Readonly<Record<string, WireIntegerType>> = {
   u1: 'uint8',
@@ -119,4 +123,76 @@ function fortranToC(values: Int32Array, shape: readonly number[]): Int32Array {
     }
   }
   return out;
+}
+
+/** The dtypes `writeNpy` produces: what vLLM sends for routing (`|u1`, `<u2`) and int32. */
+export type NpyWriteDtype = '|u1' | '<u2' | '<i4';
+
+const WRITE_RANGES: Readonly<Record<NpyWriteDtype, readonly [number, number]>> = {
+  '|u1': [0, 255],
+  '<u2': [0, 65535],
+  '<i4': [-(2 ** 31), 2 ** 31 - 1],
+};
+
+/**
+ * Writes a C-order integer array as a `.npy` file, format version 1.0, with the header NumPy's `np.save`
+ * writes byte for byte (keys sorted, growth-axis spare space, space padding to a 64-byte boundary, `\n`).
+ */
+export function writeNpy(
+  values: Int32Array | Uint8Array | Uint16Array,
+  shape: readonly number[],
+  dtype: NpyWriteDtype,
+): Uint8Array {
+  const count = shape.reduce((product, size) => {
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new MoerlError(
+        'INVALID_ARGUMENT',
+        `writeNpy shape: expected non-negative integers, found ${size}`,
+      );
+    }
+    return product * size;
+  }, 1);
+  if (count !== values.length) {
+    throw new MoerlError(
+      'INVALID_ARGUMENT',
+      `writeNpy values: shape (${shape.join(', ')}) holds ${count} items, found ${values.length}`,
+    );
+  }
+  const [min, max] = WRITE_RANGES[dtype];
+  const itemBytes = dtype === '|u1' ? 1 : dtype === '<u2' ? 2 : 4;
+  const data = new Uint8Array(count * itemBytes);
+  const view = new DataView(data.buffer);
+  for (let index = 0; index < count; index++) {
+    const value = values[index]!;
+    if (value < min || value > max) {
+      throw new MoerlError(
+        'INVALID_ARGUMENT',
+        `writeNpy values[${index}]: ${dtype} holds [${min}, ${max}], found ${value}`,
+      );
+    }
+    if (itemBytes === 1) view.setUint8(index, value);
+    else if (itemBytes === 2) view.setUint16(index * 2, value, true);
+    else view.setInt32(index * 4, value, true);
+  }
+  const header = npyHeader(shape, dtype);
+  const out = new Uint8Array(10 + header.length + data.length);
+  out.set(MAGIC);
+  out[6] = 1;
+  out[7] = 0;
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  for (let index = 0; index < header.length; index++) out[10 + index] = header.charCodeAt(index);
+  out.set(data, 10 + header.length);
+  return out;
+}
+
+/** The version 1.0 header text (ASCII), padded so that data starts on a 64-byte boundary. */
+function npyHeader(shape: readonly number[], dtype: NpyWriteDtype): string {
+  // Python's repr of a tuple: `(3,)` for one axis, `(3, 4)` otherwise.
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  if (shape.length > 0) header += ' '.repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(shape[0]).length));
+  // NumPy pads by ARRAY_ALIGN − (length mod ARRAY_ALIGN): a full 64 spaces when already aligned.
+  const withNewline = header.length + 1;
+  const padding = ARRAY_ALIGN - ((MAGIC.length + 4 + withNewline) % ARRAY_ALIGN);
+  return `${header}${' '.repeat(padding)}\n`;
 }

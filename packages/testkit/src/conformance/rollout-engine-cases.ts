@@ -13,7 +13,7 @@ import {
 } from '@moerl/core';
 import { referenceLogprobs } from '../reference/reference-logprobs.js';
 import type { ReferenceModel } from '../reference/reference-model.js';
-import { type ConformanceCase, check, checkClose } from './conformance-case.js';
+import { type ConformanceCase, check, checkClose, checkRejects } from './conformance-case.js';
 import { conformanceFixture } from './conformance-fixture.js';
 
 export interface RolloutEngineSubject {
@@ -25,8 +25,11 @@ export interface RolloutEngineSubject {
   readonly tolerance?: number;
 }
 
+// `-?` and NonNullable so optional flags (seedFork) count as boolean capabilities too.
 type BooleanCapability = {
-  [K in keyof RolloutEngineCapabilities]: RolloutEngineCapabilities[K] extends boolean ? K : never;
+  [K in keyof RolloutEngineCapabilities]-?: NonNullable<RolloutEngineCapabilities[K]> extends boolean
+    ? K
+    : never;
 }[keyof RolloutEngineCapabilities];
 
 export type RolloutEngineCase = ConformanceCase<RolloutEngineSubject, BooleanCapability>;
@@ -80,6 +83,27 @@ function checkAgainstReference(
       disagreement <= 0.02,
       () =>
         `${trajectory.id}: ${(disagreement * 100).toFixed(1)}% of expert choices differ from the reference`,
+    );
+  }
+}
+
+/** Checks that `actual` repeats `expected` token for token, logprobs within `tolerance`, same routing. */
+function checkSameSample(actual: Trajectory, expected: Trajectory, tolerance: number, label: string): void {
+  check(
+    [...actual.responseIds].join() === [...expected.responseIds].join(),
+    () => `${label}: tokens ${[...actual.responseIds].join()}, expected ${[...expected.responseIds].join()}`,
+  );
+  checkClose(actual.engineLogprobs, expected.engineLogprobs, tolerance, `${label}: engine logprobs`);
+  if (actual.routing !== null && expected.routing !== null) {
+    check(
+      actual.routing.positions === expected.routing.positions,
+      () =>
+        `${label}: routing of ${actual.routing?.positions} positions, expected ${expected.routing?.positions}`,
+    );
+    const disagreement = routingDisagreement(actual.routing, expected.routing).overall;
+    check(
+      disagreement <= 0.02,
+      () => `${label}: ${(disagreement * 100).toFixed(1)}% of expert choices differ from the request alone`,
     );
   }
 }
@@ -202,6 +226,40 @@ export const rolloutEngineCases: readonly RolloutEngineCase[] = [
             () => `request ${index}: same seed, different tokens`,
           );
         });
+      }),
+  },
+  {
+    name: 'a request with seedFork k samples as it would at position k, wherever it sits in the call',
+    requires: ['seedFork'],
+    run: (subject) =>
+      withEngine(subject, async (engine) => {
+        const params = sampling({ seed: 17 });
+        // The requests alone: a samples from fork 0, b from fork 1.
+        const alone = await engine.generate(requests, params);
+        // The same requests moved behind another prompt, in swapped order, pinned to their old forks.
+        const other: GenerateRequest = { id: 'c', groupId: 'g2', promptIds: Int32Array.of(5, 9) };
+        const moved = await engine.generate(
+          [{ ...requests[1]!, seedFork: 1 }, other, { ...requests[0]!, seedFork: 0 }],
+          params,
+        );
+        check(moved.length === 3, () => `expected 3 trajectories, found ${moved.length}`);
+        const tolerance = subject.tolerance ?? 1e-3;
+        checkSameSample(moved[2]!, alone[0]!, tolerance, 'request a at position 2 with seedFork 0');
+        checkSameSample(moved[0]!, alone[1]!, tolerance, 'request b at position 0 with seedFork 1');
+      }),
+  },
+  {
+    name: 'rejects a seedFork that is not a non-negative safe integer with INVALID_ARGUMENT',
+    requires: ['seedFork'],
+    run: (subject) =>
+      withEngine(subject, async (engine) => {
+        for (const seedFork of [-1, 1.5, Number.NaN]) {
+          await checkRejects(
+            () => engine.generate([{ ...requests[0]!, seedFork }], sampling()),
+            'INVALID_ARGUMENT',
+            `seedFork ${seedFork}`,
+          );
+        }
       }),
   },
   {

@@ -26,6 +26,20 @@ function roundWeights(weights: NamedTensors): NamedTensors {
   return rounded;
 }
 
+/** The sampler fork of a request: its `seedFork` when set, else its position in the call. */
+function seedForkOf(request: GenerateRequest, index: number): number {
+  const { seedFork } = request;
+  if (seedFork === undefined) return index;
+  if (!Number.isSafeInteger(seedFork) || seedFork < 0) {
+    throw new MoerlError(
+      'INVALID_ARGUMENT',
+      `Request ${request.id}: seedFork must be a non-negative safe integer, found ${String(seedFork)}`,
+      { details: { request: index, field: 'seedFork', found: seedFork } },
+    );
+  }
+  return seedFork;
+}
+
 /**
  * A RolloutEngine over the reference forward pass: it recomputes the whole sequence for every new token (no
  * KV cache), so it is slow and simple. It serves as the oracle engine in tests, as the engine of examples,
@@ -50,8 +64,8 @@ export function createReferenceRolloutEngine(options: CreateEngineOptions): Roll
   const stats = { requests: 0, promptTokens: 0, generatedTokens: 0, generateSeconds: 0 };
   let disposed = false;
 
-  const generateOne = (request: GenerateRequest, params: SamplingParams, index: number): Trajectory => {
-    const random = createRandom(params.seed).fork(index);
+  const generateOne = (request: GenerateRequest, params: SamplingParams, fork: number): Trajectory => {
+    const random = createRandom(params.seed).fork(fork);
     const tokens = [...request.promptIds];
     const logprobs: number[] = [];
     let finishReason: FinishReason = 'length';
@@ -93,6 +107,7 @@ export function createReferenceRolloutEngine(options: CreateEngineOptions): Roll
       prefixCache: false,
       batchedGeneration: false,
       precisions: ['fp32', 'bf16'],
+      seedFork: true,
     },
     config: options.config,
     async generate(requests, samplingParams) {
@@ -102,7 +117,11 @@ export function createReferenceRolloutEngine(options: CreateEngineOptions): Roll
         if (request.promptIds.length === 0) {
           throw new MoerlError('INVALID_ARGUMENT', `Request ${request.id} has an empty prompt`);
         }
-        return generateOne(request, { ...samplingParams, ...request.samplingParams }, index);
+        return generateOne(
+          request,
+          { ...samplingParams, ...request.samplingParams },
+          seedForkOf(request, index),
+        );
       });
       stats.requests += requests.length;
       for (const trajectory of trajectories) {

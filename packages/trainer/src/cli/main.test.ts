@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveOnnxEngine } from '@moerl/rollout-http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { resolveRunConfig } from '../config/resolve-run-config.js';
+import { writeInitialCheckpoint } from './initial-checkpoint.js';
 import { checkpointDirectory } from './inspect-checkpoint.js';
 import { createProgram } from './main.js';
 
@@ -23,6 +25,22 @@ async function run(...args: string[]): Promise<string> {
 }
 
 afterEach(() => vi.restoreAllMocks());
+
+/** A run small enough for the reference backends, as `--set` flags. */
+const tinySettings = [
+  'task.name=sort-digits',
+  'model.hiddenSize=16',
+  'model.numLayers=2',
+  'model.mlpOnlyLayers=[]',
+  'warmStart.steps=2',
+  'rollout.promptsPerStep=2',
+  'rollout.groupSize=2',
+  'train.steps=2',
+  'eval.size=4',
+  'backends.trainer=reference',
+  'backends.engine=reference',
+];
+const settings = tinySettings.flatMap((setting) => ['--set', setting]);
 
 describe('moerl CLI', () => {
   it('prints the resolved config with presets and overrides applied', async () => {
@@ -50,19 +68,6 @@ describe('moerl CLI', () => {
   it('trains, then inspects and evaluates the run it wrote', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'moerl-cli-'));
     try {
-      const settings = [
-        'task.name=sort-digits',
-        'model.hiddenSize=16',
-        'model.numLayers=2',
-        'model.mlpOnlyLayers=[]',
-        'warmStart.steps=2',
-        'rollout.promptsPerStep=2',
-        'rollout.groupSize=2',
-        'train.steps=2',
-        'eval.size=4',
-        'backends.trainer=reference',
-        'backends.engine=reference',
-      ].flatMap((setting) => ['--set', setting]);
       const summary = await run('train', ...settings, '--out', join(directory, 'run'), '--quiet');
       expect(summary).toMatch(/eval acc/);
       expect(summary).toContain(`report: ${join(directory, 'run', 'report.html')}`);
@@ -97,6 +102,32 @@ describe('moerl CLI', () => {
         await served.close();
       }
     } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('serves the initial model of a config, and a train run with rollout.servers samples on it', async () => {
+    // `moerl serve --set …` in one terminal, `moerl train --set rollout.servers=[…]` in another.
+    const directory = await mkdtemp(join(tmpdir(), 'moerl-cli-'));
+    const initial = await writeInitialCheckpoint(await resolveRunConfig({ overrides: tinySettings }));
+    const served = await serveOnnxEngine({ checkpointDir: initial, port: 0, precision: 'fp32' });
+    try {
+      const summary = await run(
+        'train',
+        ...settings,
+        '--set',
+        `rollout.servers=["${served.url}"]`,
+        '--out',
+        join(directory, 'run'),
+        '--quiet',
+      );
+      expect(summary).toMatch(/eval acc/);
+      expect(served.stats().requests).toBeGreaterThan(0);
+      // The trainer pushed its final policy (step 2) to the server.
+      expect(served.engine.stats().weightVersion).toBe(2);
+    } finally {
+      await served.close();
+      await rm(initial, { recursive: true, force: true });
       await rm(directory, { recursive: true, force: true });
     }
   });

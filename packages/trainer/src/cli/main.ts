@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MoerlError } from '@moerl/core';
 import { serveOnnxEngine } from '@moerl/rollout-http';
@@ -12,6 +13,7 @@ import { evaluateRun } from '../run/evaluate-run.js';
 import { readInitialEval, readMetrics, runPaths } from '../run/run-directory.js';
 import { trainRun } from '../run/train-run.js';
 import { listTasks } from '../tasks/task-registry.js';
+import { writeInitialCheckpoint } from './initial-checkpoint.js';
 import { checkpointDirectory, inspectCheckpoint } from './inspect-checkpoint.js';
 import { progressEvents } from './progress-events.js';
 import { runBenchmarks } from './run-benchmarks.js';
@@ -202,32 +204,46 @@ export function createProgram(): Command {
       if (failures > 0) process.exitCode = 1;
     });
 
-  program
-    .command('serve')
+  configOptions(program.command('serve'))
     .description(
-      'serve a checkpoint on the onnx engine behind the SGLang /generate protocol (with routed experts)',
+      'serve a checkpoint on the onnx engine behind the SGLang /generate and vLLM /v1/completions protocols (with routed experts)',
     )
     .argument(
-      '<path>',
-      'run directory (its latest checkpoint) or checkpoint directory (config.json + model.safetensors)',
+      '[path]',
+      'run directory (its latest checkpoint) or checkpoint directory (config.json + model.safetensors); without it, the initial model of the config given by --preset/--config/--set, for a trainer to push its policy to',
     )
     .option('--host <host>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
     .option('--port <port>', 'port (0: any free one)', (value) => Number.parseInt(value, 10), 30000)
-    .option('--precision <precision>', 'fp32, bf16 or fp16', 'bf16')
+    .option(
+      '--precision <precision>',
+      'fp32, bf16 or fp16 (default: the config’s rollout.precision, else bf16)',
+    )
     .action(
-      async (path: string, flags: { host: string; port: number; precision: 'fp32' | 'bf16' | 'fp16' }) => {
-        const checkpointDir = await checkpointDirectory(path);
-        const served = await serveOnnxEngine({
-          checkpointDir,
-          host: flags.host,
-          port: flags.port,
-          precision: flags.precision,
-        });
-        process.stdout.write(
-          `serving ${checkpointDir} at ${served.url} (POST /generate, GET /health); Ctrl-C stops\n`,
-        );
-        await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
-        await served.close();
+      async (
+        path: string | undefined,
+        flags: ConfigFlags & { host: string; port: number; precision?: 'fp32' | 'bf16' | 'fp16' },
+      ) => {
+        const config = path === undefined ? await configFrom(flags) : undefined;
+        const initial = config === undefined ? undefined : await writeInitialCheckpoint(config);
+        try {
+          const checkpointDir = initial ?? (await checkpointDirectory(path!));
+          const served = await serveOnnxEngine({
+            checkpointDir,
+            host: flags.host,
+            port: flags.port,
+            precision: flags.precision ?? config?.rollout.precision ?? 'bf16',
+          });
+          process.stdout.write(
+            `serving ${initial === undefined ? checkpointDir : 'the initial model of the config'} at ${served.url} (POST /generate, POST /v1/completions, GET /health); Ctrl-C stops\n`,
+          );
+          await new Promise<void>((resolve) => {
+            process.once('SIGINT', () => resolve());
+            process.once('SIGTERM', () => resolve());
+          });
+          await served.close();
+        } finally {
+          if (initial !== undefined) await rm(initial, { recursive: true, force: true });
+        }
       },
     );
 

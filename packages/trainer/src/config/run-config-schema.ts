@@ -85,6 +85,22 @@ const rolloutSchema = z
         'Inference precision of the rollout engine; bf16 reproduces the training–inference mismatch.',
       ),
     prefixCache: z.boolean().default(true).describe('Reuse KV and routing of shared prefixes in the engine.'),
+    servers: z
+      .array(z.url({ protocol: /^https?$/ }))
+      .default([])
+      .describe(
+        'Base URLs of rollout servers (`moerl serve`, or SGLang started with --enable-return-routed-experts) sharing a filesystem with the trainer; empty: the in-process engine. Each policy reaches them as a checkpoint under <run>/rollout-weights loaded through /update_weights_from_disk (vLLM has no such endpoint). rollout.precision is then the servers’ own.',
+      ),
+    protocol: z
+      .enum(['sglang', 'vllm'])
+      .default('sglang')
+      .describe(
+        'What the rollout servers speak: SGLang /generate or vLLM /v1/completions (moerl serve speaks both).',
+      ),
+    compactRouting: z
+      .boolean()
+      .default(false)
+      .describe('Ask SGLang-protocol servers for uint8/uint16 routing (a moerl serve extension).'),
   })
   .prefault({});
 

@@ -15,6 +15,8 @@ export interface RunPaths {
   readonly initialEval: string;
   /** Weights of the warm-started policy, kept when the objective has a KL term against it. */
   readonly reference: string;
+  /** Checkpoints the rollout servers load the policy from (`rollout.servers`), one `v<step>` folder. */
+  readonly rolloutWeights: string;
 }
 
 export function runPaths(root: string): RunPaths {
@@ -28,6 +30,7 @@ export function runPaths(root: string): RunPaths {
     report: join(root, 'report.html'),
     initialEval: join(root, 'eval-before-rl.json'),
     reference: join(root, 'reference.safetensors'),
+    rolloutWeights: join(root, 'rollout-weights'),
   };
 }
 

@@ -2,34 +2,13 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tinyRun } from '../__fixtures__/tiny-run.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
-import type { RunConfigInput } from '../config/run-config-schema.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
 import { readMetrics } from './run-directory.js';
 import { trainRun } from './train-run.js';
 
-/** A run small enough for the pure-TypeScript reference backends. */
-const tiny: RunConfigInput = {
-  seed: 3,
-  task: { name: 'reverse' },
-  model: {
-    hiddenSize: 16,
-    numLayers: 2,
-    numAttentionHeads: 2,
-    numKeyValueHeads: 1,
-    numExperts: 4,
-    topK: 2,
-    moeIntermediateSize: 8,
-    intermediateSize: 16,
-    mlpOnlyLayers: [],
-  },
-  warmStart: { steps: 3, batchSize: 8 },
-  rollout: { promptsPerStep: 2, groupSize: 4, precision: 'bf16' },
-  train: { steps: 4, miniBatches: 2 },
-  eval: { every: 2, size: 6 },
-  checkpoint: { every: 2 },
-  backends: { trainer: 'reference', engine: 'reference' },
-};
+const tiny = tinyRun;
 
 let root = '';
 beforeAll(async () => {

@@ -25,6 +25,7 @@ import { miniBatchRanges } from './mini-batches.js';
 import { mismatchMetrics } from './mismatch-metrics.js';
 import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
 import { collectRollouts, type RolloutBatch, trainingBatchOf } from './rollout-batch.js';
+import { createRunEngine } from './rollout-engine.js';
 import {
   type RunPaths,
   readInitialEval,
@@ -457,12 +458,14 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   }
   let engine: RolloutEngine;
   try {
-    engine = await backends.createEngine({
-      config: modelConfig,
+    engine = await createRunEngine({
+      config,
+      modelConfig,
+      backends,
+      paths,
       weights: await trainer.exportWeights(),
       weightVersion: firstStep - 1,
-      precision: config.rollout.precision,
-      backendOptions: { prefixCache: config.rollout.prefixCache },
+      ...(events?.log === undefined ? {} : { log: events.log }),
     });
   } catch (error) {
     await reference?.dispose();

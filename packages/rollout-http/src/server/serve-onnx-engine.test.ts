@@ -1,0 +1,73 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
+import { createRandomWeights, tinyMoeConfig } from '@moerl/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveOnnxEngine } from './serve-onnx-engine.js';
+
+let directory: string;
+
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'moerl-serve-options-'));
+  await mkdir(join(directory, 'ckpt'));
+  await writeHfConfigFile(join(directory, 'ckpt', 'config.json'), tinyMoeConfig);
+  await writeSafetensorsFile(
+    join(directory, 'ckpt', 'model.safetensors'),
+    createRandomWeights(tinyMoeConfig, 9),
+  );
+});
+
+afterAll(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+describe('serveOnnxEngine', () => {
+  it('passes engine options to the engine and server options to the server', async () => {
+    const served = await serveOnnxEngine({
+      checkpointDir: join(directory, 'ckpt'),
+      // engine options
+      weightVersion: 7,
+      prefixCache: false,
+      // server options
+      modelName: 'ckpt-model',
+      returnRoutedExperts: false,
+    });
+    try {
+      expect((served.engine as { prefixCacheImplementation?: string }).prefixCacheImplementation).toBe('off');
+      const version = await fetch(`${served.url}/get_weight_version`).then((response) => response.json());
+      expect(version).toEqual({ weight_version: '7' });
+      const models = (await fetch(`${served.url}/v1/models`).then((response) => response.json())) as {
+        data: { id: string }[];
+      };
+      expect(models.data[0]!.id).toBe('ckpt-model');
+      const completion = (await fetch(`${served.url}/v1/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ prompt: [1, 2, 3], max_tokens: 2 }),
+      }).then((response) => response.json())) as { choices: { routed_experts: unknown }[] };
+      expect(completion.choices[0]!.routed_experts).toBeNull();
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('loads checkpoints only from weightsRoot when given', async () => {
+    const served = await serveOnnxEngine({ checkpointDir: join(directory, 'ckpt'), weightsRoot: directory });
+    const update = (modelPath: string) =>
+      fetch(`${served.url}/update_weights_from_disk`, {
+        method: 'POST',
+        body: JSON.stringify({ model_path: modelPath }),
+      });
+    try {
+      const outside = await update(tmpdir());
+      expect(outside.status).toBe(400);
+      expect(((await outside.json()) as { error: { message: string } }).error.message).toMatch(
+        /model_path must be inside/,
+      );
+      const inside = await update(join(directory, 'ckpt'));
+      expect(await inside.json()).toMatchObject({ success: true, weight_version: '1' });
+    } finally {
+      await served.close();
+    }
+  });
+});

@@ -1,0 +1,55 @@
+import type { ModelConfig, NamedTensors, RolloutEngine } from '@moerl/core';
+import { checkpointWeightSync, createHttpRolloutEngine } from '@moerl/rollout-http';
+import type { RunConfig } from '../config/run-config-schema.js';
+import type { ResolvedRunBackends } from './backends.js';
+import type { RunPaths } from './run-directory.js';
+
+export interface RunEngineOptions {
+  readonly config: RunConfig;
+  readonly modelConfig: ModelConfig;
+  readonly backends: ResolvedRunBackends;
+  readonly paths: RunPaths;
+  /** The policy rollouts start from, and the version it carries. */
+  readonly weights: NamedTensors;
+  readonly weightVersion: number;
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * The run's rollout engine: the resolved in-process backend, or, with `rollout.servers`, the HTTP engine
+ * over those servers. Servers get each policy as a checkpoint under `<run>/rollout-weights` (they must see
+ * the trainer's filesystem) and load it through `/update_weights_from_disk`, starting with the initial one,
+ * so whatever they served before, every rollout comes from this run's policy.
+ */
+export async function createRunEngine(options: RunEngineOptions): Promise<RolloutEngine> {
+  const { config, modelConfig, weights, weightVersion } = options;
+  const { servers, protocol, compactRouting } = config.rollout;
+  if (servers.length === 0) {
+    return options.backends.createEngine({
+      config: modelConfig,
+      weights,
+      weightVersion,
+      precision: config.rollout.precision,
+      backendOptions: { prefixCache: config.rollout.prefixCache },
+    });
+  }
+  const engine = createHttpRolloutEngine({
+    servers,
+    config: modelConfig,
+    protocol,
+    compactRouting,
+    prefixReuse: config.rollout.prefixCache,
+    weightVersion,
+    weightSync: checkpointWeightSync({ directory: options.paths.rolloutWeights, config: modelConfig }),
+  });
+  try {
+    await engine.updateWeights(weights, weightVersion);
+  } catch (error) {
+    await engine.dispose();
+    throw error;
+  }
+  options.log?.(
+    `rollout: ${servers.length} ${protocol} server(s): ${servers.join(', ')} (they compute in their own precision; rollout.precision applies to in-process engines)`,
+  );
+  return engine;
+}
