@@ -7,6 +7,7 @@ import {
   writeHfConfigFile,
   writeSafetensorsFile,
 } from '@moerl/core';
+import { isObject, type JsonObject } from '../protocols/json-fields.js';
 
 export interface CheckpointWeightSyncOptions {
   /** Where checkpoints are written, one `v<version>` folder each; every server must be able to read it. */
@@ -110,12 +111,10 @@ export function checkpointWeightSync(
   };
 }
 
-function parseObject(text: string): Record<string, unknown> | undefined {
+function parseObject(text: string): JsonObject | undefined {
   try {
     const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
+    return isObject(value) ? value : undefined;
   } catch {
     return undefined;
   }

@@ -258,10 +258,7 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
       );
     }
     const version = decoded.weightVersion;
-    if (
-      options.allowMixedWeightVersions !== true &&
-      new Set(decoded.weightVersionSpans.map((s) => s.version)).size > 1
-    ) {
+    if (options.allowMixedWeightVersions !== true && changedWeightsMidRequest(decoded)) {
       throw new MoerlError(
         'BACKEND_CONFLICT',
         `request ${request.id}: server ${server} changed weights mid-request (versions ${decoded.weightVersionSpans.map((s) => s.version).join(', ')}); set allowMixedWeightVersions to accept it`,
@@ -314,7 +311,7 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
       const trajectory = trajectories[sample]!;
       // Nothing generated (an abort): the routing stops short of the prompt, so there is no sequence to key.
       if (trajectory.responseIds.length === 0) return;
-      if (new Set(decoded.weightVersionSpans.map((span) => span.version)).size > 1) return;
+      if (changedWeightsMidRequest(decoded)) return;
       const fed = new Int32Array(trajectory.routing!.positions);
       fed.set(trajectory.promptIds);
       fed.set(
@@ -463,6 +460,11 @@ export function createHttpRolloutEngine(options: HttpRolloutEngineOptions): Http
   }
 
   return engine;
+}
+
+/** SGLang's `weight_versions` spans name more than one version: the weights changed while it generated. */
+function changedWeightsMidRequest(decoded: ProtocolGeneration): boolean {
+  return new Set(decoded.weightVersionSpans.map((span) => span.version)).size > 1;
 }
 
 function protocolOf(options: HttpRolloutEngineOptions): ClientProtocol {
