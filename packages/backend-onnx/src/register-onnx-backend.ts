@@ -36,6 +36,7 @@ export function engineOptionsFrom(options: CreateEngineOptions): OnnxRolloutEngi
     weights: options.weights,
     ...(options.weightVersion === undefined ? {} : { weightVersion: options.weightVersion }),
     ...(options.precision === undefined ? {} : { precision: options.precision as InferencePrecision }),
+    ...(options.fp8 === undefined ? {} : { fp8: options.fp8 }),
     ...(extra as Partial<OnnxRolloutEngineOptions>),
   };
 }

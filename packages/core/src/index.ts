@@ -48,6 +48,16 @@ export type { FinishReason, RolloutGroup, Trajectory } from './contracts/traject
 export { MOERL_ERROR_CODES, type MoerlErrorCode } from './errors/error-codes.js';
 export { assertMoerl, MoerlError, type MoerlErrorOptions } from './errors/moerl-error.js';
 export { writeFileAtomic } from './io/write-file-atomic.js';
+export {
+  FP8_SCALE_SCHEMES,
+  type Fp8ScaleScheme,
+  type Fp8WeightOptions,
+  isFp8QuantizedWeight,
+  quantizeE4m3Weight,
+  quantizeWeightsFp8,
+  type ResolvedFp8WeightOptions,
+  resolveFp8WeightOptions,
+} from './quantization/fp8-weights.js';
 export { createRandom, type SeededRandom } from './random/seeded-random.js';
 export {
   type BackendInfo,
@@ -85,6 +95,7 @@ export {
 export { serializeSafetensors, writeSafetensorsFile } from './safetensors/write-safetensors.js';
 export { logSoftmax, type SampledToken, sampleToken } from './sampling/sample-token.js';
 export { DTYPE_BYTES, DTYPES, type DType, isDType } from './tensors/dtype.js';
+export { E4M3_MAX, e4m3BitsToFloat32, float32ToE4m3Bits, roundToE4m3 } from './tensors/fp8-e4m3.js';
 export {
   bfloat16BitsToFloat32,
   type FloatTensor,

@@ -1,11 +1,13 @@
 import {
   expectedWeights,
+  type Fp8WeightOptions,
   fromFloat32,
   type InferencePrecision,
   type ModelConfig,
   MoerlError,
   moeLayerIndices,
   type NamedTensors,
+  quantizeWeightsFp8,
   roundToBfloat16,
   toFloat32,
   validateWeights,
@@ -53,6 +55,8 @@ export interface MoeSessionOptions {
   readonly config: ModelConfig;
   readonly weights: NamedTensors;
   readonly precision: InferencePrecision;
+  /** Scales and exclusions of the `fp8` precision. */
+  readonly fp8?: Fp8WeightOptions;
   readonly executionProvider: ExecutionProvider;
   readonly intraOpNumThreads?: number;
   /** Let idle intra-op threads spin (onnxruntime's default); off unless asked for. */
@@ -70,23 +74,30 @@ export interface MoeSession {
   release(): Promise<void>;
 }
 
-export const SUPPORTED_PRECISIONS: readonly InferencePrecision[] = ['fp32', 'bf16', 'fp16'];
+export const SUPPORTED_PRECISIONS: readonly InferencePrecision[] = ['fp32', 'bf16', 'fp16', 'fp8'];
 
 /**
  * Converts checkpoint tensors (F32/F16/BF16) to the session's float32 inputs, rounded to bfloat16 for
- * `bf16`: every non-expert weight under its own name, and per MoE layer the experts stacked and transposed
- * (`STACKED_EXPERTS`).
+ * `bf16` and fake-quantised to e4m3 for `fp8`: every non-expert weight under its own name, and per MoE
+ * layer the experts stacked and transposed (`STACKED_EXPERTS`).
  */
 export function weightTensors(
   config: ModelConfig,
   weights: NamedTensors,
   precision: InferencePrecision,
+  fp8?: Fp8WeightOptions,
 ): Map<string, ort.Tensor> {
   validateWeights(config, weights, { subject: 'ONNX engine weights' });
-  // bf16 rounds once here and computes in float32; fp16 rounds here too and the graph computes in float16.
+  // bf16 and fp8 round once here and compute in float32 (an FP8 engine multiplies e4m3 values by their
+  // FP32 scales and accumulates in float32); fp16 rounds here too and the graph computes in float16.
+  const source = precision === 'fp8' ? quantizeWeightsFp8(weights, fp8) : weights;
   const values = (name: string) => {
-    const data = toFloat32(weights.get(name)!);
-    return precision === 'fp32' ? data : precision === 'bf16' ? roundToBfloat16(data) : roundToFloat16(data);
+    const data = toFloat32(source.get(name)!);
+    return precision === 'fp32' || precision === 'fp8'
+      ? data
+      : precision === 'bf16'
+        ? roundToBfloat16(data)
+        : roundToFloat16(data);
   };
   const tensor = (data: Float32Array, dims: number[]) =>
     precision === 'fp16'
@@ -175,7 +186,7 @@ async function openSession(
 export async function createMoeSession(options: MoeSessionOptions): Promise<MoeSession> {
   const { config } = options;
   checkPrecision(options.precision);
-  let weights = weightTensors(config, options.weights, options.precision);
+  let weights = weightTensors(config, options.weights, options.precision, options.fp8);
   const { session, provider } = await openSession(
     encodeMoeModel(
       config,
@@ -213,7 +224,7 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
     executionProvider: provider,
     emptyKv,
     setWeights(next) {
-      weights = weightTensors(config, next, options.precision);
+      weights = weightTensors(config, next, options.precision, options.fp8);
     },
     async forward(input) {
       if (input.batch * input.sequence !== 1) return withTwoLogitRows(input);

@@ -1,4 +1,5 @@
 import {
+  type Fp8WeightOptions,
   type GenerateRequest,
   type InferencePrecision,
   type ModelConfig,
@@ -7,6 +8,7 @@ import {
   type NamedTensors,
   type RolloutEngine,
   type RolloutEngineStats,
+  resolveFp8WeightOptions,
   type SamplingParams,
   type Trajectory,
   validateModelConfig,
@@ -36,9 +38,13 @@ export interface OnnxRolloutEngineOptions {
   readonly weightVersion?: number;
   /**
    * `fp32` (default); `bf16`: weights rounded to bfloat16, arithmetic in float32; `fp16`: weights and
-   * activations in float16, with norms, softmaxes and the router in float32 (as HF runs half precision).
+   * activations in float16, with norms, softmaxes and the router in float32 (as HF runs half precision);
+   * `fp8`: attention and MLP projections fake-quantised to FP8 E4M3 with FP32 scales (`fp8` options), the
+   * other weights rounded to bfloat16, arithmetic in float32.
    */
   readonly precision?: InferencePrecision;
+  /** Scales and exclusions of the `fp8` precision (default: 128×128 blocks, router gate kept in bf16). */
+  readonly fp8?: Fp8WeightOptions;
   /** Reuse the KV and routing of cached prefixes. `true` (default) or options; `false` turns it off. */
   readonly prefixCache?: boolean | PrefixCacheOptions;
   /** `cpu` (default) or `cuda`; CUDA falls back to CPU with a message when onnxruntime-node lacks it. */
@@ -98,6 +104,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
     config,
     weights: options.weights,
     precision,
+    ...(options.fp8 === undefined ? {} : { fp8: resolveFp8WeightOptions(options.fp8) }),
     executionProvider: options.executionProvider ?? 'cpu',
     ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
     ...(options.allowSpinning === undefined ? {} : { allowSpinning: options.allowSpinning }),

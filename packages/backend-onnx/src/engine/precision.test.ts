@@ -2,6 +2,7 @@ import {
   DEFAULT_SAMPLING_PARAMS,
   type HostTensor,
   type NamedTensors,
+  quantizeWeightsFp8,
   roundToBfloat16,
   routingDisagreement,
   sequenceTokens,
@@ -99,5 +100,58 @@ describe('inference precision', () => {
     }
     expect(worst).toBeLessThan(0.1);
     expect(exact).toBe(false);
+  });
+
+  it('fp8: routes and scores like the reference model on e4m3-quantised weights, unlike bf16', async () => {
+    const engine = await createOnnxRolloutEngine({
+      config,
+      weights,
+      precision: 'fp8',
+      fp8: { scheme: 'channel' },
+    });
+    expect(engine.capabilities.precisions).toContain('fp8');
+    const requests = Array.from({ length: 6 }, (_, index) => ({
+      id: `r${index}`,
+      groupId: `g${index}`,
+      promptIds: Int32Array.from(
+        { length: 10 },
+        (_, position) => (index * 13 + position * 7) % config.vocabSize,
+      ),
+    }));
+    const trajectories = await engine.generate(requests, {
+      ...DEFAULT_SAMPLING_PARAMS,
+      maxNewTokens: 16,
+      seed: 3,
+    });
+    await engine.dispose();
+    const fp8 = createReferenceModel(config, quantizeWeightsFp8(weights, { scheme: 'channel' }));
+    const bf16 = createReferenceModel(config, roundedToBfloat16(weights));
+    let worst = 0;
+    let choices = 0;
+    let againstFp8 = 0;
+    let againstBf16 = 0;
+    for (const trajectory of trajectories) {
+      const tokens = sequenceTokens(trajectory);
+      const fed = tokens.length - 1;
+      const expected = referenceLogprobs(fp8, tokens, { temperature: 1 }).logprobs.subarray(
+        trajectory.promptIds.length - 1,
+      );
+      trajectory.engineLogprobs.forEach((value, index) => {
+        worst = Math.max(worst, Math.abs(value - expected[index]!));
+      });
+      const routing = trajectory.routing!;
+      const weight = fed * routing.moeLayers * routing.topK;
+      choices += weight;
+      againstFp8 +=
+        weight *
+        routingDisagreement(routing, sliceRoutingRecord(fp8.forward(tokens).routing, 0, fed)).overall;
+      againstBf16 +=
+        weight *
+        routingDisagreement(routing, sliceRoutingRecord(bf16.forward(tokens).routing, 0, fed)).overall;
+    }
+    // float32 engine vs float64 reference on the same quantised weights: only summation order differs.
+    expect(worst).toBeLessThan(1e-4);
+    expect(againstFp8 / choices).toBeLessThan(0.001);
+    expect(againstBf16).toBeGreaterThan(againstFp8);
   });
 });

@@ -1,4 +1,5 @@
 import type { ModelConfig } from '../config/model-config.js';
+import type { Fp8WeightOptions } from '../quantization/fp8-weights.js';
 import type { NamedTensors } from '../tensors/tensor.js';
 import type { InferencePrecision } from './capabilities.js';
 import type { PolicyTrainer } from './policy-trainer.js';
@@ -20,6 +21,8 @@ export interface CreateEngineOptions {
   readonly weights: NamedTensors;
   readonly weightVersion?: number;
   readonly precision?: InferencePrecision;
+  /** Scales and exclusions of the `fp8` precision; ignored by the others. */
+  readonly fp8?: Fp8WeightOptions;
   readonly backendOptions?: Readonly<Record<string, unknown>>;
 }
 

@@ -1,5 +1,9 @@
-/** Numeric precision an inference engine computes or rounds its weights to. */
-export type InferencePrecision = 'fp32' | 'fp16' | 'bf16';
+/**
+ * Numeric precision an inference engine computes or rounds its weights to: `fp32`; `bf16` (weights rounded
+ * to bfloat16); `fp16` (weights and matrix products in float16); `fp8` (projection weights fake-quantised
+ * to FP8 E4M3 with FP32 scales, the rest as `bf16`; see `Fp8WeightOptions`).
+ */
+export type InferencePrecision = 'fp32' | 'fp16' | 'bf16' | 'fp8';
 
 export interface RolloutEngineCapabilities {
   /** Returns a RoutingRecord with every trajectory. */

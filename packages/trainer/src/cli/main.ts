@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MoerlError } from '@moerl/core';
+import { type InferencePrecision, MoerlError } from '@moerl/core';
 import { serveOnnxEngine } from '@moerl/rollout-http';
 import { Command, Option } from 'commander';
 import { configDocsMarkdown } from '../config/config-docs.js';
@@ -216,12 +216,12 @@ export function createProgram(): Command {
     .option('--port <port>', 'port (0: any free one)', (value) => Number.parseInt(value, 10), 30000)
     .option(
       '--precision <precision>',
-      'fp32, bf16 or fp16 (default: the config’s rollout.precision, else bf16)',
+      'fp32, bf16, fp16 or fp8 (default: the config’s rollout.precision, else bf16; fp8 takes rollout.fp8)',
     )
     .action(
       async (
         path: string | undefined,
-        flags: ConfigFlags & { host: string; port: number; precision?: 'fp32' | 'bf16' | 'fp16' },
+        flags: ConfigFlags & { host: string; port: number; precision?: InferencePrecision },
       ) => {
         const config = path === undefined ? await configFrom(flags) : undefined;
         const initial = config === undefined ? undefined : await writeInitialCheckpoint(config);
@@ -232,6 +232,7 @@ export function createProgram(): Command {
             host: flags.host,
             port: flags.port,
             precision: flags.precision ?? config?.rollout.precision ?? 'bf16',
+            ...(config === undefined ? {} : { fp8: config.rollout.fp8 }),
           });
           process.stdout.write(
             `serving ${initial === undefined ? checkpointDir : 'the initial model of the config'} at ${served.url} (POST /generate, POST /v1/completions, GET /health); Ctrl-C stops\n`,

@@ -79,11 +79,31 @@ const rolloutSchema = z
       .optional()
       .describe('Response length limit (default: the task’s longest answer + 2).'),
     precision: z
-      .enum(['fp32', 'bf16', 'fp16'])
+      .enum(['fp32', 'bf16', 'fp16', 'fp8'])
       .default('bf16')
       .describe(
-        'Inference precision of the rollout engine; bf16 reproduces the training–inference mismatch.',
+        'Inference precision of the rollout engine against the fp32 trainer: bf16 (weights rounded), fp16 (weights and matrix products), fp8 (projection weights in FP8 E4M3 with FP32 scales, the rest bf16; see rollout.fp8), fp32 (no mismatch: a control).',
       ),
+    fp8: z
+      .strictObject({
+        scheme: z
+          .enum(['block', 'channel', 'tensor'])
+          .default('block')
+          .describe(
+            'FP8 scale groups: 128×128 blocks (DeepSeek/Qwen3-FP8), per output channel, or per tensor.',
+          ),
+        blockSize: z.number().int().positive().default(128).describe('Tile side of the block scheme.'),
+        quantizeRouterGate: z
+          .boolean()
+          .default(false)
+          .describe('Quantise the MoE router gate too (FP8 checkpoints keep it in bf16; on raises flips).'),
+        ignore: z
+          .array(z.string())
+          .default([])
+          .describe('Modules kept out of FP8 (vLLM’s ignore), e.g. model.layers.0.self_attn.'),
+      })
+      .prefault({})
+      .describe('Settings of rollout.precision fp8.'),
     prefixCache: z.boolean().default(true).describe('Reuse KV and routing of shared prefixes in the engine.'),
     servers: z
       .array(z.url({ protocol: /^https?$/ }))

@@ -51,6 +51,7 @@ export async function evaluateRun(
       weights: await trainer.exportWeights(),
       weightVersion: state.weightVersion,
       precision: config.rollout.precision,
+      fp8: config.rollout.fp8,
     });
     try {
       const examples = createEvalSet(task, options.size ?? config.eval.size, config.seed);

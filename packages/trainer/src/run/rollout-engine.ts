@@ -30,6 +30,7 @@ export async function createRunEngine(options: RunEngineOptions): Promise<Rollou
       weights,
       weightVersion,
       precision: config.rollout.precision,
+      fp8: config.rollout.fp8,
       backendOptions: { prefixCache: config.rollout.prefixCache },
     });
   }
