@@ -37,6 +37,18 @@ export interface ForwardOptions {
    * are built for this call and freed with its `tf.tidy` scope.
    */
   readonly positionTables?: PositionTableCache;
+  /** Also return what the load-balancing loss needs (`routerStats`). */
+  readonly routerStats?: boolean;
+}
+
+/** Router statistics over the real (non-padding) rows of every MoE layer of one forward pass. */
+export interface RouterStats {
+  /** `[numExperts]`: router probabilities summed over real rows and MoE layers (differentiable). */
+  readonly probabilitySum: tf.Tensor1D;
+  /** `[moeLayer × numExperts]`: how many real rows used each expert (free or replayed choice). */
+  readonly expertCounts: Float64Array;
+  /** Real rows per MoE layer. */
+  readonly realRows: number;
 }
 
 export interface ForwardResult {
@@ -44,6 +56,8 @@ export interface ForwardResult {
   readonly hidden: tf.Tensor2D;
   /** Per sequence, the experts used at each fed position. */
   readonly routing: RoutingRecord[];
+  /** When asked for and the model has MoE layers. */
+  readonly routerStats?: RouterStats;
 }
 
 /*
@@ -79,6 +93,10 @@ export function forwardHidden(
   const scale = 1 / Math.sqrt(headDim);
 
   let ordinal = 0;
+  const collectStats = options.routerStats === true && moeCount > 0;
+  const expertCounts = new Float64Array(collectStats ? moeCount * config.numExperts : 0);
+  let probabilitySum: tf.Tensor1D | undefined;
+  let realRowMask: tf.Tensor2D | undefined;
   for (let layer = 0; layer < config.numLayers; layer++) {
     const prefix = `model.layers.${layer}`;
     // --- self-attention ---
@@ -143,6 +161,23 @@ export function forwardHidden(
         chosen,
       });
       output = mixExperts(parameters, prefix, mlpInput, probabilities, plan, experts);
+      if (collectStats) {
+        realRowMask ??= tf.tensor2d(
+          plan.padding.map((pad) => 1 - pad),
+          [1, rows],
+        );
+        const layerSum = tf.reshape(tf.matMul(realRowMask, probabilities), [
+          config.numExperts,
+        ]) as tf.Tensor1D;
+        probabilitySum =
+          probabilitySum === undefined ? layerSum : (tf.add(probabilitySum, layerSum) as tf.Tensor1D);
+        for (let row = 0; row < rows; row++) {
+          for (let expert = 0; expert < config.numExperts; expert++) {
+            expertCounts[ordinal * config.numExperts + expert]! +=
+              plan.mask[row * config.numExperts + expert]!;
+          }
+        }
+      }
       ordinal++;
     } else {
       output = swiGlu(
@@ -165,7 +200,12 @@ export function forwardHidden(
       chosen.subarray(start, start + fed * width),
     );
   });
-  return { hidden, routing };
+  const realRows = batch.fed.reduce((total, fed) => total + fed, 0);
+  return {
+    hidden,
+    routing,
+    ...(probabilitySum === undefined ? {} : { routerStats: { probabilitySum, expertCounts, realRows } }),
+  };
 }
 
 /**

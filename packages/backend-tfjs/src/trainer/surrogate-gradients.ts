@@ -1,6 +1,7 @@
 import type { RoutingRecord } from '@moerl/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ExpertComputation, forwardHidden } from '../model/forward.js';
+import { expertLoadImbalance, loadBalancingLoss } from '../model/load-balancing-loss.js';
 import type { ModelParameters } from '../model/parameters.js';
 import type { PositionTableCache } from '../model/position-tables.js';
 import { tokenLogprobs } from '../model/token-logprobs.js';
@@ -19,6 +20,15 @@ export interface SurrogateOptions {
   readonly experts: ExpertComputation;
   /** RoPE tables and causal masks kept across passes; built per pass without one. */
   readonly positionTables?: PositionTableCache;
+  /**
+   * Adds `coefficient · weight · loadBalancingLoss` to the surrogate (weight: this micro-batch's share of
+   * the step's rows) and reports the unweighted loss and per-layer expert load. Absent or 0: no term.
+   */
+  readonly routerAux?: {
+    readonly coefficient: number;
+    readonly weight: number;
+    readonly report: (loss: number, imbalance: number[]) => void;
+  };
 }
 
 /**
@@ -37,9 +47,12 @@ export function surrogateGradients(
     [...parameters.variables].map(([name, variable]) => [variable.name, name]),
   );
   const { value, grads } = tf.variableGrads(() => {
+    const aux =
+      options.routerAux !== undefined && options.routerAux.coefficient > 0 ? options.routerAux : undefined;
     const forward = forwardHidden(parameters, padded.batch, {
       replay: options.replay,
       experts: options.experts,
+      routerStats: aux !== undefined,
       ...(options.positionTables === undefined ? {} : { positionTables: options.positionTables }),
     });
     const out = tokenLogprobs(
@@ -57,6 +70,12 @@ export function surrogateGradients(
     let surrogate = tf.sum(tf.mul(out.logprobs, tf.tensor1d(gradient)));
     if (entropyGradient !== undefined && out.entropy !== undefined) {
       surrogate = tf.add(surrogate, tf.sum(tf.mul(out.entropy, tf.tensor1d(entropyGradient))));
+    }
+    if (aux !== undefined && forward.routerStats !== undefined) {
+      const { numExperts, topK } = parameters.config;
+      const balance = loadBalancingLoss(forward.routerStats, numExperts);
+      aux.report(balance.dataSync()[0]!, expertLoadImbalance(forward.routerStats, numExperts, topK));
+      surrogate = tf.add(surrogate, tf.mul(balance, aux.coefficient * aux.weight));
     }
     return surrogate as tf.Scalar;
   }, [...parameters.variables.values()]);

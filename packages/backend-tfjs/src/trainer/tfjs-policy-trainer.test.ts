@@ -437,3 +437,37 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
     await subject.dispose();
   });
 });
+
+describe('TfjsPolicyTrainer: load-balancing loss', () => {
+  const zero: Objective = {
+    name: 'zero',
+    evaluate: ({ logprobs }) => ({ loss: 0, gradient: new Float32Array(logprobs.length), metrics: {} }),
+  };
+
+  it('reports it and, as the only training signal, balances the router over steps', async () => {
+    const subject = await trainer({ learningRate: 3e-2 }, { routerAuxLossCoefficient: 1 });
+    const losses: number[] = [];
+    for (let step = 0; step < 6; step++) {
+      const result = await subject.trainStep(batch, zero, { routing: 'free' });
+      expect(result.skipped).toBe(false);
+      losses.push(result.metrics.routerAuxLoss!);
+      expect(result.metrics.expertLoadImbalance).toBeGreaterThanOrEqual(1);
+    }
+    await subject.dispose();
+    const { config } = conformanceFixture();
+    // Perfect balance gives topK; a random router sits above it, and the auxiliary gradient moves it down.
+    expect(losses[0]).toBeGreaterThan(config.topK);
+    expect(losses.at(-1)!).toBeLessThan(losses[0]!);
+  });
+
+  it('is absent with the default coefficient 0, and a negative one is refused', async () => {
+    const subject = await trainer();
+    const result = await subject.trainStep(batch, zero, { routing: 'free' });
+    expect(result.metrics.routerAuxLoss).toBeUndefined();
+    await subject.dispose();
+    await expect(trainer({}, { routerAuxLossCoefficient: -1 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining('routerAuxLossCoefficient'),
+    });
+  });
+});

@@ -208,6 +208,23 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     const sequences = prepareTrainingBatch(config, batch, stepOptions.routing);
     const withEntropy = objective.needsEntropy === true;
     const microBatches = padMicroBatches(sequences);
+    const totalRows = microBatches.reduce((rows, padded) => rows + padded.rows.length, 0);
+    let auxLoss = 0;
+    let imbalance: number[] = [];
+    const routerAux = (padded: PaddedSequences) =>
+      settings.routerAuxLossCoefficient > 0 && totalRows > 0
+        ? {
+            routerAux: {
+              coefficient: settings.routerAuxLossCoefficient,
+              weight: padded.rows.length / totalRows,
+              report: (loss: number, load: number[]) => {
+                auxLoss += (loss * padded.rows.length) / totalRows;
+                imbalance =
+                  imbalance.length === 0 ? load : imbalance.map((value, i) => Math.max(value, load[i]!));
+              },
+            },
+          }
+        : {};
     const common = { temperature, withEntropy, experts: settings.experts, positionTables };
     const total = new Map<string, tf.Tensor>();
     const accumulate = (gradients: Map<string, tf.Tensor>) => {
@@ -251,10 +268,15 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     const singlePass = (padded: PaddedSequences): ObjectiveResult => {
       let evaluated: ObjectiveResult | undefined;
       accumulate(
-        surrogateGradients(parameters, padded, { ...common, replay: padded.replay }, (logprobs, entropy) => {
-          evaluated = evaluateObjective({ logprobs, offsets: padded.offsets, entropy });
-          return { gradient: safe(evaluated.gradient)!, entropyGradient: safe(evaluated.entropyGradient) };
-        }),
+        surrogateGradients(
+          parameters,
+          padded,
+          { ...common, ...routerAux(padded), replay: padded.replay },
+          (logprobs, entropy) => {
+            evaluated = evaluateObjective({ logprobs, offsets: padded.offsets, entropy });
+            return { gradient: safe(evaluated.gradient)!, entropyGradient: safe(evaluated.entropyGradient) };
+          },
+        ),
       );
       if (evaluated === undefined) throw new Error('internal: the taped pass did not evaluate the objective');
       return evaluated;
@@ -279,7 +301,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
         const gradient = safe(evaluated.gradient)!.subarray(from, from + count);
         const entropyGradient = safe(evaluated.entropyGradient)?.subarray(from, from + count);
         accumulate(
-          surrogateGradients(parameters, padded, { ...common, replay }, () => ({
+          surrogateGradients(parameters, padded, { ...common, ...routerAux(padded), replay }, () => ({
             gradient,
             entropyGradient,
           })),
@@ -292,7 +314,16 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
       const only = microBatches.length === 1 ? microBatches[0]! : undefined;
       const result = only !== undefined && only.rows.length > 0 ? singlePass(only) : forwardThenTapedPasses();
 
-      const { loss, metrics } = result;
+      const { loss } = result;
+      const metrics =
+        settings.routerAuxLossCoefficient > 0 && imbalance.length > 0
+          ? {
+              ...result.metrics,
+              routerAuxLoss: auxLoss,
+              // The busiest expert's load over a balanced one's, worst MoE layer (1 = balanced).
+              expertLoadImbalance: Math.max(...imbalance),
+            }
+          : result.metrics;
       const gradNorm =
         total.size === 0
           ? 0

@@ -27,6 +27,11 @@ export type TfjsTrainerOptions = {
   readonly weightDecay?: number;
   /** Called for every skipped non-finite step. Default: `process.emitWarning` with code NON_FINITE. */
   readonly onWarning?: (warning: MoerlError) => void;
+  /**
+   * Coefficient of Hugging Face's load-balancing loss added to every training step (Qwen3-MoE's
+   * `router_aux_loss_coef` is 0.001). Default 0: no term.
+   */
+  readonly routerAuxLossCoefficient?: number;
 };
 
 export interface ResolvedTrainerOptions {
@@ -39,6 +44,7 @@ export interface ResolvedTrainerOptions {
   readonly epsilon: number;
   readonly weightDecay: number;
   readonly onWarning: (warning: MoerlError) => void;
+  readonly routerAuxLossCoefficient: number;
 }
 
 function bad(field: string, expected: string, found: unknown): MoerlError {
@@ -103,5 +109,12 @@ export function resolveTrainerOptions(raw: Readonly<Record<string, unknown>> = {
       'non-negative',
     ),
     onWarning: options.onWarning ?? defaultWarning,
+    routerAuxLossCoefficient: number(
+      options.routerAuxLossCoefficient,
+      'routerAuxLossCoefficient',
+      0,
+      (x) => x >= 0,
+      'non-negative',
+    ),
   };
 }

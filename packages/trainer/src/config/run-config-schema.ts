@@ -178,6 +178,13 @@ const trainSchema = z
       .describe('Linear warmup steps of the cosine schedule.'),
     weightDecay: z.number().nonnegative().default(0).describe('AdamW weight decay.'),
     maxGradNorm: z.number().nonnegative().default(1).describe('Global gradient-norm clip (0 disables).'),
+    routerAuxLossCoefficient: z
+      .number()
+      .nonnegative()
+      .default(0.001)
+      .describe(
+        'Coefficient of the MoE load-balancing loss (Hugging Face’s load_balancing_loss_func; Qwen3-MoE’s router_aux_loss_coef is 0.001), in the warm start and RL; 0 disables.',
+      ),
     miniBatches: z
       .number()
       .int()

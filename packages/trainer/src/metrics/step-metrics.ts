@@ -12,6 +12,9 @@ export interface StepMetrics {
   readonly loss: number;
   readonly clipFraction: number;
   readonly gradNorm: number;
+  /** The load-balancing loss (NaN when its coefficient is 0) and the busiest expert's load over a balanced one's (worst layer). */
+  readonly routerAuxLoss?: number;
+  readonly expertLoadImbalance?: number;
   /** Update steps skipped because the loss or a gradient was not finite (cumulative). */
   readonly skippedSteps: number;
   /** Trainer vs engine k3 KL with the trainer routing freely, and replaying the engine's routing. */
@@ -20,6 +23,21 @@ export interface StepMetrics {
   /** Fraction of tokens with |Δlogp| > ln 2, free and replayed. */
   readonly extremeTokenFractionFree: number;
   readonly extremeTokenFractionReplay: number;
+  /** Largest |trainer − engine| logprob difference, free and replayed. */
+  readonly maxAbsDeltaFree?: number;
+  readonly maxAbsDeltaReplay?: number;
+  /** NeMo RL's token_mult_prob_error: mean of exp(|Δlogp|) over tokens (1 = identical). */
+  readonly tokenMultProbErrorFree?: number;
+  readonly tokenMultProbErrorReplay?: number;
+  /**
+   * Where the mismatch lives: share of the free-routing KL on tokens whose routing flipped, and the mean
+   * k3 KL on flipped / steady tokens, free and replayed (NaN where a side has no tokens).
+   */
+  readonly klFreeShareOnFlippedTokens?: number;
+  readonly klFreeFlipped?: number;
+  readonly klFreeSteady?: number;
+  readonly klReplayFlipped?: number;
+  readonly klReplaySteady?: number;
   /** Per MoE layer: fraction of expert choices where the trainer's free routing differs from the engine's. */
   readonly routingDisagreement: readonly number[];
   /** Fraction of tokens whose routing differs in at least one layer. */

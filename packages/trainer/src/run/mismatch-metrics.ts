@@ -6,13 +6,93 @@ export interface MismatchMetrics {
   readonly klReplay: number;
   readonly extremeTokenFractionFree: number;
   readonly extremeTokenFractionReplay: number;
+  /** Largest |trainer − engine| logprob difference of the step, free and replayed. */
+  readonly maxAbsDeltaFree: number;
+  readonly maxAbsDeltaReplay: number;
+  /** NeMo RL's `token_mult_prob_error`: mean over tokens of exp(|Δlogp|) (1 = identical), free and replayed. */
+  readonly tokenMultProbErrorFree: number;
+  readonly tokenMultProbErrorReplay: number;
   readonly routingDisagreement: number[];
+  /** Fraction of response tokens whose routing differs (trainer free vs engine) in at least one layer. */
   readonly tokensWithRoutingDifference: number;
+  /**
+   * Where the mismatch lives: the share of the free-routing k3 KL (summed over tokens) carried by the
+   * tokens whose routing differs, and the mean k3 KL on those tokens and on the others, free and replayed.
+   * NaN where a side has no tokens.
+   */
+  readonly klFreeShareOnFlippedTokens: number;
+  readonly klFreeFlipped: number;
+  readonly klFreeSteady: number;
+  readonly klReplayFlipped: number;
+  readonly klReplaySteady: number;
+}
+
+/**
+ * For each response token, 1 when the expert sets the trainer (free) and the engine chose at the position
+ * that produced it differ in at least one MoE layer. The token at response index t comes out of position
+ * promptLength − 1 + t; a trajectory without both records counts as 0 everywhere.
+ */
+export function tokensWithFlippedRouting(
+  trajectories: readonly Trajectory[],
+  trainerRouting: readonly (RoutingRecord | undefined)[] | undefined,
+  sequenceOffsets: Int32Array,
+): Uint8Array {
+  const flags = new Uint8Array(sequenceOffsets[trajectories.length] ?? 0);
+  trajectories.forEach((trajectory, index) => {
+    const engine = trajectory.routing;
+    const trainer = trainerRouting?.[index];
+    if (engine === null || trainer === undefined || engine.moeLayers === 0) return;
+    const { moeLayers, topK } = engine;
+    const width = moeLayers * topK;
+    const first = trajectory.promptIds.length - 1;
+    for (let t = 0; t < trajectory.responseIds.length; t++) {
+      const row = (first + t) * width;
+      let differs = false;
+      for (let layer = 0; layer < moeLayers && !differs; layer++) {
+        const start = row + layer * topK;
+        for (let k = 0; k < topK && !differs; k++) {
+          const id = engine.experts[start + k];
+          let found = false;
+          for (let j = 0; j < topK && !found; j++) found = trainer.experts[start + j] === id;
+          differs = !found;
+        }
+      }
+      flags[sequenceOffsets[index]! + t] = differs ? 1 : 0;
+    }
+  });
+  return flags;
+}
+
+function k3Sums(trainer: Float32Array, engine: Float32Array, flags: Uint8Array) {
+  let flipped = 0;
+  let steady = 0;
+  let flippedTokens = 0;
+  for (let t = 0; t < flags.length; t++) {
+    const delta = trainer[t]! - engine[t]!;
+    const k3 = Math.exp(delta) - delta - 1;
+    if (flags[t] === 1) {
+      flipped += k3;
+      flippedTokens++;
+    } else steady += k3;
+  }
+  const steadyTokens = flags.length - flippedTokens;
+  return {
+    share: flipped + steady === 0 ? Number.NaN : flipped / (flipped + steady),
+    flipped: flippedTokens === 0 ? Number.NaN : flipped / flippedTokens,
+    steady: steadyTokens === 0 ? Number.NaN : steady / steadyTokens,
+  };
+}
+
+function tokenMultProbError(trainer: Float32Array, engine: Float32Array): number {
+  let sum = 0;
+  for (let t = 0; t < trainer.length; t++) sum += Math.exp(Math.abs(trainer[t]! - engine[t]!));
+  return trainer.length === 0 ? Number.NaN : sum / trainer.length;
 }
 
 /**
  * Trainer vs engine on the engine's sampled tokens: logprob mismatch with the trainer routing freely and
- * replaying the engine's routing, and how often the trainer's free routing differs from the engine's.
+ * replaying the engine's routing, how often the trainer's free routing differs from the engine's, and how
+ * the mismatch splits between tokens whose routing flipped and the rest.
  * Routing is compared on the positions that produce response tokens (from the last prompt token on).
  */
 export function mismatchMetrics(
@@ -42,12 +122,28 @@ export function mismatchMetrics(
     }
   });
   const routing = pairs.length === 0 ? undefined : routingMismatch(pairs);
+  const flags = tokensWithFlippedRouting(trajectories, free.routing, free.sequenceOffsets);
+  const freeSplit = k3Sums(free.logprobs, engineLogprobs, flags);
+  const replaySplit = replay === undefined ? undefined : k3Sums(replay.logprobs, engineLogprobs, flags);
+  let flipped = 0;
+  for (const flag of flags) flipped += flag;
   return {
     klFree: freeMismatch.k3Kl,
     klReplay: replayMismatch?.k3Kl ?? Number.NaN,
     extremeTokenFractionFree: freeMismatch.extremeTokenFraction,
     extremeTokenFractionReplay: replayMismatch?.extremeTokenFraction ?? Number.NaN,
+    maxAbsDeltaFree: freeMismatch.maxAbsDelta,
+    maxAbsDeltaReplay: replayMismatch?.maxAbsDelta ?? Number.NaN,
+    tokenMultProbErrorFree: tokenMultProbError(free.logprobs, engineLogprobs),
+    tokenMultProbErrorReplay:
+      replay === undefined ? Number.NaN : tokenMultProbError(replay.logprobs, engineLogprobs),
     routingDisagreement: routing === undefined ? [] : Array.from(routing.perLayer),
-    tokensWithRoutingDifference: routing?.tokensWithAnyDifference ?? Number.NaN,
+    tokensWithRoutingDifference:
+      routing === undefined ? Number.NaN : flags.length === 0 ? 0 : flipped / flags.length,
+    klFreeShareOnFlippedTokens: freeSplit.share,
+    klFreeFlipped: freeSplit.flipped,
+    klFreeSteady: freeSplit.steady,
+    klReplayFlipped: replaySplit?.flipped ?? Number.NaN,
+    klReplaySteady: replaySplit?.steady ?? Number.NaN,
   };
 }

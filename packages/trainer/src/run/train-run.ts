@@ -214,6 +214,8 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
   const losses: number[] = [];
   const gradNorms: number[] = [];
   const clipFractions: number[] = [];
+  const auxLosses: number[] = [];
+  const loadImbalances: number[] = [];
   let skipped = 0;
   const a = config.algorithm;
   // Reference logprobs for the KL term, computed with the routing the old logprobs used.
@@ -266,6 +268,8 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
         losses.push(result.loss);
         gradNorms.push(result.gradNorm);
         clipFractions.push(result.metrics.clipFraction ?? Number.NaN);
+        auxLosses.push(result.metrics.routerAuxLoss ?? Number.NaN);
+        loadImbalances.push(result.metrics.expertLoadImbalance ?? Number.NaN);
       }
     }
   }
@@ -285,6 +289,8 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
       loss: mean(losses),
       clipFraction: mean(clipFractions),
       gradNorm: mean(gradNorms),
+      routerAuxLoss: mean(auxLosses),
+      expertLoadImbalance: mean(loadImbalances),
       ...mismatch,
       prefixCacheHitRate: rollouts.promptTokens === 0 ? 0 : cachedTokens / rollouts.promptTokens,
       rolloutTokensPerSecond: (rollouts.promptTokens + rollouts.responseTokens) / rolloutSeconds,
@@ -373,6 +379,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     maxGradNorm: config.train.maxGradNorm,
     backendOptions: {
       weightDecay: config.train.weightDecay,
+      routerAuxLossCoefficient: config.train.routerAuxLossCoefficient,
       schedule:
         config.train.schedule === 'cosine'
           ? {
@@ -418,7 +425,10 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
         config: modelConfig,
         seed: config.seed,
         maxGradNorm: config.train.maxGradNorm,
-        backendOptions: { weightDecay: config.train.weightDecay },
+        backendOptions: {
+          weightDecay: config.train.weightDecay,
+          routerAuxLossCoefficient: config.train.routerAuxLossCoefficient,
+        },
         weights,
         learningRate: config.warmStart.learningRate,
       });
