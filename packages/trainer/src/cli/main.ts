@@ -1,6 +1,6 @@
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { type InferencePrecision, MoerlError } from '@moerl/core';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { type InferencePrecision, MoerlError, writeFileAtomic } from '@moerl/core';
 import { serveOnnxEngine } from '@moerl/rollout-http';
 import { Command, Option } from 'commander';
 import { configDocsMarkdown } from '../config/config-docs.js';
@@ -12,6 +12,7 @@ import { compareRuns } from '../run/compare-runs.js';
 import { evaluateRun } from '../run/evaluate-run.js';
 import { readInitialEval, readMetrics, runPaths } from '../run/run-directory.js';
 import { trainRun } from '../run/train-run.js';
+import { precisionPanel, precisionPanelTable } from '../study/precision-panel.js';
 import { listTasks } from '../tasks/task-registry.js';
 import { writeInitialCheckpoint } from './initial-checkpoint.js';
 import { checkpointDirectory, inspectCheckpoint } from './inspect-checkpoint.js';
@@ -145,6 +146,39 @@ export function createProgram(): Command {
         eventsFor: (config) => progressEvents({ runName: config.name, quiet: flags.quiet === true }),
       });
       process.stdout.write(`\n${summaryTable(result.runs)}\n\nreport: ${result.reportPath}\n`);
+    });
+
+  const study = program
+    .command('study')
+    .description('the R3 study: where the training–inference mismatch comes from and what replay does to it');
+  configOptions(
+    study
+      .command('precision')
+      .description(
+        'one warm-started model sampled in fp32, fp16, bf16 and FP8: router flips, KL free vs replayed, |Δlogp| tail, and the KL on tokens whose routing flipped',
+      ),
+  )
+    .option(
+      '-n, --prompts <n>',
+      'training-distribution prompts per variant',
+      (value) => Number.parseInt(value, 10),
+      64,
+    )
+    .option('-o, --out <file>', 'JSON file for the rows', 'runs/study/precision-panel.json')
+    .option('-q, --quiet', 'no progress output')
+    .action(async (flags: ConfigFlags & { prompts: number; out: string; quiet?: boolean }) => {
+      const config = await configFrom(flags);
+      const events = progressEvents({ runName: 'precision', quiet: flags.quiet === true });
+      try {
+        const result = await precisionPanel({ config, prompts: flags.prompts, events });
+        await mkdir(dirname(flags.out), { recursive: true });
+        await writeFileAtomic(flags.out, `${JSON.stringify({ config, ...result }, null, 2)}\n`);
+        process.stdout.write(
+          `\nprecision panel: ${result.prompts} prompts × ${result.samplesPerPrompt} samples per variant, fp32 trainer (${config.model.numExperts} experts, top-${config.model.topK})\n${precisionPanelTable(result.rows)}\n\nrows: ${flags.out}\n`,
+        );
+      } finally {
+        events.stop();
+      }
     });
 
   program

@@ -38,7 +38,7 @@ import {
   writeRunConfig,
 } from './run-directory.js';
 import type { RunEvents } from './run-events.js';
-import { warmStart } from './warm-start.js';
+import { warmStartedWeights } from './warm-start.js';
 
 export interface TrainRunOptions {
   readonly config: RunConfig;
@@ -335,23 +335,6 @@ function gatherSequences(
   return { offsets: subOffsets, values: packed };
 }
 
-/**
- * Warm starts already computed in this process. Runs of a comparison share seed, task, model and warm
- * start settings, so they would compute the same weights; the supervised phase runs once.
- */
-const warmStartCache = new Map<string, { readonly weights: NamedTensors; readonly loss: number }>();
-
-function warmStartKey(config: RunConfig): string {
-  return JSON.stringify([
-    config.seed,
-    config.task,
-    config.model,
-    config.warmStart,
-    config.backends.trainer,
-    config.plugins,
-  ]);
-}
-
 /** A full RL run: warm start, then the GRPO/GSPO loop with the configured routing replay. */
 export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult> {
   const { config, events } = options;
@@ -411,43 +394,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     events?.log?.(`resumed from step ${state.step}`);
   } else {
     await writeRunConfig(paths, config);
-    let weights = initialWeights(config, modelConfig);
-    const warmKey = warmStartKey(config);
-    const cached = warmStartCache.get(warmKey);
-    if (config.warmStart.steps > 0 && cached !== undefined) {
-      weights = cached.weights;
-      events?.log?.(
-        `warm start: reused from an earlier run with the same task, model, seed and settings (cross-entropy ${cached.loss.toFixed(3)})`,
-      );
-    } else if (config.warmStart.steps > 0) {
-      // Its own constant learning rate: the RL schedule (warmup, cosine over RL updates) is not its.
-      const supervised = await backends.createTrainer({
-        config: modelConfig,
-        seed: config.seed,
-        maxGradNorm: config.train.maxGradNorm,
-        backendOptions: {
-          weightDecay: config.train.weightDecay,
-          routerAuxLossCoefficient: config.train.routerAuxLossCoefficient,
-        },
-        weights,
-        learningRate: config.warmStart.learningRate,
-      });
-      let loss: number;
-      try {
-        loss = await warmStart(supervised, task, {
-          steps: config.warmStart.steps,
-          batchSize: config.warmStart.batchSize,
-          random: createRandom(config.seed).fork('warm-start'),
-          heldOut,
-          ...(events?.warmStart === undefined ? {} : { onProgress: events.warmStart }),
-        });
-        weights = await supervised.exportWeights();
-      } finally {
-        await supervised.dispose();
-      }
-      warmStartCache.set(warmKey, { weights, loss });
-      events?.log?.(`warm start: ${config.warmStart.steps} steps, final cross-entropy ${loss.toFixed(3)}`);
-    }
+    const weights = await warmStartedWeights({ config, modelConfig, task, backends, heldOut, events });
     trainer = await backends.createTrainer({
       ...trainerOptions,
       weights,

@@ -1,6 +1,17 @@
-import { crossEntropyObjective, type PolicyTrainer, type SeededRandom } from '@moerl/core';
+import {
+  createRandom,
+  crossEntropyObjective,
+  type ModelConfig,
+  type NamedTensors,
+  type PolicyTrainer,
+  type SeededRandom,
+} from '@moerl/core';
+import type { RunConfig } from '../config/run-config-schema.js';
 import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
 import type { Task } from '../tasks/task.js';
+import type { ResolvedRunBackends } from './backends.js';
+import { initialWeights } from './model-setup.js';
+import type { RunEvents } from './run-events.js';
 
 export interface WarmStartProgress {
   readonly step: number;
@@ -36,4 +47,74 @@ export async function warmStart(
     options.onProgress?.({ step, steps: options.steps, loss });
   }
   return loss;
+}
+
+/**
+ * Warm starts already computed in this process. Runs of a comparison share seed, task, model and warm
+ * start settings, so they would compute the same weights; the supervised phase runs once.
+ */
+const warmStartCache = new Map<string, { readonly weights: NamedTensors; readonly loss: number }>();
+
+function warmStartKey(config: RunConfig): string {
+  return JSON.stringify([
+    config.seed,
+    config.task,
+    config.model,
+    config.warmStart,
+    config.train.routerAuxLossCoefficient,
+    config.train.maxGradNorm,
+    config.train.weightDecay,
+    config.backends.trainer,
+    config.plugins,
+  ]);
+}
+
+/** The weights RL starts from: the initial model after the configured warm start (cached per process). */
+export async function warmStartedWeights(options: {
+  readonly config: RunConfig;
+  readonly modelConfig: ModelConfig;
+  readonly task: Task;
+  readonly backends: ResolvedRunBackends;
+  readonly heldOut: ReadonlySet<string>;
+  readonly events?: RunEvents | undefined;
+}): Promise<NamedTensors> {
+  const { config, modelConfig, task, events } = options;
+  const weights = initialWeights(config, modelConfig);
+  if (config.warmStart.steps === 0) return weights;
+  const key = warmStartKey(config);
+  const cached = warmStartCache.get(key);
+  if (cached !== undefined) {
+    events?.log?.(
+      `warm start: reused from an earlier run with the same task, model, seed and settings (cross-entropy ${cached.loss.toFixed(3)})`,
+    );
+    return cached.weights;
+  }
+  // Its own constant learning rate: the RL schedule (warmup, cosine over RL updates) is not its.
+  const supervised = await options.backends.createTrainer({
+    config: modelConfig,
+    seed: config.seed,
+    maxGradNorm: config.train.maxGradNorm,
+    backendOptions: {
+      weightDecay: config.train.weightDecay,
+      routerAuxLossCoefficient: config.train.routerAuxLossCoefficient,
+    },
+    weights,
+    learningRate: config.warmStart.learningRate,
+  });
+  let result: { weights: NamedTensors; loss: number };
+  try {
+    const loss = await warmStart(supervised, task, {
+      steps: config.warmStart.steps,
+      batchSize: config.warmStart.batchSize,
+      random: createRandom(config.seed).fork('warm-start'),
+      heldOut: options.heldOut,
+      ...(events?.warmStart === undefined ? {} : { onProgress: events.warmStart }),
+    });
+    result = { weights: await supervised.exportWeights(), loss };
+  } finally {
+    await supervised.dispose();
+  }
+  warmStartCache.set(key, result);
+  events?.log?.(`warm start: ${config.warmStart.steps} steps, final cross-entropy ${result.loss.toFixed(3)}`);
+  return result.weights;
 }

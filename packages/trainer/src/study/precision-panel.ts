@@ -1,0 +1,196 @@
+import { createRandom, type Fp8WeightOptions, type InferencePrecision, type NamedTensors } from '@moerl/core';
+import type { RunConfig } from '../config/run-config-schema.js';
+import { resolveRunBackends } from '../run/backends.js';
+import { type MismatchMetrics, mismatchMetrics } from '../run/mismatch-metrics.js';
+import { maxNewTokensOf, modelConfigFor } from '../run/model-setup.js';
+import { collectRollouts, trainingBatchOf } from '../run/rollout-batch.js';
+import type { RunEvents } from '../run/run-events.js';
+import { warmStartedWeights } from '../run/warm-start.js';
+import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
+import { createEvalSet, createTask } from '../tasks/task-registry.js';
+
+/** One inference setting of the rollout engine, measured against the fp32 trainer. */
+export interface PrecisionVariant {
+  readonly name: string;
+  readonly precision: InferencePrecision;
+  readonly fp8?: Fp8WeightOptions;
+}
+
+/** The settings real stacks sample with, and the fp32 control. */
+export const DEFAULT_PRECISION_VARIANTS: readonly PrecisionVariant[] = [
+  { name: 'fp32', precision: 'fp32' },
+  { name: 'fp16', precision: 'fp16' },
+  { name: 'bf16 weights', precision: 'bf16' },
+  { name: 'fp8 block', precision: 'fp8', fp8: { scheme: 'block' } },
+  { name: 'fp8 channel', precision: 'fp8', fp8: { scheme: 'channel' } },
+  { name: 'fp8 block + gate', precision: 'fp8', fp8: { scheme: 'block', quantizeRouterGate: true } },
+];
+
+export interface PrecisionPanelRow extends MismatchMetrics {
+  readonly variant: string;
+  readonly precision: InferencePrecision;
+  readonly fp8?: Fp8WeightOptions;
+  readonly tokens: number;
+  /** Quantiles of |trainer − engine| over every sampled token, free and replayed. */
+  readonly absDeltaQuantilesFree: Readonly<Record<'p50' | 'p90' | 'p99', number>>;
+  readonly absDeltaQuantilesReplay: Readonly<Record<'p50' | 'p90' | 'p99', number>>;
+  /** Fraction of tokens whose routing flipped (any layer): the tokens the split below is about. */
+  readonly flippedTokenFraction: number;
+}
+
+export interface PrecisionPanelOptions {
+  /** Model, task, warm start and sampling settings (the rollout precision is the variants'). */
+  readonly config: RunConfig;
+  readonly variants?: readonly PrecisionVariant[];
+  /** Training-distribution prompts sampled per variant (each `rollout.groupSize` times). Default 64. */
+  readonly prompts?: number;
+  readonly events?: RunEvents;
+}
+
+export interface PrecisionPanelResult {
+  readonly rows: readonly PrecisionPanelRow[];
+  readonly prompts: number;
+  readonly samplesPerPrompt: number;
+}
+
+function quantiles(values: Float64Array): Record<'p50' | 'p90' | 'p99', number> {
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number) =>
+    sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+}
+
+function absDeltas(trainer: Float32Array, engine: Float32Array): Float64Array {
+  return Float64Array.from(trainer, (value, index) => Math.abs(value - engine[index]!));
+}
+
+/**
+ * The precision panel of the R3 study: one warm-started model (the config's seed, task and warm start),
+ * the same training-distribution prompts sampled by the rollout engine in each precision, and for each the
+ * trainer–engine mismatch with the trainer routing freely and replaying the engine's routing: router
+ * flips per MoE layer, tokens with a flip, k3 KL, |Δlogp| tail, and how the KL splits between tokens
+ * whose routing flipped and the rest.
+ */
+export async function precisionPanel(options: PrecisionPanelOptions): Promise<PrecisionPanelResult> {
+  const { config, events } = options;
+  const variants = options.variants ?? DEFAULT_PRECISION_VARIANTS;
+  const task = createTask(config.task.name);
+  const modelConfig = modelConfigFor(config, task);
+  const backends = await resolveRunBackends(config.backends);
+  for (const line of backends.summary) events?.log?.(line);
+  const heldOut = new Set(
+    createEvalSet(task, config.eval.size, config.seed).map((example) => example.prompt),
+  );
+  const weights: NamedTensors = await warmStartedWeights({
+    config,
+    modelConfig,
+    task,
+    backends,
+    heldOut,
+    events,
+  });
+  const prompts = options.prompts ?? 64;
+  const examples = sampleTrainingExamples(task, prompts, createRandom(config.seed).fork('panel'), heldOut);
+  const trainer = await backends.createTrainer({ config: modelConfig, weights, seed: config.seed });
+  const temperature = config.rollout.temperature === 0 ? 1 : config.rollout.temperature;
+  const rows: PrecisionPanelRow[] = [];
+  try {
+    for (const variant of variants) {
+      events?.log?.(`precision panel: ${variant.name}`);
+      const engine = await backends.createEngine({
+        config: modelConfig,
+        weights,
+        precision: variant.precision,
+        ...(variant.fp8 === undefined ? {} : { fp8: variant.fp8 }),
+        backendOptions: { prefixCache: config.rollout.prefixCache },
+      });
+      try {
+        // The same prompts and sampling seeds for every variant, so they differ by precision only.
+        const rollouts = await collectRollouts(engine, task, examples, {
+          groupSize: config.rollout.groupSize,
+          sampling: {
+            temperature: config.rollout.temperature,
+            topP: config.rollout.topP,
+            topK: config.rollout.topK,
+            maxNewTokens: maxNewTokensOf(config, task),
+            stopTokenIds: [task.tokenizer.eosId],
+            seed: 1,
+          },
+          random: createRandom(config.seed).fork('panel-sampling'),
+          formatReward: config.task.formatReward,
+          idPrefix: 'panel',
+        });
+        const batch = trainingBatchOf(rollouts.trajectories, 'engine');
+        const free = await trainer.logprobs(batch, { routing: 'free', temperature });
+        const replay = await trainer.logprobs(batch, { routing: 'replay', temperature });
+        const mismatch = mismatchMetrics(rollouts.trajectories, rollouts.engineLogprobs, free, replay);
+        rows.push({
+          variant: variant.name,
+          precision: variant.precision,
+          ...(variant.fp8 === undefined ? {} : { fp8: variant.fp8 }),
+          tokens: rollouts.responseTokens,
+          ...mismatch,
+          absDeltaQuantilesFree: quantiles(absDeltas(free.logprobs, rollouts.engineLogprobs)),
+          absDeltaQuantilesReplay: quantiles(absDeltas(replay.logprobs, rollouts.engineLogprobs)),
+          flippedTokenFraction: mismatch.tokensWithRoutingDifference,
+        });
+      } finally {
+        await engine.dispose();
+      }
+    }
+  } finally {
+    await trainer.dispose();
+  }
+  return { rows, prompts, samplesPerPrompt: config.rollout.groupSize };
+}
+
+const cell = (value: number, digits: number, exponent = false) =>
+  !Number.isFinite(value) ? '–' : exponent ? value.toExponential(2) : value.toFixed(digits);
+
+/** The panel as a fixed-width table, one row per variant. */
+export function precisionPanelTable(rows: readonly PrecisionPanelRow[]): string {
+  const header = [
+    'engine precision',
+    'flips/choice',
+    'tokens flipped',
+    'KL free',
+    'KL replay',
+    'free/replay',
+    'max|Δ| free',
+    'max|Δ| replay',
+    '>ln2 free',
+    '>ln2 replay',
+    'KL share on flipped',
+    'KL flipped free/replay',
+  ];
+  const body = rows.map((row) => {
+    const flips =
+      row.routingDisagreement.length === 0
+        ? Number.NaN
+        : row.routingDisagreement.reduce((sum, value) => sum + value, 0) / row.routingDisagreement.length;
+    return [
+      row.variant,
+      cell(flips, 4),
+      cell(row.flippedTokenFraction, 3),
+      cell(row.klFree, 0, true),
+      cell(row.klReplay, 0, true),
+      cell(row.klFree / row.klReplay, 2),
+      cell(row.maxAbsDeltaFree, 3),
+      cell(row.maxAbsDeltaReplay, 3),
+      cell(row.extremeTokenFractionFree, 4),
+      cell(row.extremeTokenFractionReplay, 4),
+      cell(row.klFreeShareOnFlippedTokens, 2),
+      cell(row.klFreeFlipped / row.klReplayFlipped, 1),
+    ];
+  });
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...body.map((row) => row[column]!.length)),
+  );
+  const format = (row: readonly string[]) =>
+    row
+      .map((text, column) => (column === 0 ? text.padEnd(widths[column]!) : text.padStart(widths[column]!)))
+      .join('  ');
+  return [format(header), widths.map((width) => '-'.repeat(width)).join('  '), ...body.map(format)].join(
+    '\n',
+  );
+}
