@@ -83,4 +83,19 @@ export {
   type PreparedPolicyObjective,
   preparePolicyObjective,
 } from './objectives/policy-objective.js';
+export {
+  type OffPolicyInput,
+  type OffPolicyMetrics,
+  offPolicyMetrics,
+} from './rollout-correction/off-policy-metrics.js';
+export {
+  REJECTION_OPTIONS,
+  type RejectionCriterion,
+  type RejectionOption,
+  type RolloutCorrection,
+  type RolloutCorrectionConfig,
+  type RolloutCorrectionInput,
+  type RolloutIsConfig,
+  rolloutCorrection,
+} from './rollout-correction/rollout-correction.js';
 export type { NumberArray } from './validation/checks.js';

@@ -6,6 +6,7 @@ import { canonicalKlEstimator, type KlEstimator, klLoss } from '../losses/kl-est
 import { aggregateLoss, aggregationWeights, type LossAggMode } from '../losses/loss-aggregation.js';
 import type { PolicyLossInputs, PolicyLossResult } from '../losses/policy-loss-inputs.js';
 import { ppoClipLoss } from '../losses/ppo-clip-loss.js';
+import { type RolloutCorrectionConfig, rolloutCorrection } from '../rollout-correction/rollout-correction.js';
 import {
   checkChoice,
   checkMask,
@@ -59,6 +60,12 @@ export interface PolicyObjectiveConfig {
   readonly kl?: KlLossConfig;
   /** Train–inference correction from `batch.engineLogprobs` (TIS / MIS). Default none. */
   readonly importanceSampling?: ImportanceSamplingConfig;
+  /**
+   * verl's rollout correction from `batch.engineLogprobs` (IS weights with batch normalisation and IcePop
+   * bands, rejection by token / sequence k1–k3 criteria); its metrics are reported as `rc/<name>`.
+   * Exclusive with `importanceSampling`. Default none.
+   */
+  readonly rolloutCorrection?: RolloutCorrectionConfig;
   /** Entropy bonus: the loss subtracts coefficient · agg(entropy). Default 0 (off). */
   readonly entropyCoefficient?: number;
 }
@@ -152,6 +159,33 @@ export function preparePolicyObjective(
   let lossMask = mask;
   let isWeights: Float64Array | undefined;
   const isMetrics: Record<string, number> = {};
+  if (config.rolloutCorrection !== undefined) {
+    if (config.importanceSampling !== undefined) {
+      throw new MoerlError(
+        'INVALID_ARGUMENT',
+        'rolloutCorrection and importanceSampling are exclusive (both reweight by engine logprobs), found both set',
+        { details: { field: 'rolloutCorrection' } },
+      );
+    }
+    if (batch.engineLogprobs === undefined) {
+      throw new MoerlError('INVALID_ARGUMENT', 'rolloutCorrection needs batch.engineLogprobs, found none', {
+        details: { field: 'engineLogprobs' },
+      });
+    }
+    const correction = rolloutCorrection(
+      {
+        sequenceOffsets: offsets,
+        trainerLogprobs: batch.oldLogprobs,
+        engineLogprobs: batch.engineLogprobs,
+        responseMask: mask,
+      },
+      config.rolloutCorrection,
+    );
+    lossMask = correction.mask;
+    if (correction.weights !== null) isWeights = correction.weights;
+    for (const [key, value] of Object.entries(correction.metrics)) isMetrics[`rc/${key}`] = value;
+    for (const [key, value] of Object.entries(correction.offPolicy)) isMetrics[`rc/${key}`] = value;
+  }
   if (config.importanceSampling !== undefined) {
     if (batch.engineLogprobs === undefined) {
       throw new MoerlError('INVALID_ARGUMENT', 'importanceSampling needs batch.engineLogprobs, found none', {
