@@ -22,6 +22,7 @@ export {
   type ObjectiveGradientCheck,
   type ObjectiveGradientCheckOptions,
 } from './gradient-check/gradient-check.js';
+export { type CispoConfig, cispoLoss } from './losses/cispo-loss.js';
 export { type GspoConfig, gspoLoss } from './losses/gspo-loss.js';
 export { gspoTokenLoss } from './losses/gspo-token-loss.js';
 export {
@@ -46,6 +47,7 @@ export {
 } from './losses/loss-aggregation.js';
 export type { PolicyLossInputs, PolicyLossResult } from './losses/policy-loss-inputs.js';
 export { type PpoClipConfig, ppoClipLoss } from './losses/ppo-clip-loss.js';
+export { type SapoConfig, sapoLoss } from './losses/sapo-loss.js';
 export {
   type LogprobMismatch,
   type LogprobMismatchInput,
@@ -65,6 +67,7 @@ export {
   BUILT_IN_OBJECTIVES,
   createObjective,
   createObjectiveRegistry,
+  ICEPOP_BAND,
   listObjectives,
   type ObjectiveFactory,
   type ObjectiveRegistry,

@@ -99,11 +99,12 @@ describe('policy objective gradients', () => {
     }
   }
 
-  it('defaults: token-mean for ppo-clip, seq-mean-token-mean for gspo and gspo-token', () => {
+  it('defaults: token-mean for ppo-clip and cispo, seq-mean-token-mean for gspo, gspo-token and sapo', () => {
     const { batch, logprobs } = batchFor('gspo', 42);
     for (const algorithm of POLICY_LOSSES) {
-      const expectedMode = algorithm === 'ppo-clip' ? 'token-mean' : 'seq-mean-token-mean';
-      const otherMode = algorithm === 'ppo-clip' ? 'seq-mean-token-mean' : 'token-mean';
+      const tokenMean = algorithm === 'ppo-clip' || algorithm === 'cispo';
+      const expectedMode = tokenMean ? 'token-mean' : 'seq-mean-token-mean';
+      const otherMode = tokenMean ? 'seq-mean-token-mean' : 'token-mean';
       const byDefault = computePolicyObjective(algorithm, batch, logprobs).loss;
       expect(byDefault).toBe(
         computePolicyObjective(algorithm, batch, logprobs, { lossAggMode: expectedMode }).loss,

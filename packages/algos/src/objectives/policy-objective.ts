@@ -1,4 +1,5 @@
 import { MoerlError } from '@moerl/core';
+import { cispoLoss } from '../losses/cispo-loss.js';
 import { gspoLoss } from '../losses/gspo-loss.js';
 import { gspoTokenLoss } from '../losses/gspo-token-loss.js';
 import { type ImportanceSamplingConfig, importanceWeights } from '../losses/importance-sampling.js';
@@ -6,6 +7,7 @@ import { canonicalKlEstimator, type KlEstimator, klLoss } from '../losses/kl-est
 import { aggregateLoss, aggregationWeights, type LossAggMode } from '../losses/loss-aggregation.js';
 import type { PolicyLossInputs, PolicyLossResult } from '../losses/policy-loss-inputs.js';
 import { ppoClipLoss } from '../losses/ppo-clip-loss.js';
+import { sapoLoss } from '../losses/sapo-loss.js';
 import { type RolloutCorrectionConfig, rolloutCorrection } from '../rollout-correction/rollout-correction.js';
 import {
   checkChoice,
@@ -17,7 +19,7 @@ import {
 } from '../validation/checks.js';
 
 /** The policy losses built in. */
-export const POLICY_LOSSES = ['ppo-clip', 'gspo', 'gspo-token'] as const;
+export const POLICY_LOSSES = ['ppo-clip', 'gspo', 'gspo-token', 'cispo', 'sapo'] as const;
 export type PolicyLossName = (typeof POLICY_LOSSES)[number];
 
 /** What an objective captures when it is built for a batch: one value per response token, flattened. */
@@ -44,14 +46,21 @@ export interface KlLossConfig {
 }
 
 export interface PolicyObjectiveConfig {
-  /** Default 'token-mean'; 'seq-mean-token-mean' for gspo and gspo-token. */
+  /** Default 'token-mean' (ppo-clip, cispo); 'seq-mean-token-mean' for gspo, gspo-token and sapo. */
   readonly lossAggMode?: LossAggMode;
   /** Divisor of 'seq-mean-token-sum-norm'. Default the longest response of the batch. */
   readonly lossScaleFactor?: number;
-  /** ε_low. Default 0.2 (ppo-clip), 3e-4 (gspo, gspo-token). */
+  /** ε_low. Default 0.2 (ppo-clip), 3e-4 (gspo, gspo-token), 1 (cispo: no lower bound). Unused by sapo. */
   readonly clipRatioLow?: number;
-  /** ε_high. Default 0.2 (ppo-clip; DAPO's clip-higher uses 0.28), 4e-4 (gspo, gspo-token). */
+  /**
+   * ε_high. Default 0.2 (ppo-clip; DAPO's clip-higher uses 0.28), 4e-4 (gspo, gspo-token), 0.28 (cispo).
+   * Unused by sapo.
+   */
   readonly clipRatioHigh?: number;
+  /** sapo: gate temperature for A > 0. Default 1. */
+  readonly tauPos?: number;
+  /** sapo: gate temperature for A ≤ 0. Default 1.05. */
+  readonly tauNeg?: number;
   /** Dual clip for negative advantages (ppo-clip only). Default true, as in verl. */
   readonly dualClip?: boolean;
   /** Dual-clip constant c > 1. Default 3. */
@@ -82,7 +91,9 @@ export interface PolicyObjectiveEvaluation {
 export interface EvaluateOptions {
   /** Per-token entropy; required when entropyCoefficient > 0. */
   readonly entropy?: NumberArray;
-  /** gspo-token only: the values sg(logp) holds (default the logprobs themselves). For gradient checks. */
+  /**
+   * gspo-token and cispo: the values sg(logp) holds (default the logprobs themselves). For gradient checks.
+   */
   readonly stopGradientLogprobs?: NumberArray;
 }
 
@@ -99,6 +110,8 @@ const DEFAULT_CLIP: Record<PolicyLossName, readonly [number, number]> = {
   'ppo-clip': [0.2, 0.2],
   gspo: [3e-4, 4e-4],
   'gspo-token': [3e-4, 4e-4],
+  cispo: [1, 0.28],
+  sapo: [0.2, 0.2],
 };
 
 /**
@@ -143,7 +156,13 @@ export function preparePolicyObjective(
   checkNumber('clipRatioC', clipRatioC, { min: 1, minOpen: true });
   const entropyCoefficient = config.entropyCoefficient ?? 0;
   checkNumber('entropyCoefficient', entropyCoefficient, { min: 0 });
-  const lossAggMode = config.lossAggMode ?? (algorithm === 'ppo-clip' ? 'token-mean' : 'seq-mean-token-mean');
+  const tauPos = config.tauPos ?? 1;
+  const tauNeg = config.tauNeg ?? 1.05;
+  checkNumber('tauPos', tauPos, { min: 0, minOpen: true });
+  checkNumber('tauNeg', tauNeg, { min: 0, minOpen: true });
+  const lossAggMode =
+    config.lossAggMode ??
+    (algorithm === 'ppo-clip' || algorithm === 'cispo' ? 'token-mean' : 'seq-mean-token-mean');
 
   const kl = config.kl;
   if (kl !== undefined) {
@@ -236,6 +255,12 @@ export function preparePolicyObjective(
         policy = ppoClipLoss(inputs, { clipRatioLow, clipRatioHigh, dualClip, clipRatioC });
       } else if (algorithm === 'gspo') {
         policy = gspoLoss(inputs, { clipRatioLow, clipRatioHigh });
+      } else if (algorithm === 'sapo') {
+        policy = sapoLoss(inputs, { tauPos, tauNeg });
+      } else if (algorithm === 'cispo') {
+        const detached = options.stopGradientLogprobs;
+        if (detached !== undefined) checkValues('stopGradientLogprobs', detached, tokens, 'token');
+        policy = cispoLoss(inputs, { clipRatioLow, clipRatioHigh }, detached ?? logprobs);
       } else {
         const detached = options.stopGradientLogprobs;
         if (detached !== undefined) checkValues('stopGradientLogprobs', detached, tokens, 'token');
