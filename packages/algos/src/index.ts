@@ -42,6 +42,8 @@ export {
 export {
   aggregateLoss,
   aggregationWeights,
+  type GlobalBatch,
+  globalBatchOf,
   LOSS_AGG_MODES,
   type LossAggMode,
 } from './losses/loss-aggregation.js';

@@ -4,7 +4,12 @@ import { gspoLoss } from '../losses/gspo-loss.js';
 import { gspoTokenLoss } from '../losses/gspo-token-loss.js';
 import { type ImportanceSamplingConfig, importanceWeights } from '../losses/importance-sampling.js';
 import { canonicalKlEstimator, type KlEstimator, klLoss } from '../losses/kl-estimators.js';
-import { aggregateLoss, aggregationWeights, type LossAggMode } from '../losses/loss-aggregation.js';
+import {
+  aggregateLoss,
+  aggregationWeights,
+  type GlobalBatch,
+  type LossAggMode,
+} from '../losses/loss-aggregation.js';
 import type { PolicyLossInputs, PolicyLossResult } from '../losses/policy-loss-inputs.js';
 import { ppoClipLoss } from '../losses/ppo-clip-loss.js';
 import { sapoLoss } from '../losses/sapo-loss.js';
@@ -50,6 +55,12 @@ export interface PolicyObjectiveConfig {
   readonly lossAggMode?: LossAggMode;
   /** Divisor of 'seq-mean-token-sum-norm'. Default the longest response of the batch. */
   readonly lossScaleFactor?: number;
+  /**
+   * Normalise by the whole step (verl's global batch): the totals of all micro-batches and ranks, counted
+   * with `globalBatchOf` over the full batch's loss mask (after rejection). Then the gradients of the
+   * micro-batches sum to the gradient of the whole batch. Default: this batch alone.
+   */
+  readonly globalBatch?: GlobalBatch;
   /** ε_low. Default 0.2 (ppo-clip), 3e-4 (gspo, gspo-token), 1 (cispo: no lower bound). Unused by sapo. */
   readonly clipRatioLow?: number;
   /**
@@ -224,7 +235,13 @@ export function preparePolicyObjective(
     isMetrics.isMaskedFraction = correction.maskedFraction;
     isMetrics.isSequenceMaskedFraction = correction.sequenceMaskedFraction;
   }
-  const aggWeights = aggregationWeights(offsets, lossMask, lossAggMode, config.lossScaleFactor);
+  const aggWeights = aggregationWeights(
+    offsets,
+    lossMask,
+    lossAggMode,
+    config.lossScaleFactor,
+    config.globalBatch,
+  );
   let lossWeights: Float64Array = aggWeights;
   if (isWeights !== undefined) {
     lossWeights = new Float64Array(tokens);
