@@ -33,7 +33,7 @@ export function createCispoObjective(options: ObjectiveOptions): Objective {
   // Validates the batch now, at build time, so a bad batch fails before any forward pass.
   cispoLoss({ ...base, logprobs: batch.oldLogprobs }, config);
   return {
-    name: 'cispo',
+    name: 'example-cispo',
     evaluate(input: ObjectiveInput): ObjectiveResult {
       const result = cispoLoss({ ...base, logprobs: input.logprobs }, config);
       return {

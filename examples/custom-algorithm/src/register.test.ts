@@ -11,14 +11,14 @@ function meanOf(values: Float32Array, from: number, to: number): number {
 
 describe('the plugin entry', () => {
   it('registers cispo when imported, and not before; a second registration is a no-op', async () => {
-    expect(listObjectives()).not.toContain('cispo');
+    expect(listObjectives()).not.toContain('example-cispo');
     await import('./register.js');
-    expect(listObjectives()).toContain('cispo');
+    expect(listObjectives()).toContain('example-cispo');
     expect(() => registerCispo()).not.toThrow();
-    const objective = createObjective('cispo', {
+    const objective = createObjective('example-cispo', {
       batch: { sequenceOffsets: [0, 1], oldLogprobs: [-1], advantages: [1] },
     });
-    expect(objective.name).toBe('cispo');
+    expect(objective.name).toBe('example-cispo');
   });
 
   it('trains a PolicyTrainer when picked by name: rewarded responses gain probability', async () => {
@@ -29,7 +29,7 @@ describe('the plugin entry', () => {
     const [start, split, end] = [0, before.sequenceOffsets[1]!, before.sequenceOffsets[2]!];
     // Sequence 0 is rewarded, sequence 1 penalised.
     const advantages = Float32Array.from({ length: end }, (_, t) => (t < split ? 1 : -1));
-    const objective = createObjective('cispo', {
+    const objective = createObjective('example-cispo', {
       batch: { sequenceOffsets: before.sequenceOffsets, oldLogprobs: before.logprobs, advantages },
     });
     for (let step = 0; step < 3; step++) {

@@ -22,6 +22,7 @@ export {
   type ObjectiveGradientCheck,
   type ObjectiveGradientCheckOptions,
 } from './gradient-check/gradient-check.js';
+export { type CispoConfig, cispoLoss } from './losses/cispo-loss.js';
 export { type GspoConfig, gspoLoss } from './losses/gspo-loss.js';
 export { gspoTokenLoss } from './losses/gspo-token-loss.js';
 export {
@@ -41,11 +42,14 @@ export {
 export {
   aggregateLoss,
   aggregationWeights,
+  type GlobalBatch,
+  globalBatchOf,
   LOSS_AGG_MODES,
   type LossAggMode,
 } from './losses/loss-aggregation.js';
 export type { PolicyLossInputs, PolicyLossResult } from './losses/policy-loss-inputs.js';
 export { type PpoClipConfig, ppoClipLoss } from './losses/ppo-clip-loss.js';
+export { type SapoConfig, sapoLoss } from './losses/sapo-loss.js';
 export {
   type LogprobMismatch,
   type LogprobMismatchInput,
@@ -65,6 +69,7 @@ export {
   BUILT_IN_OBJECTIVES,
   createObjective,
   createObjectiveRegistry,
+  ICEPOP_BAND,
   listObjectives,
   type ObjectiveFactory,
   type ObjectiveRegistry,
@@ -83,4 +88,19 @@ export {
   type PreparedPolicyObjective,
   preparePolicyObjective,
 } from './objectives/policy-objective.js';
+export {
+  type OffPolicyInput,
+  type OffPolicyMetrics,
+  offPolicyMetrics,
+} from './rollout-correction/off-policy-metrics.js';
+export {
+  REJECTION_OPTIONS,
+  type RejectionCriterion,
+  type RejectionOption,
+  type RolloutCorrection,
+  type RolloutCorrectionConfig,
+  type RolloutCorrectionInput,
+  type RolloutIsConfig,
+  rolloutCorrection,
+} from './rollout-correction/rollout-correction.js';
 export type { NumberArray } from './validation/checks.js';

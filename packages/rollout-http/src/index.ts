@@ -14,6 +14,7 @@ export {
   decodeSglangGenerateStream,
   decodeSglangOpenAiRouting,
   decodeSglangRoutedExperts,
+  type SglangOpenAiRouting,
   type SglangRequestContext,
   type WeightVersionSpan,
 } from './protocols/sglang.js';

@@ -15,6 +15,22 @@ describe('klTerm', () => {
     expect(klTerm('mse', -1, -1.5)).toEqual(klTerm('k2', -1, -1.5));
   });
 
+  it('abs is |logp − ref| with derivative sign(logp − ref)', () => {
+    expect(klTerm('abs', -1, -1.5)).toEqual([0.5, 1]);
+    expect(klTerm('abs', -2, -1.5)).toEqual([0.5, -1]);
+    expect(klTerm('abs', -1, -1)).toEqual([0, 0]);
+  });
+
+  it('a + suffix keeps the value and takes the k2 derivative (straight-through)', () => {
+    for (const base of ['k1', 'k3', 'abs', 'low_var_kl'] as const) {
+      const plus = `${base}+` as KlEstimator;
+      expect(klTerm(plus, -1, -1.5)[0]).toBe(klTerm(base, -1, -1.5)[0]);
+      expect(klTerm(plus, -1, -1.5)[1]).toBe(0.5);
+      // Past k3's clamp the value sticks at 10 but the k2 gradient still flows.
+      expect(klTerm(plus, -6, -1)[1]).toBe(-5);
+    }
+  });
+
   it('clamps k3 at 10 with no gradient beyond', () => {
     // ref − logp = 5: exp(5) − 5 − 1 ≈ 142 > 10.
     expect(klTerm('k3', -6, -1)).toEqual([10, 0]);
@@ -31,8 +47,10 @@ describe('klLoss', () => {
       const { batch, logprobs } = randomBatch(21, { withMask: true, sequences: 6 });
       const weights = aggregationWeights(batch.sequenceOffsets, batch.responseMask, 'seq-mean-token-mean');
       const result = klLoss(logprobs, batch.refLogprobs, weights, estimator);
+      // Straight-through estimators differentiate like k2.
+      const differentiated = estimator.endsWith('+') ? 'k2' : estimator;
       const numeric = centralDifferences(
-        (x) => klLoss(x, batch.refLogprobs, weights, estimator).kl,
+        (x) => klLoss(x, batch.refLogprobs, weights, differentiated).kl,
         logprobs,
       );
       expectAllClose(result.gradient, numeric, 1e-6);

@@ -1,8 +1,9 @@
 import type { Objective } from '@moerl/core';
 import { describe, expect, it } from 'vitest';
 import { expectMoerlError, randomBatch } from '../__fixtures__/random-batch.js';
+import { assertGradientMatches, checkObjectiveGradient } from '../gradient-check/gradient-check.js';
 import { createObjectiveRegistry } from './objective-registry.js';
-import { computePolicyObjective } from './policy-objective.js';
+import { computePolicyObjective, preparePolicyObjective } from './policy-objective.js';
 
 describe('objective registry', () => {
   const { batch, logprobs } = randomBatch(70, { sequences: 4, logRatioScale: 0.6 });
@@ -10,14 +11,68 @@ describe('objective registry', () => {
 
   it('holds the built-ins by name', () => {
     expect(createObjectiveRegistry().list()).toEqual([
+      'cispo',
       'dapo',
       'dr-grpo',
       'grpo',
       'gspo',
       'gspo-token',
+      'icepop',
       'ppo-clip',
+      'sapo',
     ]);
     expect(createObjectiveRegistry({ builtIns: false }).list()).toEqual([]);
+  });
+
+  it('icepop is ppo-clip with the [0.5, 5] band on π_old / π_engine; its gradient matches differences', () => {
+    const registry = createObjectiveRegistry();
+    const icepop = registry.create('icepop', { batch });
+    const result = icepop.evaluate(input);
+    // Naive: (1 / all loss tokens) Σ_t M(ρ_t) · ppo_t, M(ρ) = ρ inside [0.5, 5], else 0 (masked tokens
+    // keep their place in the denominator, as in the IcePop objective and verl).
+    let sum = 0;
+    let count = 0;
+    let outside = 0;
+    for (let t = 0; t < input.logprobs.length; t++) {
+      if (batch.responseMask[t] !== 1) continue;
+      count++;
+      const rho = Math.exp(batch.oldLogprobs[t]! - batch.engineLogprobs[t]!);
+      if (rho < 0.5 || rho > 5) {
+        outside++;
+        continue;
+      }
+      const r = Math.exp(input.logprobs[t]! - batch.oldLogprobs[t]!);
+      const a = batch.advantages[t]!;
+      let l = Math.max(-a * r, -a * Math.min(1.2, Math.max(0.8, r)));
+      if (a < 0) l = Math.min(l, -a * 3);
+      sum += rho * l;
+    }
+    expect(outside).toBeGreaterThan(0);
+    expect(result.loss).toBeCloseTo(sum / count, 6);
+    expect(result.metrics!['rc/isOobRatio']).toBeCloseTo(outside / count, 12);
+    expect(result.metrics!['rc/isOobRatio']).toBeGreaterThanOrEqual(0);
+    assertGradientMatches(checkObjectiveGradient(icepop, input));
+    expectMoerlError(
+      () => {
+        const { engineLogprobs: _unused, ...withoutEngine } = batch;
+        return registry.create('icepop', { batch: withoutEngine });
+      },
+      'INVALID_ARGUMENT',
+      'engineLogprobs',
+    );
+  });
+
+  it('cispo and sapo: objective gradients match differences (cispo with its weights held fixed)', () => {
+    const registry = createObjectiveRegistry();
+    const sapo = registry.create('sapo', { batch, tauNeg: 2 });
+    assertGradientMatches(checkObjectiveGradient(sapo, input));
+    const cispo = registry.create('cispo', { batch });
+    const prepared = preparePolicyObjective('cispo', batch, {});
+    const loss = (x: ArrayLike<number>) =>
+      prepared.evaluate(Float64Array.from(x), { stopGradientLogprobs: Float64Array.from(input.logprobs) })
+        .loss;
+    assertGradientMatches(checkObjectiveGradient(cispo, input, { loss }));
+    expect(cispo.name).toBe('cispo');
   });
 
   it('grpo is ppo-clip; dapo and dr-grpo are ppo-clip with their defaults', () => {

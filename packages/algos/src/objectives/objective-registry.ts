@@ -1,6 +1,9 @@
 import { MoerlError, type Objective } from '@moerl/core';
 import { createPolicyObjective, type ObjectiveOptions } from './create-policy-objective.js';
 
+/** IcePop's default band [α, β] on π_old / π_engine (Ling team: α = 0.5, β = 5). */
+export const ICEPOP_BAND: readonly [number, number] = [0.5, 5];
+
 /** Builds an objective for one batch. */
 export type ObjectiveFactory = (options: ObjectiveOptions) => Objective;
 
@@ -18,7 +21,10 @@ export interface ObjectiveRegistry {
 
 /**
  * The built-in objectives by name. `grpo` is token-level PPO clip; `dapo` adds clip-higher (ε_high 0.28);
- * `dr-grpo` aggregates with seq-mean-token-sum-norm. Options given to `create` override these defaults.
+ * `dr-grpo` aggregates with seq-mean-token-sum-norm; `cispo` and `sapo` are their losses; `icepop` is PPO
+ * clip with IcePop's band on the train–inference ratio: π_old / π_engine outside [0.5, 5] masks the token,
+ * inside it weights the token (needs `batch.engineLogprobs`; `rolloutCorrection` overrides the band).
+ * Options given to `create` override these defaults.
  */
 export const BUILT_IN_OBJECTIVES: Readonly<Record<string, ObjectiveFactory>> = {
   'ppo-clip': (options) => createPolicyObjective('ppo-clip', options),
@@ -28,6 +34,19 @@ export const BUILT_IN_OBJECTIVES: Readonly<Record<string, ObjectiveFactory>> = {
     createPolicyObjective('ppo-clip', { lossAggMode: 'seq-mean-token-sum-norm', ...options }, 'dr-grpo'),
   gspo: (options) => createPolicyObjective('gspo', options),
   'gspo-token': (options) => createPolicyObjective('gspo-token', options),
+  cispo: (options) => createPolicyObjective('cispo', options),
+  sapo: (options) => createPolicyObjective('sapo', options),
+  icepop: (options) =>
+    createPolicyObjective(
+      'ppo-clip',
+      {
+        rolloutCorrection: {
+          is: { level: 'token', threshold: ICEPOP_BAND[1], thresholdLower: ICEPOP_BAND[0] },
+        },
+        ...options,
+      },
+      'icepop',
+    ),
 };
 
 /** A registry of its own, holding the built-ins unless `builtIns: false`. */

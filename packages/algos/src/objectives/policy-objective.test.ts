@@ -8,6 +8,7 @@ import {
   randomBatch,
 } from '../__fixtures__/random-batch.js';
 import { LOSS_AGG_MODES } from '../losses/loss-aggregation.js';
+import { rolloutCorrection } from '../rollout-correction/rollout-correction.js';
 import {
   computePolicyObjective,
   POLICY_LOSSES,
@@ -56,6 +57,19 @@ const extras: ReadonlyArray<[string, PolicyObjectiveConfig]> = [
       importanceSampling: { mode: 'mask', level: 'geometric', threshold: 1.3 },
     },
   ],
+  [
+    'abs KL loss, rollout correction (batch-normalised token TIS, seq_mean_k3 + token_k1 rejection)',
+    {
+      kl: { coefficient: 0.2, estimator: 'abs' },
+      rolloutCorrection: {
+        is: { level: 'token', threshold: 1.5, batchNormalize: true },
+        rejection: [
+          { option: 'seq_mean_k3', upper: 0.5 },
+          { option: 'token_k1', upper: 3 },
+        ],
+      },
+    },
+  ],
 ];
 
 describe('policy objective gradients', () => {
@@ -85,11 +99,12 @@ describe('policy objective gradients', () => {
     }
   }
 
-  it('defaults: token-mean for ppo-clip, seq-mean-token-mean for gspo and gspo-token', () => {
+  it('defaults: token-mean for ppo-clip and cispo, seq-mean-token-mean for gspo, gspo-token and sapo', () => {
     const { batch, logprobs } = batchFor('gspo', 42);
     for (const algorithm of POLICY_LOSSES) {
-      const expectedMode = algorithm === 'ppo-clip' ? 'token-mean' : 'seq-mean-token-mean';
-      const otherMode = algorithm === 'ppo-clip' ? 'seq-mean-token-mean' : 'token-mean';
+      const tokenMean = algorithm === 'ppo-clip' || algorithm === 'cispo';
+      const expectedMode = tokenMean ? 'token-mean' : 'seq-mean-token-mean';
+      const otherMode = tokenMean ? 'seq-mean-token-mean' : 'token-mean';
       const byDefault = computePolicyObjective(algorithm, batch, logprobs).loss;
       expect(byDefault).toBe(
         computePolicyObjective(algorithm, batch, logprobs, { lossAggMode: expectedMode }).loss,
@@ -98,6 +113,48 @@ describe('policy objective gradients', () => {
         computePolicyObjective(algorithm, batch, logprobs, { lossAggMode: otherMode }).loss,
       );
     }
+  });
+
+  it('rolloutCorrection: the loss equals the plain loss with its weights and mask applied by hand', () => {
+    const { batch, logprobs } = batchFor('ppo-clip', 44);
+    const rc = {
+      is: { level: 'sequence', threshold: 3, batchNormalize: true },
+      rejection: [{ option: 'token_k2', upper: 0.3 }],
+    } as const;
+    const corrected = computePolicyObjective('ppo-clip', batch, logprobs, { rolloutCorrection: rc });
+    const { weights, mask } = rolloutCorrection(
+      {
+        sequenceOffsets: batch.sequenceOffsets,
+        trainerLogprobs: batch.oldLogprobs,
+        engineLogprobs: batch.engineLogprobs,
+        responseMask: batch.responseMask,
+      },
+      rc,
+    );
+    // Naive: token-mean over kept tokens of w_t · max(−A r, −A clip(r)) (dual clip with c = 3).
+    let kept = 0;
+    let sum = 0;
+    for (let t = 0; t < logprobs.length; t++) {
+      if (mask[t] !== 1) continue;
+      kept++;
+      const r = Math.exp(logprobs[t]! - batch.oldLogprobs[t]!);
+      const a = batch.advantages[t]!;
+      let l = Math.max(-a * r, -a * Math.min(1.2, Math.max(0.8, r)));
+      if (a < 0) l = Math.min(l, -a * 3);
+      sum += weights![t]! * l;
+    }
+    expect(corrected.loss).toBeCloseTo(sum / kept, 12);
+    expect(corrected.metrics['rc/isBatchNormFactor']).toBeGreaterThan(0);
+    expect(corrected.metrics['rc/tokenMultProbError']).toBeGreaterThanOrEqual(1);
+    expectMoerlError(
+      () =>
+        computePolicyObjective('ppo-clip', batch, logprobs, {
+          rolloutCorrection: rc,
+          importanceSampling: { mode: 'truncate' },
+        }),
+      'INVALID_ARGUMENT',
+      'rolloutCorrection',
+    );
   });
 
   it('MIS that drops every token leaves a zero, finite loss with no gradient', () => {

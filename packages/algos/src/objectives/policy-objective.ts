@@ -1,11 +1,19 @@
 import { MoerlError } from '@moerl/core';
+import { cispoLoss } from '../losses/cispo-loss.js';
 import { gspoLoss } from '../losses/gspo-loss.js';
 import { gspoTokenLoss } from '../losses/gspo-token-loss.js';
 import { type ImportanceSamplingConfig, importanceWeights } from '../losses/importance-sampling.js';
 import { canonicalKlEstimator, type KlEstimator, klLoss } from '../losses/kl-estimators.js';
-import { aggregateLoss, aggregationWeights, type LossAggMode } from '../losses/loss-aggregation.js';
+import {
+  aggregateLoss,
+  aggregationWeights,
+  type GlobalBatch,
+  type LossAggMode,
+} from '../losses/loss-aggregation.js';
 import type { PolicyLossInputs, PolicyLossResult } from '../losses/policy-loss-inputs.js';
 import { ppoClipLoss } from '../losses/ppo-clip-loss.js';
+import { sapoLoss } from '../losses/sapo-loss.js';
+import { type RolloutCorrectionConfig, rolloutCorrection } from '../rollout-correction/rollout-correction.js';
 import {
   checkChoice,
   checkMask,
@@ -16,7 +24,7 @@ import {
 } from '../validation/checks.js';
 
 /** The policy losses built in. */
-export const POLICY_LOSSES = ['ppo-clip', 'gspo', 'gspo-token'] as const;
+export const POLICY_LOSSES = ['ppo-clip', 'gspo', 'gspo-token', 'cispo', 'sapo'] as const;
 export type PolicyLossName = (typeof POLICY_LOSSES)[number];
 
 /** What an objective captures when it is built for a batch: one value per response token, flattened. */
@@ -43,14 +51,27 @@ export interface KlLossConfig {
 }
 
 export interface PolicyObjectiveConfig {
-  /** Default 'token-mean'; 'seq-mean-token-mean' for gspo and gspo-token. */
+  /** Default 'token-mean' (ppo-clip, cispo); 'seq-mean-token-mean' for gspo, gspo-token and sapo. */
   readonly lossAggMode?: LossAggMode;
   /** Divisor of 'seq-mean-token-sum-norm'. Default the longest response of the batch. */
   readonly lossScaleFactor?: number;
-  /** ε_low. Default 0.2 (ppo-clip), 3e-4 (gspo, gspo-token). */
+  /**
+   * Normalise by the whole step (verl's global batch): the totals of all micro-batches and ranks, counted
+   * with `globalBatchOf` over the full batch's loss mask (after rejection). Then the gradients of the
+   * micro-batches sum to the gradient of the whole batch. Default: this batch alone.
+   */
+  readonly globalBatch?: GlobalBatch;
+  /** ε_low. Default 0.2 (ppo-clip), 3e-4 (gspo, gspo-token), 1 (cispo: no lower bound). Unused by sapo. */
   readonly clipRatioLow?: number;
-  /** ε_high. Default 0.2 (ppo-clip; DAPO's clip-higher uses 0.28), 4e-4 (gspo, gspo-token). */
+  /**
+   * ε_high. Default 0.2 (ppo-clip; DAPO's clip-higher uses 0.28), 4e-4 (gspo, gspo-token), 0.28 (cispo).
+   * Unused by sapo.
+   */
   readonly clipRatioHigh?: number;
+  /** sapo: gate temperature for A > 0. Default 1. */
+  readonly tauPos?: number;
+  /** sapo: gate temperature for A ≤ 0. Default 1.05. */
+  readonly tauNeg?: number;
   /** Dual clip for negative advantages (ppo-clip only). Default true, as in verl. */
   readonly dualClip?: boolean;
   /** Dual-clip constant c > 1. Default 3. */
@@ -59,6 +80,12 @@ export interface PolicyObjectiveConfig {
   readonly kl?: KlLossConfig;
   /** Train–inference correction from `batch.engineLogprobs` (TIS / MIS). Default none. */
   readonly importanceSampling?: ImportanceSamplingConfig;
+  /**
+   * verl's rollout correction from `batch.engineLogprobs` (IS weights with batch normalisation and IcePop
+   * bands, rejection by token / sequence k1–k3 criteria); its metrics are reported as `rc/<name>`.
+   * Exclusive with `importanceSampling`. Default none.
+   */
+  readonly rolloutCorrection?: RolloutCorrectionConfig;
   /** Entropy bonus: the loss subtracts coefficient · agg(entropy). Default 0 (off). */
   readonly entropyCoefficient?: number;
 }
@@ -75,7 +102,9 @@ export interface PolicyObjectiveEvaluation {
 export interface EvaluateOptions {
   /** Per-token entropy; required when entropyCoefficient > 0. */
   readonly entropy?: NumberArray;
-  /** gspo-token only: the values sg(logp) holds (default the logprobs themselves). For gradient checks. */
+  /**
+   * gspo-token and cispo: the values sg(logp) holds (default the logprobs themselves). For gradient checks.
+   */
   readonly stopGradientLogprobs?: NumberArray;
 }
 
@@ -92,6 +121,8 @@ const DEFAULT_CLIP: Record<PolicyLossName, readonly [number, number]> = {
   'ppo-clip': [0.2, 0.2],
   gspo: [3e-4, 4e-4],
   'gspo-token': [3e-4, 4e-4],
+  cispo: [1, 0.28],
+  sapo: [0.2, 0.2],
 };
 
 /**
@@ -136,7 +167,13 @@ export function preparePolicyObjective(
   checkNumber('clipRatioC', clipRatioC, { min: 1, minOpen: true });
   const entropyCoefficient = config.entropyCoefficient ?? 0;
   checkNumber('entropyCoefficient', entropyCoefficient, { min: 0 });
-  const lossAggMode = config.lossAggMode ?? (algorithm === 'ppo-clip' ? 'token-mean' : 'seq-mean-token-mean');
+  const tauPos = config.tauPos ?? 1;
+  const tauNeg = config.tauNeg ?? 1.05;
+  checkNumber('tauPos', tauPos, { min: 0, minOpen: true });
+  checkNumber('tauNeg', tauNeg, { min: 0, minOpen: true });
+  const lossAggMode =
+    config.lossAggMode ??
+    (algorithm === 'ppo-clip' || algorithm === 'cispo' ? 'token-mean' : 'seq-mean-token-mean');
 
   const kl = config.kl;
   if (kl !== undefined) {
@@ -152,6 +189,33 @@ export function preparePolicyObjective(
   let lossMask = mask;
   let isWeights: Float64Array | undefined;
   const isMetrics: Record<string, number> = {};
+  if (config.rolloutCorrection !== undefined) {
+    if (config.importanceSampling !== undefined) {
+      throw new MoerlError(
+        'INVALID_ARGUMENT',
+        'rolloutCorrection and importanceSampling are exclusive (both reweight by engine logprobs), found both set',
+        { details: { field: 'rolloutCorrection' } },
+      );
+    }
+    if (batch.engineLogprobs === undefined) {
+      throw new MoerlError('INVALID_ARGUMENT', 'rolloutCorrection needs batch.engineLogprobs, found none', {
+        details: { field: 'engineLogprobs' },
+      });
+    }
+    const correction = rolloutCorrection(
+      {
+        sequenceOffsets: offsets,
+        trainerLogprobs: batch.oldLogprobs,
+        engineLogprobs: batch.engineLogprobs,
+        responseMask: mask,
+      },
+      config.rolloutCorrection,
+    );
+    lossMask = correction.mask;
+    if (correction.weights !== null) isWeights = correction.weights;
+    for (const [key, value] of Object.entries(correction.metrics)) isMetrics[`rc/${key}`] = value;
+    for (const [key, value] of Object.entries(correction.offPolicy)) isMetrics[`rc/${key}`] = value;
+  }
   if (config.importanceSampling !== undefined) {
     if (batch.engineLogprobs === undefined) {
       throw new MoerlError('INVALID_ARGUMENT', 'importanceSampling needs batch.engineLogprobs, found none', {
@@ -171,7 +235,13 @@ export function preparePolicyObjective(
     isMetrics.isMaskedFraction = correction.maskedFraction;
     isMetrics.isSequenceMaskedFraction = correction.sequenceMaskedFraction;
   }
-  const aggWeights = aggregationWeights(offsets, lossMask, lossAggMode, config.lossScaleFactor);
+  const aggWeights = aggregationWeights(
+    offsets,
+    lossMask,
+    lossAggMode,
+    config.lossScaleFactor,
+    config.globalBatch,
+  );
   let lossWeights: Float64Array = aggWeights;
   if (isWeights !== undefined) {
     lossWeights = new Float64Array(tokens);
@@ -202,6 +272,12 @@ export function preparePolicyObjective(
         policy = ppoClipLoss(inputs, { clipRatioLow, clipRatioHigh, dualClip, clipRatioC });
       } else if (algorithm === 'gspo') {
         policy = gspoLoss(inputs, { clipRatioLow, clipRatioHigh });
+      } else if (algorithm === 'sapo') {
+        policy = sapoLoss(inputs, { tauPos, tauNeg });
+      } else if (algorithm === 'cispo') {
+        const detached = options.stopGradientLogprobs;
+        if (detached !== undefined) checkValues('stopGradientLogprobs', detached, tokens, 'token');
+        policy = cispoLoss(inputs, { clipRatioLow, clipRatioHigh }, detached ?? logprobs);
       } else {
         const detached = options.stopGradientLogprobs;
         if (detached !== undefined) checkValues('stopGradientLogprobs', detached, tokens, 'token');

@@ -155,17 +155,66 @@ describe('SGLang /generate decoding', () => {
   });
 });
 
+describe('SGLang rows of zeros', () => {
+  /** A /generate item whose routing is `hiddenIds` (flat `[rows][6 hidden layers][k]`), as int32 base64. */
+  const withRouting = (outputIds: number[], hiddenIds: number[]) => ({
+    ...item(outputIds),
+    meta_info: { ...item(outputIds).meta_info, routed_experts: base64Of(integerBytes(hiddenIds, '<i4')) },
+  });
+
+  it('top-1: rows whose ids are all 0 decode as expert 0 (valid routing)', () => {
+    const top1 = { ...config, topK: 1 };
+    // prompt 4 + output 2 − 1 = 5 rows × 6 hidden layers; MoE layers are 1 and 5.
+    const hiddenIds = new Array<number>(5 * 6).fill(0);
+    hiddenIds[2 * 6 + 1] = 4;
+    const decoded = decodeSglangGenerateItem(withRouting([7, 8], hiddenIds), context({ config: top1 }));
+    expect([...decoded.routing!.experts]).toEqual([0, 0, 0, 0, 4, 0, 0, 0, 0, 0]);
+  });
+
+  it('top-2: a never-captured row (zero-initialised buffer) is ROUTING_MISSING naming request and row', () => {
+    const hiddenIds = expandToHiddenLayers(moeRows(5), moeLayers, config.numLayers, 2);
+    hiddenIds.fill(0, 4 * 12, 5 * 12); // the last row was never written
+    const run = () => decodeSglangGenerateItem(withRouting([7, 8], hiddenIds), context());
+    expect(codeOf(run)).toBe('ROUTING_MISSING');
+    expect(run).toThrow(/request req-7: row 4 is all zeros/);
+  });
+});
+
 describe('SGLang OpenAI endpoints', () => {
   it('reads sglext.routed_experts at response level for one choice', () => {
     const { routed_experts } = item([1, 2, 3]).meta_info;
     const body = { choices: [{ index: 0, text: '' }], sglext: { routed_experts } };
-    expect(decodeSglangOpenAiRouting(body, context(), 3).positions).toBe(6);
+    const decoded = decodeSglangOpenAiRouting(body, context(), 3);
+    expect(decoded.routing.positions).toBe(6);
+    expect([...decoded.routing.experts]).toEqual(flat(moeRows(6)));
+    expect(decoded.choices).toEqual([decoded.routing]);
+    expect(decoded.missingChoices).toEqual([]);
   });
 
-  it('refuses routing with n > 1 (only the first choice has it) and reports absence', () => {
+  it('n > 1: decodes choice 0 and reports each other choice as ROUTING_MISSING naming it', () => {
     const { routed_experts } = item([1, 2, 3]).meta_info;
-    const two = { choices: [{}, {}], sglext: { routed_experts } };
-    expect(codeOf(() => decodeSglangOpenAiRouting(two, context(), 3))).toBe('UNSUPPORTED');
+    // Choices listed out of order: routing belongs to index 0 whatever its position.
+    const three = { choices: [{ index: 2 }, { index: 0 }, { index: 1 }], sglext: { routed_experts } };
+    const decoded = decodeSglangOpenAiRouting(three, context(), 3);
+    expect([...decoded.routing.experts]).toEqual(flat(moeRows(6)));
+    expect(decoded.missingChoices).toEqual([1, 2]);
+    expect(decoded.choices).toHaveLength(3);
+    expect(decoded.choices[0]).toBe(decoded.routing);
+    for (const index of [1, 2]) {
+      const error = decoded.choices[index];
+      expect(MoerlError.isInstance(error, 'ROUTING_MISSING')).toBe(true);
+      expect((error as MoerlError).message).toMatch(
+        new RegExp(`request req-7: choice ${index} of 3 has no routing`),
+      );
+      expect((error as MoerlError).details).toMatchObject({ choice: index, choices: 3 });
+    }
+  });
+
+  it('reports absent routing and refuses malformed choice indices', () => {
     expect(codeOf(() => decodeSglangOpenAiRouting({ choices: [{}] }, context(), 3))).toBe('ROUTING_MISSING');
+    const { routed_experts } = item([1, 2, 3]).meta_info;
+    const twice = { choices: [{ index: 0 }, { index: 0 }], sglext: { routed_experts } };
+    expect(codeOf(() => decodeSglangOpenAiRouting(twice, context(), 3))).toBe('ROUTING_SHAPE');
+    expect(() => decodeSglangOpenAiRouting(twice, context(), 3)).toThrow(/choices\[1\]\.index/);
   });
 });

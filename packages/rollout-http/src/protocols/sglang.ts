@@ -223,37 +223,80 @@ export function decodeSglangGenerateStream(
   return decodeSglangGenerateItem({ ...lastObject, output_ids: outputIds }, context);
 }
 
+/** The routing of a SGLang OpenAI-compatible response, per choice. */
+export interface SglangOpenAiRouting {
+  /** Routing of choice 0, rows `[startLen, prompt + completion − 1)` over MoE layers. */
+  readonly routing: RoutingRecord;
+  /**
+   * One entry per choice in `index` order: choice 0's record, then for every other choice a
+   * `ROUTING_MISSING` error naming it (SGLang returns routing for the first choice only).
+   */
+  readonly choices: readonly (RoutingRecord | MoerlError)[];
+  /** The indices of the choices without routing (empty when n = 1). */
+  readonly missingChoices: readonly number[];
+}
+
+/** The number of choices and the position in `choices` of the one with `index` 0. */
+function choiceCount(body: JsonObject, requestId: string): number {
+  const choices = body.choices;
+  if (choices === undefined) return 1;
+  if (!Array.isArray(choices) || choices.length === 0) {
+    throw bodyError(requestId, 'choices', 'a non-empty list', choices);
+  }
+  const seen = new Set<number>();
+  choices.forEach((choice, position) => {
+    const index = isObject(choice) && Number.isInteger(choice.index) ? (choice.index as number) : position;
+    if (index < 0 || index >= choices.length || seen.has(index)) {
+      throw bodyError(
+        requestId,
+        `choices[${position}].index`,
+        `a unique index below ${choices.length}`,
+        isObject(choice) ? choice.index : choice,
+      );
+    }
+    seen.add(index);
+  });
+  return choices.length;
+}
+
 /**
  * Decodes SGLang's OpenAI-compatible `/v1/completions` or `/v1/chat/completions` response. Routing comes
- * back at response level (`sglext.routed_experts`) for the first choice only, so asking for routing with
- * more than one choice is refused: use `/generate` or one request per sample.
+ * back at response level (`sglext.routed_experts`) for the first choice (`index` 0) only: with n > 1 that
+ * routing is decoded for choice 0 and every other choice is reported as `ROUTING_MISSING`, naming it, in
+ * `choices` and `missingChoices`. `completionTokens` is choice 0's completion length (not `usage`, which
+ * sums every choice).
  */
 export function decodeSglangOpenAiRouting(
   body: unknown,
   context: SglangRequestContext,
   completionTokens: number,
-): RoutingRecord {
+): SglangOpenAiRouting {
   const { requestId } = context;
   if (!isObject(body)) throw bodyError(requestId, 'response', 'a JSON object', body);
-  const choices = body.choices;
-  if (Array.isArray(choices) && choices.length > 1) {
-    throw new MoerlError(
-      'UNSUPPORTED',
-      `request ${requestId}: SGLang's OpenAI endpoints return routing for the first of ${choices.length} choices only; use /generate or one request per sample`,
-      { details: { requestId, choices: choices.length } },
-    );
-  }
+  const count = choiceCount(body, requestId);
   const ext = body.sglext;
   const raw = isObject(ext) ? ext.routed_experts : undefined;
   if (raw === undefined || raw === null) throw routingMissing(context, 'sglext.routed_experts');
   const dtype = isObject(ext) ? ext.routed_experts_dtype : undefined;
   const wire = decodeSglangRoutedExperts(raw, dtype, context.config, requestId, 'sglext.routed_experts');
   const fed = context.promptLength + completionTokens - 1;
-  return routingFromWire(wire, {
+  const routing = routingFromWire(wire, {
     requestId,
     config: context.config,
     layerAxis: 'hidden',
     rows: Math.max(0, fed - context.startLen),
-    rowsExplained: `prompt ${context.promptLength} + completion ${completionTokens} − 1 − start ${context.startLen} = ${fed - context.startLen}`,
+    rowsExplained: `prompt ${context.promptLength} + choice 0's completion ${completionTokens} − 1 − start ${context.startLen} = ${fed - context.startLen}`,
   });
+  const missingChoices = Array.from({ length: count - 1 }, (_, index) => index + 1);
+  const choices: (RoutingRecord | MoerlError)[] = [routing];
+  for (const index of missingChoices) {
+    choices.push(
+      new MoerlError(
+        'ROUTING_MISSING',
+        `request ${requestId}: choice ${index} of ${count} has no routing: SGLang's OpenAI endpoints return sglext.routed_experts for choice 0 only; use /generate (routing per sample) or one request per sample`,
+        { details: { requestId, choice: index, choices: count, field: 'sglext.routed_experts' } },
+      ),
+    );
+  }
+  return { routing, choices, missingChoices };
 }

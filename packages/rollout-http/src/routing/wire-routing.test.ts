@@ -63,7 +63,7 @@ describe('routingFromWire', () => {
     expect(() => routingFromWire(topOne, expectation(2))).toThrow(/top-1 per layer, expected top-2/);
   });
 
-  it('rejects ids out of range, −1 rows, duplicate picks and all-zero rows as ROUTING_SHAPE', () => {
+  it('rejects ids out of range, −1 rows and duplicate picks as ROUTING_SHAPE', () => {
     const rows = moeRows(2);
     const bad = (mutate: (values: Int32Array) => void) => {
       const wire = hidden(rows);
@@ -74,9 +74,36 @@ describe('routingFromWire', () => {
     expect(bad((values) => values.set([6], (1 * 6 + 5) * 2))).toBe('ROUTING_SHAPE');
     expect(bad((values) => values.fill(-1, 12, 24))).toBe('ROUTING_SHAPE');
     expect(bad((values) => values.set([3, 3], (0 * 6 + 1) * 2))).toBe('ROUTING_SHAPE');
-    expect(bad((values) => values.fill(0, 0, 12))).toBe('ROUTING_SHAPE');
+    // One MoE layer of zeros in an otherwise routed row is a malformed row, not a missing one.
+    expect(bad((values) => values.set([0, 0], (1 * 6 + 1) * 2))).toBe('ROUTING_SHAPE');
     // Dense layers are never read: garbage there is ignored.
     expect(bad((values) => values.set([5, 5], 0))).toBeUndefined();
+  });
+
+  it('top-k ≥ 2: a row of zeros on every MoE layer is an uncaptured row, ROUTING_MISSING naming it', () => {
+    const wire = hidden(moeRows(3));
+    wire.values.fill(0, 2 * 12, 3 * 12); // row 2, every hidden layer
+    let caught: unknown;
+    try {
+      routingFromWire(wire, expectation(3));
+    } catch (error) {
+      caught = error;
+    }
+    expect(MoerlError.isInstance(caught) && caught.code).toBe('ROUTING_MISSING');
+    expect(String((caught as Error).message)).toMatch(/request r1: row 2 is all zeros/);
+    expect((caught as MoerlError).details).toMatchObject({ requestId: 'r1', row: 2 });
+  });
+
+  it('top-1: rows whose ids are all 0 are valid (expert 0 on every MoE layer)', () => {
+    const top1 = { ...config, topK: 1 };
+    // 3 rows × 6 hidden layers × top-1: row 0 all zeros, row 1 mixed, row 2 all zeros.
+    const ids = [0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0];
+    const record = routingFromWire(
+      { rows: 3, layers: 6, topK: 1, values: Int32Array.from(ids) },
+      { ...expectation(3), config: top1 },
+    );
+    // MoE layers are hidden layers 1 and 5.
+    expect([...record.experts]).toEqual([0, 0, 3, 5, 0, 0]);
   });
 
   it('accepts zero rows (an empty routing string) when zero rows are expected', () => {

@@ -28,8 +28,6 @@ export interface WireRoutingExpectation {
   readonly rows: number;
   /** How the expected row count was derived, for the error message. */
   readonly rowsExplained: string;
-  /** Accept a position whose every MoE id is 0 (only plausible with top-1). Default false. */
-  readonly allowZeroRows?: boolean;
 }
 
 function shapeError(requestId: string, message: string, details: Record<string, unknown>): MoerlError {
@@ -40,8 +38,13 @@ function shapeError(requestId: string, message: string, details: Record<string, 
 
 /**
  * Converts a server's routing into a RoutingRecord over MoE layers only, validating row count, layer and
- * top-k width, id range, all-zero and −1 rows. Dense layers are dropped by index from the model config,
+ * top-k width, id range, repeated ids and −1 rows. Dense layers are dropped by index from the model config,
  * never by value: zero is also a valid expert id.
+ *
+ * Rows of zeros: with top-1 a row whose ids are all 0 is valid (expert 0 on every MoE layer). With top-k ≥ 2
+ * a row of zeros repeats an id on every MoE layer, which no router produces; it is what SGLang's
+ * zero-initialised host buffer holds for a position that was never captured, so it is `ROUTING_MISSING`
+ * (data absent), not `ROUTING_SHAPE`. A repeated id on only some layers of a row stays `ROUTING_SHAPE`.
  */
 export function routingFromWire(wire: WireRouting, expected: WireRoutingExpectation): RoutingRecord {
   const { config, requestId } = expected;
@@ -108,11 +111,11 @@ export function routingFromWire(wire: WireRouting, expected: WireRoutingExpectat
         row,
       });
     }
-    if (allZero && rowWidth > 0 && expected.allowZeroRows !== true) {
-      throw shapeError(
-        requestId,
-        `row ${row} is all zeros on every MoE layer (a dense or unfilled row where routing was expected)`,
-        { row },
+    if (allZero && rowWidth > 0 && topK >= 2) {
+      throw new MoerlError(
+        'ROUTING_MISSING',
+        `request ${requestId}: row ${row} is all zeros on every MoE layer with top-${topK} (an id repeated on every layer): the server never captured routing for that position (SGLang's host buffer starts zeroed)`,
+        { details: { requestId, row, field: 'rows' } },
       );
     }
   }
