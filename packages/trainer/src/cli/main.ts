@@ -12,7 +12,9 @@ import { compareRuns } from '../run/compare-runs.js';
 import { evaluateRun } from '../run/evaluate-run.js';
 import { readInitialEval, readMetrics, runPaths } from '../run/run-directory.js';
 import { trainRun } from '../run/train-run.js';
+import { DEFAULT_COLLAPSE_CRITERIA } from '../study/collapse.js';
 import { precisionPanel, precisionPanelTable } from '../study/precision-panel.js';
+import { armConfig, armTable, STUDY_ARMS, stabilityStudy } from '../study/stability-study.js';
 import { listTasks } from '../tasks/task-registry.js';
 import { writeInitialCheckpoint } from './initial-checkpoint.js';
 import { checkpointDirectory, inspectCheckpoint } from './inspect-checkpoint.js';
@@ -179,6 +181,54 @@ export function createProgram(): Command {
       } finally {
         events.stop();
       }
+    });
+
+  configOptions(
+    study
+      .command('stability')
+      .description(
+        'arms (free, R2, R3, free-tis, fp32-engine) × seeds on one config: collapses counted by fixed criteria, accuracy gain with a CI, KL free vs replay per step; prints a verdict computed from the runs',
+      ),
+  )
+    .option('-a, --arms <arms>', `arms, comma-separated (${Object.keys(STUDY_ARMS).join(', ')})`, 'free,R3')
+    .option('--seeds <seeds>', 'seeds, comma-separated', '0,1')
+    .option('-o, --out <dir>', 'directory for the runs, report.html and study.json', 'runs/study')
+    .option('-q, --quiet', 'no progress output')
+    .action(async (flags: ConfigFlags & { arms: string; seeds: string; out: string; quiet?: boolean }) => {
+      const base = await configFrom(flags);
+      const arms = flags.arms.split(',').filter(Boolean);
+      const seeds = flags.seeds
+        .split(',')
+        .filter(Boolean)
+        .map((seed) => Number.parseInt(seed, 10));
+      for (const arm of arms) armConfig(base, arm, 0);
+      const result = await stabilityStudy({
+        base,
+        arms,
+        seeds,
+        directory: flags.out,
+        signal: interruptSignal(),
+        eventsFor: (name) => progressEvents({ runName: name, quiet: flags.quiet === true }),
+      });
+      await writeFileAtomic(
+        join(flags.out, 'study.json'),
+        `${JSON.stringify(
+          {
+            base,
+            arms,
+            seeds,
+            criteria: DEFAULT_COLLAPSE_CRITERIA,
+            summaries: result.summaries,
+            collapses: result.runs.map((run) => ({ run: run.name, ...run.collapse })),
+            verdict: result.verdict,
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      process.stdout.write(
+        `\n${armTable(result.summaries)}\n\nverdict: ${result.verdict}\n\nreport: ${result.reportPath}\n`,
+      );
     });
 
   program

@@ -27,6 +27,29 @@ export function createAdditionTask(maxDigits = 2): Task {
   });
 }
 
+/**
+ * `482+917=` → `1399`: addition of two numbers of exactly `digits` digits (no leading zero). With 3 digits
+ * the problem space holds 810 000 problems, far more than a short warm start sees, so held-out accuracy
+ * measures whether a policy learned to add, not which problems it memorised.
+ */
+export function createLongAdditionTask(digits = 3): Task {
+  const low = 10 ** (digits - 1);
+  const span = 9 * low;
+  return defineTask({
+    name: `addition-${digits}`,
+    description: `add two ${digits}-digit numbers ("482+917=" → "1399"; ${span * span} problems)`,
+    alphabet: `${DIGITS}+=`,
+    answerAlphabet: DIGITS,
+    maxPromptLength: 2 * digits + 2,
+    maxAnswerLength: digits + 1,
+    generate(random) {
+      const a = low + random.nextInt(span);
+      const b = low + random.nextInt(span);
+      return { prompt: `${a}+${b}=`, answer: String(a + b) };
+    },
+  });
+}
+
 /** `3141:` → `1134`: sort a list of digits ascending. */
 export function createSortDigitsTask(maxLength = 4): Task {
   return defineTask({

@@ -1,11 +1,17 @@
 import { createRandom, MoerlError } from '@moerl/core';
-import { createAdditionTask, createReverseTask, createSortDigitsTask } from './builtin-tasks.js';
+import {
+  createAdditionTask,
+  createLongAdditionTask,
+  createReverseTask,
+  createSortDigitsTask,
+} from './builtin-tasks.js';
 import type { Task, TaskExample } from './task.js';
 
 export type TaskFactory = () => Task;
 
 const factories = new Map<string, TaskFactory>([
   ['addition', () => createAdditionTask()],
+  ['addition-3', () => createLongAdditionTask(3)],
   ['sort-digits', () => createSortDigitsTask()],
   ['reverse', () => createReverseTask()],
 ]);

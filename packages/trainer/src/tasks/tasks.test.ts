@@ -1,7 +1,12 @@
 import { createRandom, MoerlError } from '@moerl/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createAdditionTask, createReverseTask, createSortDigitsTask } from './builtin-tasks.js';
+import {
+  createAdditionTask,
+  createLongAdditionTask,
+  createReverseTask,
+  createSortDigitsTask,
+} from './builtin-tasks.js';
 import { createCharTokenizer } from './char-tokenizer.js';
 import { sampleTrainingExamples } from './prompt-sampler.js';
 import { defineTask } from './task.js';
@@ -22,6 +27,28 @@ describe('character tokenizer', () => {
 });
 
 describe('built-in tasks', () => {
+  it('addition-3: two 3-digit operands, the sum as the answer, spread over the whole space', () => {
+    const task = createLongAdditionTask(3);
+    expect(task.name).toBe('addition-3');
+    const random = createRandom(4);
+    const operands = new Set<number>();
+    for (let index = 0; index < 2000; index++) {
+      const { prompt, answer } = task.generate(random);
+      const match = /^(\d{3})\+(\d{3})=$/.exec(prompt);
+      expect(match, prompt).not.toBeNull();
+      const a = Number(match![1]);
+      const b = Number(match![2]);
+      expect(a).toBeGreaterThanOrEqual(100);
+      expect(b).toBeLessThanOrEqual(999);
+      expect(answer).toBe(String(a + b));
+      operands.add(a);
+    }
+    // 2000 draws from 900 values cover nearly all of them (expected ≈ 806 distinct).
+    expect(operands.size).toBeGreaterThan(750);
+    expect(task.maxPromptTokens).toBe(9);
+    expect(task.maxAnswerTokens).toBe(5);
+  });
+
   const cases = [
     // Independent solutions of each task, written from the problem text.
     {

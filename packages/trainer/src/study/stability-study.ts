@@ -1,0 +1,264 @@
+import { join } from 'node:path';
+import { MoerlError } from '@moerl/core';
+import { deepMerge, validateRunConfig } from '../config/resolve-run-config.js';
+import type { RunConfig } from '../config/run-config-schema.js';
+import type { RunRecord } from '../metrics/step-metrics.js';
+import { writeHtmlReport } from '../report/html-report.js';
+import type { RunEvents } from '../run/run-events.js';
+import { trainRun } from '../run/train-run.js';
+import {
+  type CollapseCriteria,
+  type CollapseVerdict,
+  DEFAULT_COLLAPSE_CRITERIA,
+  detectCollapse,
+} from './collapse.js';
+
+type Plain = Record<string, unknown>;
+
+/**
+ * The arms of the study, each an override of the base config: free routing (the baseline), R2, R3, free
+ * routing with truncated importance sampling (the correction peers use without replay), and free routing
+ * with an fp32 engine (no mismatch at all: what instability looks like without it).
+ */
+export const STUDY_ARMS: Readonly<Record<string, Plain>> = {
+  free: { replay: 'free' },
+  R2: { replay: 'R2' },
+  R3: { replay: 'R3' },
+  'free-tis': { replay: 'free', algorithm: { importanceSampling: 'truncate' } },
+  'fp32-engine': { replay: 'free', rollout: { precision: 'fp32' } },
+};
+
+export interface StudyRun extends RunRecord {
+  readonly arm: string;
+  readonly seed: number;
+  readonly collapse: CollapseVerdict;
+  readonly wallSeconds: number;
+}
+
+export interface ArmSummary {
+  readonly arm: string;
+  readonly seeds: number;
+  readonly collapsed: number;
+  readonly initialEvalAccuracy: number;
+  /** Mean and sample standard deviation over seeds of the last held-out accuracy. */
+  readonly finalEvalAccuracy: { readonly mean: number; readonly sd: number };
+  /** Final − initial held-out accuracy over all seeds' problems pooled, with a normal-approximation 95% CI. */
+  readonly gain: { readonly value: number; readonly low: number; readonly high: number };
+  readonly meanKlFree: number;
+  readonly meanKlReplay: number;
+  /** The per-step ratio KL free / KL replay, pooled over seeds: its median and 90th percentile. */
+  readonly klRatioMedian: number;
+  readonly klRatioP90: number;
+  readonly extremeTokenFractionFree: number;
+  readonly extremeTokenFractionReplay: number;
+  readonly maxAbsDeltaFree: number;
+  readonly maxAbsDeltaReplay: number;
+  readonly klFreeShareOnFlippedTokens: number;
+  readonly tokensWithRoutingDifference: number;
+}
+
+export interface StabilityStudyOptions {
+  readonly base: RunConfig;
+  readonly arms: readonly string[];
+  readonly seeds: readonly number[];
+  readonly directory: string;
+  readonly criteria?: CollapseCriteria;
+  readonly eventsFor?: (name: string) => RunEvents & { stop?(): void };
+  readonly signal?: AbortSignal;
+  readonly title?: string;
+}
+
+export interface StabilityStudyResult {
+  readonly runs: readonly StudyRun[];
+  readonly summaries: readonly ArmSummary[];
+  readonly verdict: string;
+  readonly reportPath: string;
+}
+
+const finite = (values: readonly (number | undefined)[]) =>
+  values.filter((value): value is number => value !== undefined && Number.isFinite(value));
+const mean = (values: readonly (number | undefined)[]) => {
+  const kept = finite(values);
+  return kept.length === 0 ? Number.NaN : kept.reduce((sum, value) => sum + value, 0) / kept.length;
+};
+function sd(values: readonly number[]): number {
+  if (values.length < 2) return Number.NaN;
+  const m = mean(values);
+  return Math.sqrt(values.reduce((sum, value) => sum + (value - m) ** 2, 0) / (values.length - 1));
+}
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0
+    ? Number.NaN
+    : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** The config of one arm and seed. */
+export function armConfig(base: RunConfig, arm: string, seed: number): RunConfig {
+  const override = STUDY_ARMS[arm];
+  if (override === undefined) {
+    throw new MoerlError(
+      'CONFIG_INVALID',
+      `Unknown study arm "${arm}"; arms: ${Object.keys(STUDY_ARMS).join(', ')}`,
+      { details: { field: 'arms', found: arm, allowed: Object.keys(STUDY_ARMS) } },
+    );
+  }
+  return validateRunConfig(
+    deepMerge(deepMerge(base as unknown as Plain, override), { name: `${arm}-s${seed}`, seed }),
+    `arm ${arm}`,
+  );
+}
+
+/** Per-arm figures over seeds; exported for tests on synthetic runs. */
+export function summarizeArm(arm: string, runs: readonly StudyRun[], evalSize: number): ArmSummary {
+  const finals = runs.map(
+    (run) => run.metrics.filter((row) => row.evalAccuracy !== undefined).at(-1)?.evalAccuracy ?? Number.NaN,
+  );
+  const initials = runs.map((run) => run.initialEvalAccuracy ?? Number.NaN);
+  const before = mean(initials);
+  const after = mean(finals);
+  const n = evalSize * runs.length;
+  const se = Math.sqrt((before * (1 - before)) / n + (after * (1 - after)) / n);
+  const rows = runs.flatMap((run) => run.metrics);
+  const ratios = finite(rows.map((row) => row.klFree / row.klReplay));
+  return {
+    arm,
+    seeds: runs.length,
+    collapsed: runs.filter((run) => run.collapse.collapsed).length,
+    initialEvalAccuracy: before,
+    finalEvalAccuracy: { mean: after, sd: sd(finite(finals)) },
+    gain: { value: after - before, low: after - before - 1.96 * se, high: after - before + 1.96 * se },
+    meanKlFree: mean(rows.map((row) => row.klFree)),
+    meanKlReplay: mean(rows.map((row) => row.klReplay)),
+    klRatioMedian: quantile(ratios, 0.5),
+    klRatioP90: quantile(ratios, 0.9),
+    extremeTokenFractionFree: mean(rows.map((row) => row.extremeTokenFractionFree)),
+    extremeTokenFractionReplay: mean(rows.map((row) => row.extremeTokenFractionReplay)),
+    maxAbsDeltaFree: Math.max(...finite(rows.map((row) => row.maxAbsDeltaFree)), Number.NaN),
+    maxAbsDeltaReplay: Math.max(...finite(rows.map((row) => row.maxAbsDeltaReplay)), Number.NaN),
+    klFreeShareOnFlippedTokens: mean(rows.map((row) => row.klFreeShareOnFlippedTokens)),
+    tokensWithRoutingDifference: mean(rows.map((row) => row.tokensWithRoutingDifference)),
+  };
+}
+
+const pct = (value: number) => `${(100 * value).toFixed(1)}`;
+
+/** The study's conclusion, computed from the summaries: collapse counts first, then what replay changed. */
+export function studyVerdict(summaries: readonly ArmSummary[]): string {
+  const parts: string[] = [];
+  const counts = summaries.map((summary) => `${summary.arm} ${summary.collapsed}/${summary.seeds}`);
+  const anyCollapse = summaries.some((summary) => summary.collapsed > 0);
+  const free = summaries.find((summary) => summary.arm === 'free');
+  const r3 = summaries.find((summary) => summary.arm === 'R3');
+  if (anyCollapse) parts.push(`collapsed runs: ${counts.join(', ')}.`);
+  else parts.push(`no run collapsed at this scale (${counts.join(', ')}).`);
+  const reference = r3 ?? free;
+  if (reference !== undefined && Number.isFinite(reference.klRatioMedian)) {
+    parts.push(
+      `Replaying the engine's routing cut the trainer–engine KL by ${reference.klRatioMedian.toFixed(2)}× at the median step (${reference.klRatioP90.toFixed(1)}× at the 90th percentile), max |Δlogp| from ${reference.maxAbsDeltaFree.toFixed(2)} to ${reference.maxAbsDeltaReplay.toFixed(2)}, tokens beyond ln 2 from ${pct(reference.extremeTokenFractionFree)}% to ${pct(reference.extremeTokenFractionReplay)}%; ${pct(reference.tokensWithRoutingDifference)}% of tokens were routed differently and carried ${pct(reference.klFreeShareOnFlippedTokens)}% of the free-routing KL.`,
+    );
+  }
+  if (free !== undefined && r3 !== undefined) {
+    const better = r3.gain.value - free.gain.value;
+    parts.push(
+      `Held-out accuracy gain: R3 ${pct(r3.gain.value)} points [${pct(r3.gain.low)}, ${pct(r3.gain.high)}], free ${pct(free.gain.value)} points [${pct(free.gain.low)}, ${pct(free.gain.high)}] (difference ${pct(better)}).`,
+    );
+  }
+  return parts.join(' ');
+}
+
+/** Runs every arm over every seed (warm starts shared per seed), detects collapses, summarises, reports. */
+export async function stabilityStudy(options: StabilityStudyOptions): Promise<StabilityStudyResult> {
+  const criteria = options.criteria ?? DEFAULT_COLLAPSE_CRITERIA;
+  const configs = options.seeds.flatMap((seed) =>
+    options.arms.map((arm) => ({ arm, seed, config: armConfig(options.base, arm, seed) })),
+  );
+  const runs: StudyRun[] = [];
+  for (const { arm, seed, config } of configs) {
+    const events = options.eventsFor?.(config.name);
+    const start = performance.now();
+    try {
+      const result = await trainRun({
+        config,
+        directory: join(options.directory, config.name),
+        ...(events === undefined ? {} : { events }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      runs.push({
+        name: config.name,
+        arm,
+        seed,
+        config,
+        metrics: result.metrics,
+        initialEvalAccuracy: result.initialEvalAccuracy,
+        collapse: detectCollapse(
+          result.metrics,
+          result.initialEvalAccuracy,
+          criteria,
+          config.train.miniBatches * config.train.epochs,
+        ),
+        wallSeconds: (performance.now() - start) / 1000,
+      });
+    } finally {
+      events?.stop?.();
+    }
+    if (options.signal?.aborted === true) break;
+  }
+  const summaries = options.arms.map((arm) =>
+    summarizeArm(
+      arm,
+      runs.filter((run) => run.arm === arm),
+      options.base.eval.size,
+    ),
+  );
+  const reportPath = join(options.directory, 'report.html');
+  await writeHtmlReport(
+    reportPath,
+    runs,
+    options.title ?? `moerl study: ${options.arms.join(' vs ')} over seeds ${options.seeds.join(', ')}`,
+  );
+  return { runs, summaries, verdict: studyVerdict(summaries), reportPath };
+}
+
+const cell = (value: number, digits: number, exponent = false) =>
+  !Number.isFinite(value) ? '–' : exponent ? value.toExponential(2) : value.toFixed(digits);
+
+/** One row per arm: seeds, collapses, accuracy (mean ± sd), gain with CI, KL free/replay and tails. */
+export function armTable(summaries: readonly ArmSummary[]): string {
+  const header = [
+    'arm',
+    'collapsed',
+    'eval acc before',
+    'eval acc after (±sd)',
+    'gain [95% CI]',
+    'KL free',
+    'KL replay',
+    'KL ratio med/p90',
+    '>ln2 free',
+    '>ln2 replay',
+    'max|Δ| free/replay',
+  ];
+  const body = summaries.map((s) => [
+    s.arm,
+    `${s.collapsed}/${s.seeds}`,
+    cell(s.initialEvalAccuracy, 3),
+    `${cell(s.finalEvalAccuracy.mean, 3)} ±${cell(s.finalEvalAccuracy.sd, 3)}`,
+    `${cell(s.gain.value, 3)} [${cell(s.gain.low, 3)}, ${cell(s.gain.high, 3)}]`,
+    cell(s.meanKlFree, 0, true),
+    cell(s.meanKlReplay, 0, true),
+    `${cell(s.klRatioMedian, 2)}/${cell(s.klRatioP90, 1)}`,
+    cell(s.extremeTokenFractionFree, 4),
+    cell(s.extremeTokenFractionReplay, 4),
+    `${cell(s.maxAbsDeltaFree, 2)}/${cell(s.maxAbsDeltaReplay, 2)}`,
+  ]);
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...body.map((row) => row[column]!.length)),
+  );
+  const format = (row: readonly string[]) =>
+    row
+      .map((text, column) => (column === 0 ? text.padEnd(widths[column]!) : text.padStart(widths[column]!)))
+      .join('  ');
+  return [format(header), widths.map((width) => '-'.repeat(width)).join('  '), ...body.map(format)].join(
+    '\n',
+  );
+}
