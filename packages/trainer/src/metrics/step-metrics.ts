@@ -38,6 +38,10 @@ export interface StepMetrics {
   readonly klFreeSteady?: number;
   readonly klReplayFlipped?: number;
   readonly klReplaySteady?: number;
+  /** |Δlogp| token counts per decade bin (edges in `ABS_DELTA_BIN_EDGES`): free, free on flipped tokens, replayed. */
+  readonly absDeltaHistogramFree?: readonly number[];
+  readonly absDeltaHistogramFreeFlipped?: readonly number[];
+  readonly absDeltaHistogramReplay?: readonly number[];
   /** Per MoE layer: fraction of expert choices where the trainer's free routing differs from the engine's. */
   readonly routingDisagreement: readonly number[];
   /** Fraction of tokens whose routing differs in at least one layer. */

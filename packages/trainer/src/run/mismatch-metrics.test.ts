@@ -55,6 +55,12 @@ describe('mismatchMetrics', () => {
     // Per layer over the 3 response positions × top-2: layer 0 no difference, layer 1 one of six choices.
     expect(metrics.routingDisagreement).toEqual([0, 1 / 6]);
     expect(metrics.extremeTokenFractionFree).toBeCloseTo(1 / 3, 12);
+    // |Δ| free = 0, 1, 0.25 → bins [0, 1e-6), [1, 10), [0.1, 1); the flipped token is the |Δ| = 1 one.
+    expect(metrics.absDeltaHistogramFree).toEqual([1, 0, 0, 0, 0, 0, 1, 1, 0]);
+    expect(metrics.absDeltaHistogramFreeFlipped).toEqual([0, 0, 0, 0, 0, 0, 0, 1, 0]);
+    // Replay: 0, ≈0.1 (float32 rounding puts it on either side of 0.1), 0.
+    expect(metrics.absDeltaHistogramReplay.reduce((a, b) => a + b, 0)).toBe(3);
+    expect(metrics.absDeltaHistogramReplay[0]).toBe(2);
   });
 
   it('reports NaN for the replay side and the split when nothing flipped', () => {

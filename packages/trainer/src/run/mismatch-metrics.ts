@@ -25,6 +25,32 @@ export interface MismatchMetrics {
   readonly klFreeSteady: number;
   readonly klReplayFlipped: number;
   readonly klReplaySteady: number;
+  /**
+   * Token counts of |trainer − engine| per decade (`ABS_DELTA_BIN_EDGES`): free routing, free routing on
+   * the tokens whose routing flipped, and replayed routing. Pooled over steps they give the |Δlogp|
+   * distribution on a log scale.
+   */
+  readonly absDeltaHistogramFree: number[];
+  readonly absDeltaHistogramFreeFlipped: number[];
+  readonly absDeltaHistogramReplay: number[];
+}
+
+/** Lower edges of the |Δlogp| histogram bins: [0, 1e-6), [1e-6, 1e-5), …, [1, 10), [10, ∞). */
+export const ABS_DELTA_BIN_EDGES: readonly number[] = [0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10];
+
+function absDeltaBin(value: number): number {
+  let bin = 0;
+  while (bin + 1 < ABS_DELTA_BIN_EDGES.length && value >= ABS_DELTA_BIN_EDGES[bin + 1]!) bin++;
+  return bin;
+}
+
+function absDeltaHistogram(trainer: Float32Array, engine: Float32Array, keep?: Uint8Array): number[] {
+  const counts = new Array<number>(ABS_DELTA_BIN_EDGES.length).fill(0);
+  for (let t = 0; t < trainer.length; t++) {
+    if (keep !== undefined && keep[t] !== 1) continue;
+    counts[absDeltaBin(Math.abs(trainer[t]! - engine[t]!))]! += 1;
+  }
+  return counts;
 }
 
 /**
@@ -145,5 +171,8 @@ export function mismatchMetrics(
     klFreeSteady: freeSplit.steady,
     klReplayFlipped: replaySplit?.flipped ?? Number.NaN,
     klReplaySteady: replaySplit?.steady ?? Number.NaN,
+    absDeltaHistogramFree: absDeltaHistogram(free.logprobs, engineLogprobs),
+    absDeltaHistogramFreeFlipped: absDeltaHistogram(free.logprobs, engineLogprobs, flags),
+    absDeltaHistogramReplay: replay === undefined ? [] : absDeltaHistogram(replay.logprobs, engineLogprobs),
   };
 }

@@ -32,12 +32,16 @@ export function createAdditionTask(maxDigits = 2): Task {
  * the problem space holds 810 000 problems, far more than a short warm start sees, so held-out accuracy
  * measures whether a policy learned to add, not which problems it memorised.
  */
-export function createLongAdditionTask(digits = 3): Task {
+export function createLongAdditionTask(digits = 3, options: { reversed?: boolean } = {}): Task {
   const low = 10 ** (digits - 1);
   const span = 9 * low;
+  const reversed = options.reversed === true;
+  const write = (value: number) => (reversed ? [...String(value)].reverse().join('') : String(value));
   return defineTask({
-    name: `addition-${digits}`,
-    description: `add two ${digits}-digit numbers ("482+917=" → "1399"; ${span * span} problems)`,
+    name: reversed ? `addition-${digits}-reversed` : `addition-${digits}`,
+    description: reversed
+      ? `add two ${digits}-digit numbers written least significant digit first ("284+719=" → "9931" is 482 + 917 = 1399; ${span * span} problems)`
+      : `add two ${digits}-digit numbers ("482+917=" → "1399"; ${span * span} problems)`,
     alphabet: `${DIGITS}+=`,
     answerAlphabet: DIGITS,
     maxPromptLength: 2 * digits + 2,
@@ -45,7 +49,7 @@ export function createLongAdditionTask(digits = 3): Task {
     generate(random) {
       const a = low + random.nextInt(span);
       const b = low + random.nextInt(span);
-      return { prompt: `${a}+${b}=`, answer: String(a + b) };
+      return { prompt: `${write(a)}+${write(b)}=`, answer: write(a + b) };
     },
   });
 }
@@ -53,7 +57,7 @@ export function createLongAdditionTask(digits = 3): Task {
 /** `3141:` → `1134`: sort a list of digits ascending. */
 export function createSortDigitsTask(maxLength = 4): Task {
   return defineTask({
-    name: 'sort-digits',
+    name: maxLength === 4 ? 'sort-digits' : `sort-digits-${maxLength}`,
     description: `sort up to ${maxLength} digits ascending ("3141:" → "1134")`,
     alphabet: `${DIGITS}:`,
     answerAlphabet: DIGITS,
@@ -71,7 +75,7 @@ const LETTERS = 'abcdefgh';
 /** `abcd<` → `dcba`: reverse a string of letters. */
 export function createReverseTask(maxLength = 5): Task {
   return defineTask({
-    name: 'reverse',
+    name: maxLength === 5 ? 'reverse' : `reverse-${maxLength}`,
     description: `reverse up to ${maxLength} letters a–h ("abcd<" → "dcba")`,
     alphabet: `${LETTERS}<`,
     answerAlphabet: LETTERS,

@@ -12,8 +12,11 @@ export type TaskFactory = () => Task;
 const factories = new Map<string, TaskFactory>([
   ['addition', () => createAdditionTask()],
   ['addition-3', () => createLongAdditionTask(3)],
+  ['addition-3-reversed', () => createLongAdditionTask(3, { reversed: true })],
   ['sort-digits', () => createSortDigitsTask()],
   ['reverse', () => createReverseTask()],
+  ['reverse-8', () => createReverseTask(8)],
+  ['sort-digits-8', () => createSortDigitsTask(8)],
 ]);
 
 /** Adds a task by name (for `moerl train --task <name>` and configs). Replacing a name needs `replace`. */
