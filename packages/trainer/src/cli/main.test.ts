@@ -65,6 +65,12 @@ describe('moerl CLI', () => {
     );
   });
 
+  it('runs the model cross-field checks in `config`', async () => {
+    await expect(run('config', '--set', 'model.topK=99')).rejects.toThrow(
+      /model\.topK \(99\) must not exceed numExperts \(8\)/,
+    );
+  });
+
   it('trains, then inspects and evaluates the run it wrote', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'moerl-cli-'));
     try {

@@ -10,6 +10,7 @@ import type { RunConfig } from '../config/run-config-schema.js';
 import { writeHtmlReport } from '../report/html-report.js';
 import { compareRuns } from '../run/compare-runs.js';
 import { evaluateRun } from '../run/evaluate-run.js';
+import { preflightRun } from '../run/preflight.js';
 import { readInitialEval, readMetrics, runPaths } from '../run/run-directory.js';
 import { trainRun } from '../run/train-run.js';
 import { listTasks } from '../tasks/task-registry.js';
@@ -67,10 +68,19 @@ export function createProgram(): Command {
   )
     .option('-o, --out <dir>', 'run directory (default: runs/<name>)')
     .option('--resume', 'continue from the run directory’s latest checkpoint')
+    .option('--force', 'replace a run already in the run directory (its files are removed)')
     .option('-q, --quiet', 'no progress output')
     .option('--json', 'one JSON line per step on stdout')
     .action(
-      async (flags: ConfigFlags & { out?: string; resume?: boolean; quiet?: boolean; json?: boolean }) => {
+      async (
+        flags: ConfigFlags & {
+          out?: string;
+          resume?: boolean;
+          force?: boolean;
+          quiet?: boolean;
+          json?: boolean;
+        },
+      ) => {
         // `--resume` alone continues with the config the run was started with.
         const reuseSaved =
           flags.resume === true &&
@@ -99,6 +109,7 @@ export function createProgram(): Command {
             events,
             signal: interruptSignal(),
             resume: flags.resume === true,
+            force: flags.force === true,
           });
           const record = {
             name: config.name,
@@ -130,8 +141,9 @@ export function createProgram(): Command {
       'grpo,grpo-r3',
     )
     .option('-o, --out <dir>', 'directory for the runs and the report', 'runs/compare')
+    .option('--force', 'replace runs already in the directory')
     .option('-q, --quiet', 'no progress output')
-    .action(async (flags: ConfigFlags & { runs: string; out: string; quiet?: boolean }) => {
+    .action(async (flags: ConfigFlags & { runs: string; out: string; force?: boolean; quiet?: boolean }) => {
       const configs: RunConfig[] = [];
       for (const variant of flags.runs.split(',').filter(Boolean)) {
         const config = await configFrom(flags, [variant]);
@@ -141,6 +153,7 @@ export function createProgram(): Command {
       const result = await compareRuns({
         configs,
         directory: flags.out,
+        force: flags.force === true,
         signal,
         eventsFor: (config) => progressEvents({ runName: config.name, quiet: flags.quiet === true }),
       });
@@ -255,7 +268,12 @@ export function createProgram(): Command {
     .action(async (flags: ConfigFlags & { docs?: boolean; tasks?: boolean }) => {
       if (flags.docs === true) process.stdout.write(`${configDocsMarkdown()}\n`);
       else if (flags.tasks === true) process.stdout.write(`${listTasks().join('\n')}\n`);
-      else process.stdout.write(`${JSON.stringify(await configFrom(flags), null, 2)}\n`);
+      else {
+        const config = await configFrom(flags);
+        // The checks a run makes before it starts (model cross-field sizes, task, objective, plugins).
+        await preflightRun(config);
+        process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+      }
     });
 
   return program;

@@ -5,8 +5,8 @@ import { createEvalSet, createTask } from '../tasks/task-registry.js';
 import { resolveRunBackends } from './backends.js';
 import { evaluateAccuracy } from './evaluate.js';
 import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
+import { importPlugins } from './preflight.js';
 import { readLatestCheckpoint, runPaths } from './run-directory.js';
-import { importPlugins } from './train-run.js';
 
 export interface EvaluateRunResult {
   readonly step: number;

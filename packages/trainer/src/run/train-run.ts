@@ -17,13 +17,14 @@ import type { RunConfig } from '../config/run-config-schema.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
 import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
 import type { Task } from '../tasks/task.js';
-import { createEvalSet, createTask } from '../tasks/task-registry.js';
+import { createEvalSet } from '../tasks/task-registry.js';
 import { tokenAdvantages } from './advantages.js';
 import { resolveRunBackends } from './backends.js';
 import { evaluateAccuracy } from './evaluate.js';
 import { miniBatchRanges } from './mini-batches.js';
 import { mismatchMetrics } from './mismatch-metrics.js';
-import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
+import { initialWeights, maxNewTokensOf } from './model-setup.js';
+import { preflightRun, prepareRunDirectory } from './preflight.js';
 import { collectRollouts, type RolloutBatch, trainingBatchOf } from './rollout-batch.js';
 import { createRunEngine } from './rollout-engine.js';
 import {
@@ -40,12 +41,16 @@ import {
 import type { RunEvents } from './run-events.js';
 import { warmStart } from './warm-start.js';
 
+export { importPlugins } from './preflight.js';
+
 export interface TrainRunOptions {
   readonly config: RunConfig;
   /** The run directory (created if missing). */
   readonly directory: string;
   /** Continue from the run directory's latest checkpoint. */
   readonly resume?: boolean;
+  /** Replace a run already in `directory` (without it, and without `resume`, that is an error). */
+  readonly force?: boolean;
   readonly events?: RunEvents;
   /** When aborted, the run stops after the current step and writes a checkpoint. */
   readonly signal?: AbortSignal;
@@ -63,23 +68,6 @@ export interface TrainRunResult {
 
 const sum = (values: readonly number[]) => values.reduce((total, value) => total + value, 0);
 const mean = (values: readonly number[]) => (values.length === 0 ? Number.NaN : sum(values) / values.length);
-
-export async function importPlugins(plugins: readonly string[]): Promise<void> {
-  for (const plugin of plugins) {
-    try {
-      await import(plugin);
-    } catch (error) {
-      throw new MoerlError(
-        'CONFIG_INVALID',
-        `plugins: cannot import "${plugin}": ${(error as Error).message}`,
-        {
-          cause: error,
-          details: { field: 'plugins', found: plugin },
-        },
-      );
-    }
-  }
-}
 
 /** Refuses up front, before any rollout, a replay mode the chosen backends cannot do. */
 function assertReplaySupported(
@@ -350,11 +338,11 @@ function warmStartKey(config: RunConfig): string {
 export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult> {
   const { config, events } = options;
   const paths = runPaths(options.directory);
-  await mkdir(paths.root, { recursive: true });
-  await importPlugins(config.plugins);
-  const task = createTask(config.task.name);
-  const modelConfig = modelConfigFor(config, task);
+  // Everything checkable is checked before the run directory is touched.
+  const { task, modelConfig } = await preflightRun(config);
   const backends = await resolveRunBackends(config.backends);
+  await prepareRunDirectory(paths, options);
+  await mkdir(paths.root, { recursive: true });
   for (const line of backends.summary) events?.log?.(line);
   const evalSet = createEvalSet(task, config.eval.size, config.seed);
   const heldOut = new Set(evalSet.map((example) => example.prompt));
