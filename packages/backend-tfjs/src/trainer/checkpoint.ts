@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  assertFiniteTensors,
   type ModelConfig,
   MoerlError,
   type NamedTensors,
   readHfConfigFile,
   readSafetensorsFile,
+  validateWeights,
   writeFileAtomic,
   writeHfConfigFile,
   writeSafetensorsFile,
@@ -115,6 +117,8 @@ export async function readCheckpoint(directory: string, config: ModelConfig): Pr
     }
   };
   const weights = await read(WEIGHTS_FILE);
+  // Names, shapes and finiteness, the file named: NaN weights are refused here, not trained on.
+  validateWeights(config, weights.tensors, { subject: join(directory, WEIGHTS_FILE) });
   if (!(await exists(join(directory, STATE_FILE)))) return { weights: weights.tensors };
 
   let state: Record<string, unknown>;
@@ -127,6 +131,7 @@ export async function readCheckpoint(directory: string, config: ModelConfig): Pr
     throw invalid(directory, `${STATE_FILE} format is ${String(state.format)}, expected ${STATE_FORMAT}`);
   }
   const optimizer = await read(OPTIMIZER_FILE);
+  assertFiniteTensors(optimizer.tensors, join(directory, OPTIMIZER_FILE));
   for (const [file, contents] of [
     [WEIGHTS_FILE, weights],
     [OPTIMIZER_FILE, optimizer],

@@ -436,4 +436,26 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
     await expect(subject.loadCheckpoint(second)).rejects.toMatchObject({ code: 'CHECKPOINT_INVALID' });
     await subject.dispose();
   });
+
+  it('refuses NaN weights or moments with NON_FINITE naming the file and the tensor, before touching anything', async () => {
+    const directory = await temporaryDirectory();
+    const subject = await trainer();
+    await subject.saveCheckpoint(directory);
+    for (const file of ['model.safetensors', 'optimizer.safetensors']) {
+      const path = join(directory, file);
+      const original = await readSafetensorsFile(path);
+      const [name, tensor] = [...original.tensors].find(([, value]) => value.dtype === 'F32')!;
+      const data = Float32Array.from(tensor.data as Float32Array);
+      data[1] = Number.NaN;
+      const poisoned = new Map(original.tensors).set(name, { ...tensor, dtype: 'F32', data });
+      await writeSafetensorsFile(path, poisoned, original.metadata);
+      await expect(subject.loadCheckpoint(directory)).rejects.toMatchObject({
+        code: 'NON_FINITE',
+        message: expect.stringContaining(`${path}: ${name} must be finite, found NaN at index 1`),
+      });
+      await writeSafetensorsFile(path, original.tensors, original.metadata);
+    }
+    await subject.loadCheckpoint(directory);
+    await subject.dispose();
+  });
 });
