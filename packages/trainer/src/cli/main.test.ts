@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveOnnxEngine } from '@moerl/rollout-http';
@@ -69,6 +69,34 @@ describe('moerl CLI', () => {
     await expect(run('config', '--set', 'model.topK=99')).rejects.toThrow(
       /model\.topK \(99\) must not exceed numExperts \(8\)/,
     );
+  });
+
+  it('fails a run in which every step was skipped, after writing its report', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'moerl-cli-'));
+    const plugin = new URL('../__fixtures__/likelihood-objective.ts', import.meta.url).href;
+    try {
+      await expect(
+        run(
+          'train',
+          ...settings,
+          '--set',
+          `plugins=["${plugin}"]`,
+          '--set',
+          'algorithm.objective=test-plugin-likelihood',
+          '--set',
+          'train.learningRate=1e300',
+          '--out',
+          join(directory, 'run'),
+          '--quiet',
+        ),
+      ).rejects.toMatchObject({
+        code: 'NON_FINITE',
+        message: expect.stringMatching(/^every one of the 2 RL step\(s\) was skipped/),
+      });
+      await expect(readFile(join(directory, 'run', 'report.html'), 'utf8')).resolves.toContain('<html');
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 
   it('trains, then inspects and evaluates the run it wrote', async () => {

@@ -7,7 +7,9 @@ import { configDocsMarkdown } from '../config/config-docs.js';
 import { listPresets } from '../config/presets.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfig } from '../config/run-config-schema.js';
+import type { StepMetrics } from '../metrics/step-metrics.js';
 import { writeHtmlReport } from '../report/html-report.js';
+import { allStepsSkippedError } from '../run/checked-update.js';
 import { compareRuns } from '../run/compare-runs.js';
 import { evaluateRun } from '../run/evaluate-run.js';
 import { preflightRun } from '../run/preflight.js';
@@ -25,6 +27,8 @@ interface ConfigFlags {
   config?: string;
   set?: string[];
 }
+
+const skippedOf = (metrics: readonly StepMetrics[]) => metrics.at(-1)?.skippedSteps ?? 0;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -122,6 +126,8 @@ export function createProgram(): Command {
             process.stdout.write(`${summaryTable([record])}\n`);
             process.stdout.write(`run directory: ${directory}\nreport: ${result.paths.report}\n`);
           }
+          if (result.allStepsSkipped)
+            throw allStepsSkippedError(result.metrics.length, skippedOf(result.metrics));
         } finally {
           events.stop();
         }
@@ -158,6 +164,16 @@ export function createProgram(): Command {
         eventsFor: (config) => progressEvents({ runName: config.name, quiet: flags.quiet === true }),
       });
       process.stdout.write(`\n${summaryTable(result.runs)}\n\nreport: ${result.reportPath}\n`);
+      const diverged = result.runs.filter(
+        (run) => run.metrics.length > 0 && run.metrics.every((row) => row.skipped === true),
+      );
+      if (diverged.length > 0) {
+        throw new MoerlError(
+          'NON_FINITE',
+          `every RL step was skipped in ${diverged.map((run) => run.name).join(', ')} (non-finite loss, gradient or updated weights): their policies never changed`,
+          { details: { runs: diverged.map((run) => run.name) } },
+        );
+      }
     });
 
   program

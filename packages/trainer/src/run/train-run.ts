@@ -20,6 +20,7 @@ import type { Task } from '../tasks/task.js';
 import { createEvalSet } from '../tasks/task-registry.js';
 import { tokenAdvantages } from './advantages.js';
 import { resolveRunBackends } from './backends.js';
+import { checkUpdate } from './checked-update.js';
 import { evaluateAccuracy } from './evaluate.js';
 import { miniBatchRanges } from './mini-batches.js';
 import { mismatchMetrics } from './mismatch-metrics.js';
@@ -64,6 +65,8 @@ export interface TrainRunResult {
   readonly stoppedEarly: boolean;
   /** Held-out accuracy before the first RL step (NaN when unknown, e.g. a resumed run without the file). */
   readonly initialEvalAccuracy: number;
+  /** Every RL step was skipped (its metrics row says `skipped`): the policy never changed. */
+  readonly allStepsSkipped: boolean;
 }
 
 const sum = (values: readonly number[]) => values.reduce((total, value) => total + value, 0);
@@ -246,8 +249,11 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
     const batch: TrainingBatch = { sequences: indices.map((index) => updateBatch.sequences[index]!) };
     return { batch, objective };
   });
+  const before = await trainer.exportWeights();
+  let updates = 0;
   for (let epoch = 0; epoch < config.train.epochs; epoch++) {
     for (const { batch, objective } of parts) {
+      updates++;
       const result = await trainer.trainStep(batch, objective, { routing: routingMode, temperature });
       if (result.skipped) skipped++;
       else {
@@ -257,13 +263,19 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
       }
     }
   }
-  await engine.updateWeights(await trainer.exportWeights(), step);
+  const checked = await checkUpdate(trainer, before);
+  if (checked.rolledBack !== undefined)
+    events?.log?.(`step ${step} skipped, update undone: ${checked.rolledBack}`);
+  // Skipped: the weights left the step as they entered it (every update skipped, or the update undone).
+  const stepSkipped = checked.rolledBack !== undefined || (updates > 0 && skipped === updates);
+  await engine.updateWeights(checked.weights, step);
   const trainSeconds = (performance.now() - trainStart) / 1000;
 
   const rewards = Array.from(rollouts.rewards);
   const rewardMean = mean(rewards);
   return {
-    skipped,
+    skipped: checked.rolledBack === undefined ? skipped : updates,
+    stepSkipped,
     metrics: {
       step,
       rewardMean,
@@ -490,7 +502,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       events?.log?.(`held-out accuracy before RL: ${initialEvalAccuracy.toFixed(3)}`);
     }
     for (let step = firstStep; step <= config.train.steps; step++) {
-      const { metrics: row, skipped } = await rlStep(context, step, events);
+      const { metrics: row, skipped, stepSkipped } = await rlStep(context, step, events);
       skippedSteps += skipped;
       let evalAccuracy: number | undefined;
       const last = step === config.train.steps;
@@ -501,6 +513,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       const full: StepMetrics = {
         ...row,
         skippedSteps,
+        ...(stepSkipped ? { skipped: true } : {}),
         ...(evalAccuracy === undefined ? {} : { evalAccuracy }),
       };
       metrics.push(full);
@@ -525,5 +538,6 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     await reference?.dispose();
     await trainer.dispose();
   }
-  return { paths, metrics, stoppedEarly, initialEvalAccuracy };
+  const allStepsSkipped = metrics.length > 0 && metrics.every((row) => row.skipped === true);
+  return { paths, metrics, stoppedEarly, initialEvalAccuracy, allStepsSkipped };
 }
