@@ -85,12 +85,33 @@ describe('prepareRunDirectory', () => {
     await prepareRunDirectory(runPaths(join(root, 'missing')), {});
   });
 
-  it('names a regular file where the run directory should be', async () => {
+  it('names a regular file where the run directory, or a folder above it, should be', async () => {
     const file = join(root, 'a-file');
     await writeFile(file, '');
-    const error = await rejection(prepareRunDirectory(runPaths(join(file)), {}));
-    expect(error.code).toBe('IO_ERROR');
-    expect(error.message).toContain(`run directory ${file}: expected a directory, found a file`);
+    for (const directory of [file, join(file, 'run')]) {
+      const error = await rejection(prepareRunDirectory(runPaths(directory), {}));
+      expect(error.code).toBe('IO_ERROR');
+      expect(error.message).toBe(
+        `run directory ${directory}: expected a directory, it or a folder above it is a regular file`,
+      );
+    }
+  });
+
+  it('removes temporaries that dead processes left mid-save, and keeps live ones', async () => {
+    const paths = runPaths(join(root, 'crashed'));
+    await mkdir(paths.checkpoints, { recursive: true });
+    // A pid far above any default pid_max: no such process.
+    const dead = 2 ** 30 + 7;
+    await mkdir(join(paths.checkpoints, `.step-000002.${dead}.tmp`, 'trainer'), { recursive: true });
+    await writeFile(join(paths.root, `.metrics.jsonl.${dead}.0a1b2c3d4e5f.tmp`), '');
+    await mkdir(join(paths.checkpoints, `.step-000003.${process.pid}.tmp`));
+    await writeFile(join(paths.checkpoints, 'latest.json'), '{}');
+    await prepareRunDirectory(paths, { resume: true });
+    expect((await readdir(paths.checkpoints)).sort()).toEqual([
+      `.step-000003.${process.pid}.tmp`,
+      'latest.json',
+    ]);
+    expect(await readdir(paths.root)).toEqual(['checkpoints']);
   });
 });
 

@@ -1,4 +1,4 @@
-import { readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { listObjectives } from '@moerl/algos';
 import { type ModelConfig, MoerlError } from '@moerl/core';
@@ -6,7 +6,7 @@ import type { RunConfig } from '../config/run-config-schema.js';
 import type { Task } from '../tasks/task.js';
 import { createTask } from '../tasks/task-registry.js';
 import { modelConfigFor } from './model-setup.js';
-import type { RunPaths } from './run-directory.js';
+import { type RunPaths, removeStaleTemporaries } from './run-directory.js';
 
 export async function importPlugins(plugins: readonly string[]): Promise<void> {
   for (const plugin of plugins) {
@@ -111,34 +111,49 @@ function runArtifacts(paths: RunPaths): string[] {
 }
 
 /**
- * A new run refuses a directory that already holds a run (`INVALID_ARGUMENT`), unless it resumes it or
- * `force` says to replace it; then the old run's files are removed first, so the two never mix.
+ * Makes the run directory ready: a new run refuses a directory that already holds a run
+ * (`INVALID_ARGUMENT`), unless it resumes it or `force` says to replace it (then the old run's files are
+ * removed first, so the two never mix). Temporaries of crashed saves are removed, and the directory is
+ * created; a path that cannot be a directory is an `IO_ERROR` naming it.
  */
 export async function prepareRunDirectory(
   paths: RunPaths,
   options: { readonly resume?: boolean; readonly force?: boolean },
 ): Promise<void> {
-  if (options.resume === true) return;
-  let entries: string[];
+  let entries: string[] = [];
   try {
     entries = await readdir(paths.root);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return;
-    throw new MoerlError(
-      'IO_ERROR',
-      `run directory ${paths.root}: expected a directory, ${code === 'ENOTDIR' ? 'found a file' : `cannot read it (${(error as Error).message})`}`,
-      { cause: error, details: { path: paths.root } },
-    );
+    if (code !== 'ENOENT') throw notADirectory(paths.root, error);
   }
   const existing = runArtifacts(paths).filter((path) => entries.includes(basename(path)));
-  if (existing.length === 0) return;
-  if (options.force !== true) {
-    throw new MoerlError(
-      'INVALID_ARGUMENT',
-      `run directory ${paths.root} already holds a run (${existing.map((path) => basename(path)).join(', ')}); continue it with --resume, replace it with --force, or choose another --out`,
-      { details: { path: paths.root, found: existing } },
-    );
+  if (options.resume !== true && existing.length > 0) {
+    if (options.force !== true) {
+      throw new MoerlError(
+        'INVALID_ARGUMENT',
+        `run directory ${paths.root} already holds a run (${existing.map((path) => basename(path)).join(', ')}); continue it with --resume, replace it with --force, or choose another --out`,
+        { details: { path: paths.root, found: existing } },
+      );
+    }
+    for (const path of existing) await rm(path, { recursive: true, force: true });
   }
-  for (const path of existing) await rm(path, { recursive: true, force: true });
+  await removeStaleTemporaries(paths);
+  try {
+    await mkdir(paths.root, { recursive: true });
+  } catch (error) {
+    throw notADirectory(paths.root, error);
+  }
+}
+
+function notADirectory(path: string, error: unknown): MoerlError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const found =
+    code === 'ENOTDIR' || code === 'EEXIST'
+      ? 'it or a folder above it is a regular file'
+      : `cannot use it (${(error as Error).message})`;
+  return new MoerlError('IO_ERROR', `run directory ${path}: expected a directory, ${found}`, {
+    cause: error,
+    details: { path },
+  });
 }

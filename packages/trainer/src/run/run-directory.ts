@@ -129,6 +129,43 @@ export async function saveRunCheckpoint(
   return final;
 }
 
+/** `.step-000004.1234.tmp` (a checkpoint being written) or `.metrics.jsonl.1234.9f3a….tmp` (a file). */
+const TEMPORARY = /^\..+\.(\d+)(?:\.[0-9a-f]+)?\.tmp$/;
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporaries that processes which no longer run left in the run directory and its
+ * checkpoints (a crash or kill mid-save); those of live processes are theirs. Returns the removed paths.
+ */
+export async function removeStaleTemporaries(paths: RunPaths): Promise<string[]> {
+  const removed: string[] = [];
+  for (const directory of [paths.root, paths.checkpoints]) {
+    let entries: string[];
+    try {
+      entries = await readdir(directory);
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      const pid = TEMPORARY.exec(entry)?.[1];
+      if (pid === undefined || processAlive(Number(pid))) continue;
+      await rm(join(directory, entry), { recursive: true, force: true });
+      removed.push(join(directory, entry));
+    }
+  }
+  return removed;
+}
+
 export async function readLatestCheckpoint(
   paths: RunPaths,
 ): Promise<{ state: RunState; trainerDirectory: string }> {

@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createObjective, filterUniformGroups } from '@moerl/algos';
 import {
   createRandom,
@@ -354,7 +354,6 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   const { task, modelConfig } = await preflightRun(config);
   const backends = await resolveRunBackends(config.backends);
   await prepareRunDirectory(paths, options);
-  await mkdir(paths.root, { recursive: true });
   for (const line of backends.summary) events?.log?.(line);
   const evalSet = createEvalSet(task, config.eval.size, config.seed);
   const heldOut = new Set(evalSet.map((example) => example.prompt));
