@@ -132,14 +132,28 @@ export async function readCheckpoint(directory: string, config: ModelConfig): Pr
   }
   const optimizer = await read(OPTIMIZER_FILE);
   assertFiniteTensors(optimizer.tensors, join(directory, OPTIMIZER_FILE));
+  if (typeof state.saveId !== 'string' || state.saveId === '') {
+    throw invalid(
+      directory,
+      `${STATE_FILE}: saveId must be a non-empty string, found ${state.saveId === undefined ? 'no saveId' : JSON.stringify(state.saveId)}`,
+    );
+  }
   for (const [file, contents] of [
     [WEIGHTS_FILE, weights],
     [OPTIMIZER_FILE, optimizer],
   ] as const) {
-    if (contents.metadata[SAVE_ID_KEY] !== state.saveId) {
+    const found = contents.metadata[SAVE_ID_KEY];
+    if (found === undefined) {
+      const keys = Object.keys(contents.metadata);
       throw invalid(
         directory,
-        `${file} has save id ${String(contents.metadata[SAVE_ID_KEY])} but ${STATE_FILE} names ${String(state.saveId)} (a save was interrupted)`,
+        `${file}: expected the metadata key ${SAVE_ID_KEY} (= ${JSON.stringify(state.saveId)}, named by ${STATE_FILE}), found ${keys.length === 0 ? 'no metadata keys' : `only ${keys.map((key) => JSON.stringify(key)).join(', ')}`} (a damaged file, or one written by another tool)`,
+      );
+    }
+    if (found !== state.saveId) {
+      throw invalid(
+        directory,
+        `${file}: ${SAVE_ID_KEY} is ${JSON.stringify(found)} but ${STATE_FILE} names ${JSON.stringify(state.saveId)} (the files come from different saves: a save was interrupted)`,
       );
     }
   }

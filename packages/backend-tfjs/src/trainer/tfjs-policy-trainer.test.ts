@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -427,7 +427,6 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
     await subject.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' });
     await subject.saveCheckpoint(second);
     // A crash after the new weights landed but before the new state file: weights of one save, state of another.
-    const { readFile } = await import('node:fs/promises');
     await writeFile(join(first, 'model.safetensors'), await readFile(join(second, 'model.safetensors')));
     await expect(subject.loadCheckpoint(first)).rejects.toMatchObject({ code: 'CHECKPOINT_INVALID' });
 
@@ -456,6 +455,33 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
       await writeSafetensorsFile(path, original.tensors, original.metadata);
     }
     await subject.loadCheckpoint(directory);
+    await subject.dispose();
+  });
+
+  it('says what it found when the save id is missing, damaged or from another save', async () => {
+    const directory = await temporaryDirectory();
+    const subject = await trainer();
+    await subject.saveCheckpoint(directory);
+    const path = join(directory, 'model.safetensors');
+    const original = await readSafetensorsFile(path);
+    const state = JSON.parse(await readFile(join(directory, 'trainer-state.json'), 'utf8')) as {
+      saveId: string;
+    };
+    const messageFor = async (metadata: Record<string, string>) => {
+      await writeSafetensorsFile(path, original.tensors, metadata);
+      const error = (await subject
+        .loadCheckpoint(directory)
+        .catch((caught: unknown) => caught)) as MoerlError;
+      expect(error.code).toBe('CHECKPOINT_INVALID');
+      return error.message;
+    };
+    expect(await messageFor({ format: 'pt', moerl_save_ix: state.saveId })).toContain(
+      `model.safetensors: expected the metadata key moerl_save_id (= "${state.saveId}", named by trainer-state.json), found only "format", "moerl_save_ix"`,
+    );
+    expect(await messageFor({})).toContain('found no metadata keys');
+    expect(await messageFor({ format: 'pt', moerl_save_id: 'beef' })).toContain(
+      `model.safetensors: moerl_save_id is "beef" but trainer-state.json names "${state.saveId}"`,
+    );
     await subject.dispose();
   });
 });
