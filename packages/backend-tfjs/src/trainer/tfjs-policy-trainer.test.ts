@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -407,10 +407,14 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
     await subject.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' });
     await subject.saveCheckpoint(good);
     // Same save, one moment missing: the weights file is fine, the optimizer file is not.
-    const optimizer = await readSafetensorsFile(join(bad, 'optimizer.safetensors'));
+    const optimizer = await readSafetensorsFile(join(bad, 'optimizer', 'optimizer.safetensors'));
     const firstMoment = [...optimizer.tensors.keys()][0]!;
     optimizer.tensors.delete(firstMoment);
-    await writeSafetensorsFile(join(bad, 'optimizer.safetensors'), optimizer.tensors, optimizer.metadata);
+    await writeSafetensorsFile(
+      join(bad, 'optimizer', 'optimizer.safetensors'),
+      optimizer.tensors,
+      optimizer.metadata,
+    );
     const before = await subject.exportWeights();
     await expect(subject.loadCheckpoint(bad)).rejects.toMatchObject({ code: 'CHECKPOINT_INVALID' });
     const after = await subject.exportWeights();
@@ -440,7 +444,7 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
     const directory = await temporaryDirectory();
     const subject = await trainer();
     await subject.saveCheckpoint(directory);
-    for (const file of ['model.safetensors', 'optimizer.safetensors']) {
+    for (const file of ['model.safetensors', join('optimizer', 'optimizer.safetensors')]) {
       const path = join(directory, file);
       const original = await readSafetensorsFile(path);
       const [name, tensor] = [...original.tensors].find(([, value]) => value.dtype === 'F32')!;
@@ -483,5 +487,38 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
       `model.safetensors: moerl_save_id is "beef" but trainer-state.json names "${state.saveId}"`,
     );
     await subject.dispose();
+  });
+
+  it('keeps the moments out of the model directory (its only *.safetensors is the weights), and still reads the old layout', async () => {
+    const whole = await temporaryDirectory();
+    const legacy = await temporaryDirectory();
+    const subject = await trainer();
+    await subject.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' });
+    await subject.saveCheckpoint(whole);
+    const entries = await readdir(whole);
+    expect(entries.filter((entry) => entry.endsWith('.safetensors'))).toEqual(['model.safetensors']);
+    expect(await readdir(join(whole, 'optimizer'))).toEqual(['optimizer.safetensors']);
+
+    // A checkpoint of the old layout: the moments beside the weights.
+    await subject.saveCheckpoint(legacy);
+    await rename(join(legacy, 'optimizer', 'optimizer.safetensors'), join(legacy, 'optimizer.safetensors'));
+    await rm(join(legacy, 'optimizer'), { recursive: true });
+    const fromNew = await trainer();
+    const fromOld = await trainer();
+    await fromNew.loadCheckpoint(whole);
+    await fromOld.loadCheckpoint(legacy);
+    const next = async (resumed: TfjsPolicyTrainer) => {
+      await resumed.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' });
+      return (await resumed.exportWeights()).get('lm_head.weight')!.data;
+    };
+    // The moments came back from the old place: both take the same next step.
+    expect(await next(fromOld)).toEqual(await next(fromNew));
+    expect(fromOld.stats().steps).toBe(2);
+    // Saving over the old layout leaves no moments beside the weights.
+    await fromOld.saveCheckpoint(legacy);
+    expect((await readdir(legacy)).filter((entry) => entry.endsWith('.safetensors'))).toEqual([
+      'model.safetensors',
+    ]);
+    for (const each of [subject, fromNew, fromOld]) await each.dispose();
   });
 });
