@@ -15,7 +15,11 @@ export {
   moeLayerIndices,
   validateModelConfig,
 } from './config/model-config.js';
-export { type ValidateWeightsOptions, validateWeights } from './config/validate-weights.js';
+export {
+  assertFiniteTensors,
+  type ValidateWeightsOptions,
+  validateWeights,
+} from './config/validate-weights.js';
 export { expectedWeights, type WeightSpec } from './config/weight-names.js';
 export type {
   BackendKind,

@@ -253,6 +253,15 @@ describe('budget and eviction', () => {
   it('refuses an insert larger than the whole budget with CACHE_FULL', () => {
     const { insert } = makeCache({ budgetBytes: 2 * POSITION_BYTES });
     expect(codeOf(() => insert([1, 2, 3]))).toBe('CACHE_FULL');
+    let message = '';
+    try {
+      insert([1, 2, 3]);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe(
+      `Router cache cannot fit an insert of ${3 * POSITION_BYTES} bytes: it alone exceeds the whole budget of ${2 * POSITION_BYTES} bytes (budgetBytes); raise budgetBytes or cache shorter prefixes`,
+    );
   });
 
   it('evicts on request and returns the bytes freed', () => {

@@ -403,6 +403,14 @@ class RadixRouterCache<KV extends KvHandle> implements RouterCache<KV> {
   private makeRoom(bytes: number, walk: WalkResult<KV>, evicted: KV[]): void {
     const shortfall = this.bytesUsed + bytes - this.budgetBytes;
     if (shortfall <= 0) return;
+    if (bytes > this.budgetBytes) {
+      // No eviction can help: the new entries alone exceed the budget.
+      throw new MoerlError(
+        'CACHE_FULL',
+        `Router cache cannot fit an insert of ${bytes} bytes: it alone exceeds the whole budget of ${this.budgetBytes} bytes (budgetBytes); raise budgetBytes or cache shorter prefixes`,
+        { details: { needed: bytes, bytesUsed: this.bytesUsed, budgetBytes: this.budgetBytes } },
+      );
+    }
     // The nodes the insert extends must survive the eviction it triggers.
     const pinned = walk.partial?.child ?? walk.node;
     this.lock(pinned);

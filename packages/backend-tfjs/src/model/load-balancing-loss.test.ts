@@ -51,18 +51,20 @@ function hfLoadBalancingLoss(): number {
 }
 
 function auxLoss(parameters: ModelParameters, replay?: RoutingRecord[]) {
-  return tf.tidy(() => {
+  let result: { value: number; imbalance: number[]; routing: RoutingRecord[] } | undefined;
+  tf.tidy(() => {
     const forward = forwardHidden(parameters, batch, {
       routerStats: true,
       ...(replay === undefined ? {} : { replay }),
     });
     const stats = forward.routerStats!;
-    return {
+    result = {
       value: loadBalancingLoss(stats, config.numExperts).dataSync()[0]!,
       imbalance: expertLoadImbalance(stats, config.numExperts, config.topK),
       routing: forward.routing,
     };
   });
+  return result!;
 }
 
 describe('load-balancing loss', () => {

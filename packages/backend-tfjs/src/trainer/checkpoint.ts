@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import {
+  assertFiniteTensors,
   type ModelConfig,
   MoerlError,
   type NamedTensors,
   readHfConfigFile,
   readSafetensorsFile,
+  validateWeights,
   writeFileAtomic,
   writeHfConfigFile,
   writeSafetensorsFile,
@@ -14,7 +16,13 @@ import {
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
-export const OPTIMIZER_FILE = 'optimizer.safetensors';
+/**
+ * The AdamW moments, in a subfolder: vLLM and SGLang load every `*.safetensors` of a model directory that
+ * has no index file, so moments beside `model.safetensors` would be read as weights.
+ */
+export const OPTIMIZER_FILE = join('optimizer', 'optimizer.safetensors');
+/** Where checkpoints written before the subfolder kept the moments; still read. */
+const LEGACY_OPTIMIZER_FILE = 'optimizer.safetensors';
 export const STATE_FILE = 'trainer-state.json';
 const SAVE_ID_KEY = 'moerl_save_id';
 const STATE_FORMAT = 'moerl-tfjs-trainer-v1';
@@ -36,8 +44,9 @@ export interface CheckpointContents {
 }
 
 /**
- * Writes `config.json`, `model.safetensors` (loadable by the reference and backend-onnx unchanged),
- * `optimizer.safetensors` and `trainer-state.json`. Each file is written atomically (temp file, fsync,
+ * Writes `config.json`, `model.safetensors` (loadable by the reference, backend-onnx, vLLM and SGLang
+ * unchanged: it is the directory's only `*.safetensors`), `optimizer/optimizer.safetensors` and
+ * `trainer-state.json`. Each file is written atomically (temp file, fsync,
  * rename) and carries one random save id; the state file is written last and names that id, so a save torn
  * by a crash between files is detected on load (`CHECKPOINT_INVALID`) instead of mixing two saves.
  */
@@ -57,7 +66,21 @@ export async function writeCheckpoint(
   const saveId = randomBytes(8).toString('hex');
   const metadata = { format: 'pt', [SAVE_ID_KEY]: saveId };
   await writeSafetensorsFile(join(directory, WEIGHTS_FILE), contents.weights, metadata);
+  try {
+    await mkdir(dirname(join(directory, OPTIMIZER_FILE)), { recursive: true });
+  } catch (error) {
+    throw new MoerlError(
+      'IO_ERROR',
+      `Could not create ${dirname(join(directory, OPTIMIZER_FILE))}: ${(error as Error).message}`,
+      {
+        cause: error,
+        details: { path: dirname(join(directory, OPTIMIZER_FILE)) },
+      },
+    );
+  }
   await writeSafetensorsFile(join(directory, OPTIMIZER_FILE), contents.optimizer, metadata);
+  // A save over an old-layout checkpoint must not leave its moments where serving engines read weights.
+  await rm(join(directory, LEGACY_OPTIMIZER_FILE), { force: true });
   await writeHfConfigFile(join(directory, CONFIG_FILE), config);
   const state = { format: STATE_FORMAT, saveId, ...contents.state };
   await writeFileAtomic(join(directory, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
@@ -115,6 +138,8 @@ export async function readCheckpoint(directory: string, config: ModelConfig): Pr
     }
   };
   const weights = await read(WEIGHTS_FILE);
+  // Names, shapes and finiteness, the file named: NaN weights are refused here, not trained on.
+  validateWeights(config, weights.tensors, { subject: join(directory, WEIGHTS_FILE) });
   if (!(await exists(join(directory, STATE_FILE)))) return { weights: weights.tensors };
 
   let state: Record<string, unknown>;
@@ -126,15 +151,35 @@ export async function readCheckpoint(directory: string, config: ModelConfig): Pr
   if (state.format !== STATE_FORMAT) {
     throw invalid(directory, `${STATE_FILE} format is ${String(state.format)}, expected ${STATE_FORMAT}`);
   }
-  const optimizer = await read(OPTIMIZER_FILE);
+  // Checkpoints written before the moments moved to their subfolder keep them beside the weights.
+  const optimizerFile =
+    !(await exists(join(directory, OPTIMIZER_FILE))) && (await exists(join(directory, LEGACY_OPTIMIZER_FILE)))
+      ? LEGACY_OPTIMIZER_FILE
+      : OPTIMIZER_FILE;
+  const optimizer = await read(optimizerFile);
+  assertFiniteTensors(optimizer.tensors, join(directory, optimizerFile));
+  if (typeof state.saveId !== 'string' || state.saveId === '') {
+    throw invalid(
+      directory,
+      `${STATE_FILE}: saveId must be a non-empty string, found ${state.saveId === undefined ? 'no saveId' : JSON.stringify(state.saveId)}`,
+    );
+  }
   for (const [file, contents] of [
     [WEIGHTS_FILE, weights],
-    [OPTIMIZER_FILE, optimizer],
+    [optimizerFile, optimizer],
   ] as const) {
-    if (contents.metadata[SAVE_ID_KEY] !== state.saveId) {
+    const found = contents.metadata[SAVE_ID_KEY];
+    if (found === undefined) {
+      const keys = Object.keys(contents.metadata);
       throw invalid(
         directory,
-        `${file} has save id ${String(contents.metadata[SAVE_ID_KEY])} but ${STATE_FILE} names ${String(state.saveId)} (a save was interrupted)`,
+        `${file}: expected the metadata key ${SAVE_ID_KEY} (= ${JSON.stringify(state.saveId)}, named by ${STATE_FILE}), found ${keys.length === 0 ? 'no metadata keys' : `only ${keys.map((key) => JSON.stringify(key)).join(', ')}`} (a damaged file, or one written by another tool)`,
+      );
+    }
+    if (found !== state.saveId) {
+      throw invalid(
+        directory,
+        `${file}: ${SAVE_ID_KEY} is ${JSON.stringify(found)} but ${STATE_FILE} names ${JSON.stringify(state.saveId)} (the files come from different saves: a save was interrupted)`,
       );
     }
   }

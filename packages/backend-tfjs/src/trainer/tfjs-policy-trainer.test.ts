@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -407,10 +407,14 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
     await subject.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' });
     await subject.saveCheckpoint(good);
     // Same save, one moment missing: the weights file is fine, the optimizer file is not.
-    const optimizer = await readSafetensorsFile(join(bad, 'optimizer.safetensors'));
+    const optimizer = await readSafetensorsFile(join(bad, 'optimizer', 'optimizer.safetensors'));
     const firstMoment = [...optimizer.tensors.keys()][0]!;
     optimizer.tensors.delete(firstMoment);
-    await writeSafetensorsFile(join(bad, 'optimizer.safetensors'), optimizer.tensors, optimizer.metadata);
+    await writeSafetensorsFile(
+      join(bad, 'optimizer', 'optimizer.safetensors'),
+      optimizer.tensors,
+      optimizer.metadata,
+    );
     const before = await subject.exportWeights();
     await expect(subject.loadCheckpoint(bad)).rejects.toMatchObject({ code: 'CHECKPOINT_INVALID' });
     const after = await subject.exportWeights();
@@ -427,7 +431,6 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
     await subject.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' });
     await subject.saveCheckpoint(second);
     // A crash after the new weights landed but before the new state file: weights of one save, state of another.
-    const { readFile } = await import('node:fs/promises');
     await writeFile(join(first, 'model.safetensors'), await readFile(join(second, 'model.safetensors')));
     await expect(subject.loadCheckpoint(first)).rejects.toMatchObject({ code: 'CHECKPOINT_INVALID' });
 
@@ -435,6 +438,88 @@ describe('TfjsPolicyTrainer: checkpoints', () => {
     await writeFile(join(second, 'config.json'), JSON.stringify({ ...config, rope_theta: 1234 }));
     await expect(subject.loadCheckpoint(second)).rejects.toMatchObject({ code: 'CHECKPOINT_INVALID' });
     await subject.dispose();
+  });
+
+  it('refuses NaN weights or moments with NON_FINITE naming the file and the tensor, before touching anything', async () => {
+    const directory = await temporaryDirectory();
+    const subject = await trainer();
+    await subject.saveCheckpoint(directory);
+    for (const file of ['model.safetensors', join('optimizer', 'optimizer.safetensors')]) {
+      const path = join(directory, file);
+      const original = await readSafetensorsFile(path);
+      const [name, tensor] = [...original.tensors].find(([, value]) => value.dtype === 'F32')!;
+      const data = Float32Array.from(tensor.data as Float32Array);
+      data[1] = Number.NaN;
+      const poisoned = new Map(original.tensors).set(name, { ...tensor, dtype: 'F32', data });
+      await writeSafetensorsFile(path, poisoned, original.metadata);
+      await expect(subject.loadCheckpoint(directory)).rejects.toMatchObject({
+        code: 'NON_FINITE',
+        message: expect.stringContaining(`${path}: ${name} must be finite, found NaN at index 1`),
+      });
+      await writeSafetensorsFile(path, original.tensors, original.metadata);
+    }
+    await subject.loadCheckpoint(directory);
+    await subject.dispose();
+  });
+
+  it('says what it found when the save id is missing, damaged or from another save', async () => {
+    const directory = await temporaryDirectory();
+    const subject = await trainer();
+    await subject.saveCheckpoint(directory);
+    const path = join(directory, 'model.safetensors');
+    const original = await readSafetensorsFile(path);
+    const state = JSON.parse(await readFile(join(directory, 'trainer-state.json'), 'utf8')) as {
+      saveId: string;
+    };
+    const messageFor = async (metadata: Record<string, string>) => {
+      await writeSafetensorsFile(path, original.tensors, metadata);
+      const error = (await subject
+        .loadCheckpoint(directory)
+        .catch((caught: unknown) => caught)) as MoerlError;
+      expect(error.code).toBe('CHECKPOINT_INVALID');
+      return error.message;
+    };
+    expect(await messageFor({ format: 'pt', moerl_save_ix: state.saveId })).toContain(
+      `model.safetensors: expected the metadata key moerl_save_id (= "${state.saveId}", named by trainer-state.json), found only "format", "moerl_save_ix"`,
+    );
+    expect(await messageFor({})).toContain('found no metadata keys');
+    expect(await messageFor({ format: 'pt', moerl_save_id: 'beef' })).toContain(
+      `model.safetensors: moerl_save_id is "beef" but trainer-state.json names "${state.saveId}"`,
+    );
+    await subject.dispose();
+  });
+
+  it('keeps the moments out of the model directory (its only *.safetensors is the weights), and still reads the old layout', async () => {
+    const whole = await temporaryDirectory();
+    const legacy = await temporaryDirectory();
+    const subject = await trainer();
+    await subject.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' });
+    await subject.saveCheckpoint(whole);
+    const entries = await readdir(whole);
+    expect(entries.filter((entry) => entry.endsWith('.safetensors'))).toEqual(['model.safetensors']);
+    expect(await readdir(join(whole, 'optimizer'))).toEqual(['optimizer.safetensors']);
+
+    // A checkpoint of the old layout: the moments beside the weights.
+    await subject.saveCheckpoint(legacy);
+    await rename(join(legacy, 'optimizer', 'optimizer.safetensors'), join(legacy, 'optimizer.safetensors'));
+    await rm(join(legacy, 'optimizer'), { recursive: true });
+    const fromNew = await trainer();
+    const fromOld = await trainer();
+    await fromNew.loadCheckpoint(whole);
+    await fromOld.loadCheckpoint(legacy);
+    const next = async (resumed: TfjsPolicyTrainer) => {
+      await resumed.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' });
+      return (await resumed.exportWeights()).get('lm_head.weight')!.data;
+    };
+    // The moments came back from the old place: both take the same next step.
+    expect(await next(fromOld)).toEqual(await next(fromNew));
+    expect(fromOld.stats().steps).toBe(2);
+    // Saving over the old layout leaves no moments beside the weights.
+    await fromOld.saveCheckpoint(legacy);
+    expect((await readdir(legacy)).filter((entry) => entry.endsWith('.safetensors'))).toEqual([
+      'model.safetensors',
+    ]);
+    for (const each of [subject, fromNew, fromOld]) await each.dispose();
   });
 });
 

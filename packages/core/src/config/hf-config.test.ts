@@ -81,6 +81,42 @@ describe('fromHfConfig', () => {
     expect(config.ropeTheta).toBe(10_000);
     expect(config.numKeyValueHeads).toBe(4);
     expect(config.headDim).toBe(8);
+    // HF's dense MLP width, not the expert width.
+    expect(config.intermediateSize).toBe(6144);
+    expect(config).toMatchObject({
+      maxPositionEmbeddings: 32768,
+      rmsNormEps: 1e-6,
+      decoderSparseStep: 1,
+      mlpOnlyLayers: [],
+      attentionBias: false,
+    });
+    // An empty config.json is HF's default Qwen3MoeConfig (hidden 2048, 24 layers, 128 experts, top-8).
+    expect(fromHfConfig({})).toMatchObject({
+      vocabSize: 151936,
+      hiddenSize: 2048,
+      numLayers: 24,
+      numAttentionHeads: 32,
+      headDim: 64,
+      numExperts: 128,
+      topK: 8,
+      moeIntermediateSize: 768,
+      intermediateSize: 6144,
+    });
+    expect(fromHfConfig({ ...minimal, mlp_only_layers: null }).mlpOnlyLayers).toEqual([]);
+  });
+
+  it('accepts plain RoPE however it is spelled', () => {
+    for (const rope of [
+      { rope_scaling: null },
+      { rope_scaling: { rope_type: 'default' } },
+      { rope_scaling: { type: 'default' } },
+      { rope_parameters: { rope_type: 'default', rope_theta: 5e5 } },
+      { rope_theta: 5e5, rope_parameters: { rope_type: 'default', rope_theta: 5e5 } },
+      { partial_rotary_factor: 1 },
+    ]) {
+      const config = fromHfConfig({ ...minimal, ...rope });
+      expect(config.ropeTheta, JSON.stringify(rope)).toBe('rope_parameters' in rope ? 5e5 : 10_000);
+    }
   });
 
   it('round-trips through toHfConfig', () => {
@@ -105,7 +141,7 @@ describe('fromHfConfig', () => {
     expect(fromHfConfig(JSON.parse(JSON.stringify(toHfConfig(config))))).toEqual(config);
   });
 
-  it('rejects what it would otherwise approximate, and missing keys', () => {
+  it('rejects what it would otherwise approximate', () => {
     const code = (json: unknown) => {
       try {
         fromHfConfig(json);
@@ -120,8 +156,21 @@ describe('fromHfConfig', () => {
       /CONFIG_INVALID: rope_scaling/,
     );
     expect(code({ ...minimal, model_type: 'llama' })).toMatch(/model_type "llama"/);
-    const { num_experts: _, ...withoutExperts } = minimal;
-    expect(code(withoutExperts)).toMatch(/lacks required key\(s\): num_experts/);
+    expect(code({ ...minimal, rope_scaling: { rope_type: 'linear', factor: 2 } })).toBe(
+      'CONFIG_INVALID: rope_scaling: expected none or {"rope_type": "default"} (only plain RoPE is computed), found {"rope_type":"linear","factor":2}',
+    );
+    expect(code({ ...minimal, rope_parameters: { rope_type: 'yarn' } })).toMatch(
+      /CONFIG_INVALID: rope_parameters: /,
+    );
+    expect(
+      code({ ...minimal, rope_theta: 1e4, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } }),
+    ).toMatch(/rope_theta: the config gives different values \(10000, 1000000\)/);
+    expect(code({ ...minimal, partial_rotary_factor: 0.5 })).toBe(
+      'CONFIG_INVALID: partial_rotary_factor: expected 1 (RoPE over the whole head), found 0.5; partial rotary embeddings are not supported',
+    );
+    expect(code({ ...minimal, head_dim: null })).toBe(
+      'CONFIG_INVALID: head_dim: expected a positive integer or no key (then hidden_size / num_attention_heads), found null',
+    );
     expect(code([1, 2])).toMatch(/must hold a JSON object, found an array/);
     expect(code({ ...minimal, num_experts_per_tok: 9 })).toMatch(
       /topK \(9\) must not exceed numExperts \(8\)/,

@@ -36,25 +36,56 @@ export interface HfQwen3MoeConfigJson {
   [key: string]: unknown;
 }
 
-const REQUIRED = [
-  'vocab_size',
-  'hidden_size',
-  'num_hidden_layers',
-  'num_attention_heads',
-  'num_experts',
-  'num_experts_per_tok',
-  'moe_intermediate_size',
-] as const;
+/**
+ * Hugging Face `Qwen3MoeConfig`'s defaults for the keys moerl reads: a config.json without a key means
+ * what it means to `Qwen3MoeForCausalLM` (transformers' configuration_qwen3_moe.py).
+ */
+const HF_DEFAULTS = {
+  vocab_size: 151936,
+  hidden_size: 2048,
+  intermediate_size: 6144,
+  num_hidden_layers: 24,
+  num_attention_heads: 32,
+  num_key_value_heads: 4,
+  max_position_embeddings: 32768,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: false,
+  rope_theta: 10000,
+  attention_bias: false,
+  decoder_sparse_step: 1,
+  moe_intermediate_size: 768,
+  num_experts_per_tok: 8,
+  num_experts: 128,
+  norm_topk_prob: false,
+  mlp_only_layers: [] as number[],
+} as const;
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** RoPE without scaling, however the config.json spells it: absent, null, or `rope_type: "default"`. */
+function plainRope(key: string, value: unknown): { ropeTheta?: unknown } {
+  if (value === undefined || value === null) return {};
+  const type = isObject(value) ? (value.rope_type ?? value.type) : undefined;
+  if (type !== 'default') {
+    throw invalid(
+      `${key}: expected none or {"rope_type": "default"} (only plain RoPE is computed), found ${JSON.stringify(value)}`,
+      { field: key, found: value },
+    );
+  }
+  return isObject(value) && value.rope_theta !== undefined ? { ropeTheta: value.rope_theta } : {};
+}
 
 function invalid(message: string, details: Record<string, unknown> = {}): MoerlError {
   return new MoerlError('CONFIG_INVALID', message, { details });
 }
 
 /**
- * Maps a Hugging Face Qwen3-MoE config.json object to a validated ModelConfig. Absent keys take HF's defaults
- * (`norm_topk_prob` false, `tie_word_embeddings` false, `rope_theta` 10000, `num_key_value_heads` 4,
- * `head_dim` = hidden / heads). Variants moerl does not compute (sliding window, RoPE scaling, activations
- * other than SiLU) are rejected rather than approximated.
+ * Maps a Hugging Face Qwen3-MoE config.json object to a validated ModelConfig. Absent keys take the
+ * defaults of HF's `Qwen3MoeConfig` (`HF_DEFAULTS`: e.g. `intermediate_size` 6144, `norm_topk_prob` false,
+ * `rope_theta` 10000, `num_key_value_heads` 4; `head_dim` = hidden / heads). Variants moerl does not
+ * compute (sliding window, RoPE scaling other than `rope_type: "default"`, partial rotary embeddings,
+ * activations other than SiLU) are rejected rather than approximated, and so is `head_dim: null`.
  */
 export function fromHfConfig(json: unknown): ModelConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
@@ -63,10 +94,6 @@ export function fromHfConfig(json: unknown): ModelConfig {
     );
   }
   const raw = json as Record<string, unknown>;
-  const missing = REQUIRED.filter((key) => raw[key] === undefined);
-  if (missing.length > 0) {
-    throw invalid(`config.json lacks required key(s): ${missing.join(', ')}`, { missing });
-  }
   if (raw.hidden_act !== undefined && raw.hidden_act !== 'silu') {
     throw invalid(
       `hidden_act "${String(raw.hidden_act)}" is not supported; moerl computes SwiGLU with "silu"`,
@@ -75,35 +102,57 @@ export function fromHfConfig(json: unknown): ModelConfig {
   if (raw.use_sliding_window === true) {
     throw invalid('use_sliding_window is true; sliding-window attention is not supported');
   }
-  if (raw.rope_scaling !== undefined && raw.rope_scaling !== null) {
+  const ropeThetas = [
+    plainRope('rope_scaling', raw.rope_scaling),
+    plainRope('rope_parameters', raw.rope_parameters),
+  ]
+    .map((rope) => rope.ropeTheta)
+    .filter((theta) => theta !== undefined);
+  if (raw.rope_theta !== undefined) ropeThetas.unshift(raw.rope_theta);
+  if (new Set(ropeThetas).size > 1) {
     throw invalid(
-      `rope_scaling ${JSON.stringify(raw.rope_scaling)} is not supported; only plain RoPE is computed`,
+      `rope_theta: the config gives different values (${ropeThetas.join(', ')}) in rope_theta, rope_scaling and rope_parameters`,
+      { field: 'rope_theta', found: ropeThetas },
+    );
+  }
+  if (raw.partial_rotary_factor !== undefined && raw.partial_rotary_factor !== 1) {
+    throw invalid(
+      `partial_rotary_factor: expected 1 (RoPE over the whole head), found ${JSON.stringify(raw.partial_rotary_factor)}; partial rotary embeddings are not supported`,
+      { field: 'partial_rotary_factor', found: raw.partial_rotary_factor },
+    );
+  }
+  if (raw.head_dim === null) {
+    throw invalid(
+      'head_dim: expected a positive integer or no key (then hidden_size / num_attention_heads), found null',
+      { field: 'head_dim', found: null },
     );
   }
   if (raw.model_type !== undefined && raw.model_type !== 'qwen3_moe') {
     throw invalid(`model_type "${String(raw.model_type)}" is not supported; expected "qwen3_moe"`);
   }
+  const value = (key: keyof typeof HF_DEFAULTS) =>
+    raw[key] === undefined || (key === 'mlp_only_layers' && raw[key] === null) ? HF_DEFAULTS[key] : raw[key];
   const input: { -readonly [K in keyof ModelConfigInput]: unknown } = {
-    vocabSize: raw.vocab_size,
-    hiddenSize: raw.hidden_size,
-    numLayers: raw.num_hidden_layers,
-    numAttentionHeads: raw.num_attention_heads,
-    numExperts: raw.num_experts,
-    topK: raw.num_experts_per_tok,
-    moeIntermediateSize: raw.moe_intermediate_size,
+    vocabSize: value('vocab_size'),
+    hiddenSize: value('hidden_size'),
+    numLayers: value('num_hidden_layers'),
+    numAttentionHeads: value('num_attention_heads'),
+    numExperts: value('num_experts'),
+    topK: value('num_experts_per_tok'),
+    moeIntermediateSize: value('moe_intermediate_size'),
+    numKeyValueHeads: value('num_key_value_heads'),
+    intermediateSize: value('intermediate_size'),
+    decoderSparseStep: value('decoder_sparse_step'),
+    mlpOnlyLayers: value('mlp_only_layers'),
+    normTopKProb: value('norm_topk_prob'),
+    ropeTheta: ropeThetas[0] ?? HF_DEFAULTS.rope_theta,
+    rmsNormEps: value('rms_norm_eps'),
+    tieWordEmbeddings: value('tie_word_embeddings'),
+    attentionBias: value('attention_bias'),
+    maxPositionEmbeddings: value('max_position_embeddings'),
   };
   const optional: Array<[keyof ModelConfig, string]> = [
-    ['numKeyValueHeads', 'num_key_value_heads'],
     ['headDim', 'head_dim'],
-    ['intermediateSize', 'intermediate_size'],
-    ['decoderSparseStep', 'decoder_sparse_step'],
-    ['mlpOnlyLayers', 'mlp_only_layers'],
-    ['normTopKProb', 'norm_topk_prob'],
-    ['ropeTheta', 'rope_theta'],
-    ['rmsNormEps', 'rms_norm_eps'],
-    ['tieWordEmbeddings', 'tie_word_embeddings'],
-    ['attentionBias', 'attention_bias'],
-    ['maxPositionEmbeddings', 'max_position_embeddings'],
     ['qkNorm', 'qk_norm'],
     ['bosTokenId', 'bos_token_id'],
   ];

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MoerlError } from '../errors/moerl-error.js';
 import { float32Tensor, type NamedTensors } from '../tensors/tensor.js';
 import { createModelConfig } from './model-config.js';
-import { validateWeights } from './validate-weights.js';
+import { assertFiniteTensors, validateWeights } from './validate-weights.js';
 import { expectedWeights } from './weight-names.js';
 
 const config = createModelConfig({
@@ -66,5 +66,67 @@ describe('validateWeights', () => {
 
   it('rejects something that is not a Map', () => {
     expect(errorOf(() => validateWeights(config, {} as NamedTensors)).code).toBe('CHECKPOINT_INVALID');
+  });
+});
+
+describe('validateWeights on non-finite values', () => {
+  it('names the first NaN or ±Infinity with its tensor and index, in every float dtype', () => {
+    const name = 'model.layers.0.mlp.gate.weight';
+    const cases = [
+      { dtype: 'F32', value: Number.NaN, found: 'NaN' },
+      { dtype: 'F32', value: Number.NEGATIVE_INFINITY, found: '-Infinity' },
+      { dtype: 'F16', bits: 0x7c00, found: 'Infinity' },
+      { dtype: 'F16', bits: 0x7e00, found: 'NaN' },
+      { dtype: 'BF16', bits: 0xff80, found: '-Infinity' },
+      { dtype: 'BF16', bits: 0x7fc0, found: 'NaN' },
+    ] as const;
+    for (const entry of cases) {
+      const weights = completeWeights();
+      const shape = weights.get(name)!.shape;
+      const size = shape.reduce((product, size) => product * size, 1);
+      if (entry.dtype === 'F32') {
+        const data = new Float32Array(size);
+        data[5] = entry.value;
+        weights.set(name, { dtype: 'F32', shape, data });
+      } else {
+        const data = new Uint16Array(size);
+        data[5] = entry.bits;
+        weights.set(name, { dtype: entry.dtype, shape, data });
+      }
+      const error = errorOf(() => validateWeights(config, weights, { subject: 'Checkpoint weights' }));
+      expect(error.code).toBe('NON_FINITE');
+      expect(error.message).toBe(
+        `Checkpoint weights: ${name} must be finite, found ${entry.found} at index 5 (of ${size}, shape [${shape.join(', ')}])`,
+      );
+      expect(error.details).toMatchObject({ weight: name, index: 5 });
+    }
+  });
+
+  it('accepts the largest finite values of each dtype', () => {
+    const weights = completeWeights();
+    const name = 'model.norm.weight';
+    weights.set(name, { dtype: 'F16', shape: [4], data: new Uint16Array([0x7bff, 0xfbff, 0, 1]) });
+    weights.set('model.embed_tokens.weight', {
+      dtype: 'BF16',
+      shape: weights.get('model.embed_tokens.weight')!.shape,
+      data: new Uint16Array(32).fill(0x7f7f),
+    });
+    expect(() => validateWeights(config, weights)).not.toThrow();
+  });
+});
+
+describe('assertFiniteTensors', () => {
+  it('checks any named float tensors and skips integer ones', () => {
+    const tensors: NamedTensors = new Map([
+      ['ids', { dtype: 'I32', shape: [2], data: Int32Array.of(1, 2) }],
+      ['m.weight', float32Tensor([3], Float32Array.of(0, 1, Number.POSITIVE_INFINITY))],
+    ]);
+    const error = errorOf(() => assertFiniteTensors(tensors, 'optimizer.safetensors'));
+    expect(error.code).toBe('NON_FINITE');
+    expect(error.message).toBe(
+      'optimizer.safetensors: m.weight must be finite, found Infinity at index 2 (of 3, shape [3])',
+    );
+    tensors.delete('m.weight');
+    expect(() => assertFiniteTensors(tensors)).not.toThrow();
   });
 });

@@ -52,7 +52,13 @@ export interface JsonServer {
 }
 
 // Engine and checkpoint errors caused by what the client sent (bad ids, a path that does not load).
-const CLIENT_ERROR_CODES = ['INVALID_ARGUMENT', 'CHECKPOINT_INVALID', 'CONFIG_INVALID', 'IO_ERROR'] as const;
+const CLIENT_ERROR_CODES = [
+  'INVALID_ARGUMENT',
+  'CHECKPOINT_INVALID',
+  'CONFIG_INVALID',
+  'IO_ERROR',
+  'NON_FINITE',
+] as const;
 
 /** The status an error is answered with: its own for HttpError, 400 for client-caused MoerlErrors, else 500. */
 export function statusOf(error: unknown): number {

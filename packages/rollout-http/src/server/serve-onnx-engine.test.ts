@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
+import { createModelConfig, writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
 import { createRandomWeights, tinyMoeConfig } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveOnnxEngine } from './serve-onnx-engine.js';
@@ -66,6 +66,51 @@ describe('serveOnnxEngine', () => {
       );
       const inside = await update(join(directory, 'ckpt'));
       expect(await inside.json()).toMatchObject({ success: true, weight_version: '1' });
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('refuses non-finite weights at start and on /update_weights_from_disk, and a pushed config of another model', async () => {
+    const poisoned = createRandomWeights(tinyMoeConfig, 9);
+    const name = 'model.layers.0.mlp.gate.weight';
+    (poisoned.get(name)!.data as Float32Array)[3] = Number.NaN;
+    const bad = join(directory, 'nan');
+    await mkdir(bad, { recursive: true });
+    await writeHfConfigFile(join(bad, 'config.json'), tinyMoeConfig);
+    await writeSafetensorsFile(join(bad, 'model.safetensors'), poisoned);
+    await expect(serveOnnxEngine({ checkpointDir: bad })).rejects.toMatchObject({
+      code: 'NON_FINITE',
+      message: expect.stringContaining(
+        `${join(bad, 'model.safetensors')}: ${name} must be finite, found NaN at index 3`,
+      ),
+    });
+
+    const other = join(directory, 'other-model');
+    await mkdir(other, { recursive: true });
+    const otherConfig = createModelConfig({ ...tinyMoeConfig, topK: 1 });
+    await writeHfConfigFile(join(other, 'config.json'), otherConfig);
+    await writeSafetensorsFile(join(other, 'model.safetensors'), createRandomWeights(otherConfig, 9));
+
+    const served = await serveOnnxEngine({ checkpointDir: join(directory, 'ckpt') });
+    const update = async (modelPath: string) => {
+      const response = await fetch(`${served.url}/update_weights_from_disk`, {
+        method: 'POST',
+        body: JSON.stringify({ model_path: modelPath }),
+      });
+      return { status: response.status, body: (await response.json()) as { error: { message: string } } };
+    };
+    try {
+      const nan = await update(bad);
+      expect(nan.status).toBe(400);
+      expect(nan.body.error.message).toContain(`${name} must be finite, found NaN at index 3`);
+      const mismatch = await update(other);
+      expect(mismatch.status).toBe(400);
+      expect(mismatch.body.error.message).toContain('describes another model than the one served');
+      expect(mismatch.body.error.message).toContain(`topK: served ${tinyMoeConfig.topK}, found 1`);
+      // Nothing was swapped in.
+      const version = await fetch(`${served.url}/get_weight_version`).then((response) => response.json());
+      expect(version).toEqual({ weight_version: '0' });
     } finally {
       await served.close();
     }

@@ -385,6 +385,16 @@ describe('createReferencePolicyTrainer: steps that cannot be taken', () => {
     expect(bits(data(exported, 'lm_head.weight'))).toEqual(bits(data(weights, 'lm_head.weight')));
   });
 
+  it('skips an update that would overflow a weight to ±Infinity: weights unchanged', async () => {
+    const trainer = createReferencePolicyTrainer({ config, weights, learningRate: 1e300 });
+    const result = await trainer.trainStep(batch, fixedObjective(randomVector(tokenCount, 3)), {
+      routing: 'free',
+    });
+    expect(result.skipped).toBe(true);
+    const exported = await trainer.exportWeights();
+    expect(bits(data(exported, 'lm_head.weight'))).toEqual(bits(data(weights, 'lm_head.weight')));
+  });
+
   it('rejects an objective gradient of the wrong length with INVALID_ARGUMENT', async () => {
     const trainer = createReferencePolicyTrainer({ config, weights });
     const objective = fixedObjective(new Float32Array(tokenCount - 1));

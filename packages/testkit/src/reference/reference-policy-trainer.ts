@@ -318,6 +318,8 @@ export function createReferencePolicyTrainer(options: CreateTrainerOptions): Pol
       for (let index = 0; index < updated.length; index++) {
         updated[index] = current32[index]! - step * headGrad[index]!;
       }
+      // A diverging update (a weight overflowed to ±Infinity or became NaN) is skipped, not committed.
+      if (!finite(updated)) return skipped();
       const next = new Map(weights);
       next.set('lm_head.weight', float32Tensor(head.shape, updated));
       model = createReferenceModel(config, next);

@@ -1,12 +1,6 @@
 #!/usr/bin/env node
-import { MoerlError } from '@moerl/core';
-import { createProgram } from './main.js';
+import { runCli } from './main.js';
 
-try {
-  await createProgram().parseAsync(process.argv);
-} catch (error) {
-  // Known problems get their message only; anything else keeps its stack for a bug report.
-  if (MoerlError.isInstance(error)) process.stderr.write(`moerl: ${error.message}\n`);
-  else process.stderr.write(`moerl: unexpected error\n${(error as Error)?.stack ?? String(error)}\n`);
-  process.exitCode = 1;
-}
+const code = await runCli(process.argv);
+// A command may have set its own status (e.g. 130 after a run stopped by Ctrl-C and checkpointed).
+process.exitCode = code !== 0 ? code : (process.exitCode ?? 0);

@@ -41,30 +41,67 @@ export async function checkpointDirectory(path: string): Promise<string> {
 
 const megabytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(3)} MiB`;
 
-/** A readable description of a checkpoint: model config, then every tensor with dtype, shape and size. */
-export async function inspectCheckpoint(path: string): Promise<string> {
+/** What `moerl inspect --json` prints: each config.json and each safetensors file with its tensors. */
+export interface CheckpointDescription {
+  readonly configs: readonly { readonly file: string; readonly config: Record<string, unknown> }[];
+  readonly tensorFiles: readonly {
+    readonly file: string;
+    readonly tensors: readonly {
+      readonly name: string;
+      readonly dtype: string;
+      readonly shape: readonly number[];
+      readonly bytes: number;
+    }[];
+    readonly metadata: Readonly<Record<string, string>>;
+    readonly bytes: number;
+  }[];
+}
+
+export async function describeCheckpoint(path: string): Promise<CheckpointDescription> {
   const { configs, tensors } = await checkpointFiles(path);
   if (configs.length === 0 && tensors.length === 0) {
     throw new MoerlError('INVALID_ARGUMENT', `inspect: no config.json or .safetensors file in ${path}`, {
       details: { path },
     });
   }
+  const configEntries: CheckpointDescription['configs'][number][] = [];
+  const tensorFiles: CheckpointDescription['tensorFiles'][number][] = [];
+  for (const file of configs) configEntries.push({ file, config: { ...(await readHfConfigFile(file)) } });
+  for (const file of tensors) {
+    const contents = await readSafetensorsFile(file);
+    const entries = [...contents.tensors]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, tensor]) => ({
+        name,
+        dtype: tensor.dtype,
+        shape: [...tensor.shape],
+        bytes: tensor.data.byteLength,
+      }));
+    tensorFiles.push({
+      file,
+      tensors: entries,
+      metadata: contents.metadata,
+      bytes: entries.reduce((total, entry) => total + entry.bytes, 0),
+    });
+  }
+  return { configs: configEntries, tensorFiles };
+}
+
+/** A readable description of a checkpoint: model config, then every tensor with dtype, shape and size. */
+export async function inspectCheckpoint(path: string): Promise<string> {
+  const { configs, tensorFiles } = await describeCheckpoint(path);
   const lines: string[] = [];
-  for (const file of configs) {
-    const config = await readHfConfigFile(file);
+  for (const { file, config } of configs) {
     lines.push(`${file}:`);
     for (const [key, value] of Object.entries(config)) lines.push(`  ${key}: ${JSON.stringify(value)}`);
   }
-  for (const file of tensors) {
-    const contents = await readSafetensorsFile(file);
-    let total = 0;
+  for (const { file, tensors, metadata, bytes } of tensorFiles) {
     lines.push(`${file} (${basename(file)}):`);
-    for (const [name, tensor] of [...contents.tensors].sort(([a], [b]) => a.localeCompare(b))) {
-      total += tensor.data.byteLength;
-      lines.push(`  ${name}  ${tensor.dtype}  [${tensor.shape.join(', ')}]  ${tensor.data.byteLength} B`);
+    for (const tensor of tensors) {
+      lines.push(`  ${tensor.name}  ${tensor.dtype}  [${tensor.shape.join(', ')}]  ${tensor.bytes} B`);
     }
-    for (const [key, value] of Object.entries(contents.metadata)) lines.push(`  metadata ${key}: ${value}`);
-    lines.push(`  ${contents.tensors.size} tensors, ${megabytes(total)}`);
+    for (const [key, value] of Object.entries(metadata)) lines.push(`  metadata ${key}: ${value}`);
+    lines.push(`  ${tensors.length} tensors, ${megabytes(bytes)}`);
   }
   return lines.join('\n');
 }

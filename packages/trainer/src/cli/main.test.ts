@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveOnnxEngine } from '@moerl/rollout-http';
@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import { writeInitialCheckpoint } from './initial-checkpoint.js';
 import { checkpointDirectory } from './inspect-checkpoint.js';
-import { createProgram } from './main.js';
+import { createProgram, runCli } from './main.js';
 
 async function run(...args: string[]): Promise<string> {
   let output = '';
@@ -22,6 +22,33 @@ async function run(...args: string[]): Promise<string> {
     write.mockRestore();
   }
   return output;
+}
+
+/** Runs the CLI as `bin.js` does; returns the exit status and what went to stdout and stderr. */
+async function cli(
+  args: readonly string[],
+  onStdout: (chunk: string) => void = () => {},
+): Promise<{ code: number; stdout: string; stderr: string; exitCode: number | undefined }> {
+  let stdout = '';
+  let stderr = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    onStdout(String(chunk));
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  const before = process.exitCode;
+  try {
+    const code = await runCli(['node', 'moerl', ...args]);
+    const exitCode = process.exitCode === before ? undefined : Number(process.exitCode);
+    return { code, stdout, stderr, exitCode };
+  } finally {
+    process.exitCode = before;
+    vi.restoreAllMocks();
+  }
 }
 
 afterEach(() => vi.restoreAllMocks());
@@ -65,6 +92,73 @@ describe('moerl CLI', () => {
     );
   });
 
+  it('prints its version, and exits 2 on usage errors with the problem named', async () => {
+    const { version } = JSON.parse(
+      await readFile(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as { version: string };
+    expect(await cli(['--version'])).toMatchObject({ code: 0, stdout: `${version}\n` });
+    const unknown = await cli(['train', '--bogus']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown option '--bogus'");
+    const badConfig = await cli(['config', '--set', 'rollout.groupSize=0']);
+    expect(badConfig.code).toBe(2);
+    expect(badConfig.stderr).toMatch(/^moerl: Invalid config:\n {2}- rollout\.groupSize/);
+    expect((await cli(['serve', '--precision', 'fp64'])).code).toBe(2);
+  });
+
+  it('says when report or eval is pointed at something that is not a run directory', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'moerl-cli-'));
+    try {
+      const missing = await cli(['report', join(directory, 'nope')]);
+      expect(missing).toMatchObject({
+        code: 2,
+        stderr: `moerl: report: ${join(directory, 'nope')} does not exist\n`,
+      });
+      await writeFile(join(directory, 'notes.txt'), '');
+      const notRun = await cli(['eval', directory]);
+      expect(notRun.code).toBe(2);
+      expect(notRun.stderr).toBe(
+        `moerl: eval: ${directory} is not a run directory (expected the config.json a run writes, found notes.txt)\n`,
+      );
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('runs the model cross-field checks in `config`', async () => {
+    await expect(run('config', '--set', 'model.topK=99')).rejects.toThrow(
+      /model\.topK \(99\) must not exceed numExperts \(8\)/,
+    );
+  });
+
+  it('fails a run in which every step was skipped, after writing its report', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'moerl-cli-'));
+    const plugin = new URL('../__fixtures__/likelihood-objective.ts', import.meta.url).href;
+    try {
+      await expect(
+        run(
+          'train',
+          ...settings,
+          '--set',
+          `plugins=["${plugin}"]`,
+          '--set',
+          'algorithm.objective=test-plugin-likelihood',
+          '--set',
+          'train.learningRate=1e300',
+          '--out',
+          join(directory, 'run'),
+          '--quiet',
+        ),
+      ).rejects.toMatchObject({
+        code: 'NON_FINITE',
+        message: expect.stringMatching(/^every one of the 2 RL step\(s\) was skipped/),
+      });
+      await expect(readFile(join(directory, 'run', 'report.html'), 'utf8')).resolves.toContain('<html');
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
   it('trains, then inspects and evaluates the run it wrote', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'moerl-cli-'));
     try {
@@ -76,6 +170,24 @@ describe('moerl CLI', () => {
       expect(await run('eval', join(directory, 'run'))).toMatch(
         /^step 2: accuracy \d\.\d{3} on 4 held-out problems/,
       );
+      const evaluated = JSON.parse(await run('eval', join(directory, 'run'), '--json'));
+      expect(evaluated).toMatchObject({ directory: join(directory, 'run'), step: 2, problems: 4 });
+      const described = JSON.parse(await run('inspect', join(directory, 'run'), '--json'));
+      expect(described.configs[0].config).toMatchObject({ numLayers: 2, hiddenSize: 16 });
+      expect(described.tensorFiles[0].tensors).toContainEqual(
+        expect.objectContaining({ name: 'model.layers.1.mlp.gate.weight', dtype: 'F32' }),
+      );
+      // A report written under a regular file: the IO_ERROR names the path.
+      const underFile = join(directory, 'run', 'config.json', 'report.html');
+      const report = await cli(['report', join(directory, 'run'), '--out', underFile]);
+      expect(report.code).toBe(1);
+      expect(report.stderr).toMatch(
+        new RegExp(`^moerl: Could not write ${underFile.replaceAll('/', '\\/')} atomically: ENOTDIR`),
+      );
+      // Training into it again is refused (exit 2), the run kept.
+      const again = await cli(['train', ...settings, '--out', join(directory, 'run'), '--quiet']);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toContain('already holds a run');
       // What `moerl serve <run>` starts: the run's checkpoint behind the SGLang protocol, on loopback.
       const served = await serveOnnxEngine({
         checkpointDir: await checkpointDirectory(join(directory, 'run')),
@@ -101,6 +213,36 @@ describe('moerl CLI', () => {
       } finally {
         await served.close();
       }
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('train --json: one line per step, then the summary; SIGTERM stops after a step with a checkpoint (143)', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'moerl-cli-'));
+    try {
+      const result = await cli(
+        ['train', ...settings, '--set', 'train.steps=3', '--out', join(directory, 'run'), '--json'],
+        (chunk) => {
+          if (chunk.includes('"step":1,')) process.emit('SIGTERM', 'SIGTERM');
+        },
+      );
+      expect(result.code).toBe(0);
+      expect(result.exitCode).toBe(143);
+      expect(result.stderr).toContain('stopped after step 1; continue with --resume');
+      const lines = result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line));
+      expect(lines.map((line) => line.step)).toEqual([1, undefined]);
+      expect(lines[1]).toMatchObject({
+        run: 'run',
+        summary: { steps: 1 },
+        directory: join(directory, 'run'),
+        stoppedEarly: true,
+        allStepsSkipped: false,
+      });
+      expect(await readdir(join(directory, 'run', 'checkpoints'))).toEqual(['latest.json', 'step-000001']);
     } finally {
       await rm(directory, { recursive: true, force: true });
     }

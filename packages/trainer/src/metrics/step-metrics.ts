@@ -17,6 +17,11 @@ export interface StepMetrics {
   readonly expertLoadImbalance?: number;
   /** Update steps skipped because the loss or a gradient was not finite (cumulative). */
   readonly skippedSteps: number;
+  /**
+   * True when this RL step left the weights as they were: every update was skipped, or the update made a
+   * weight non-finite and was undone. Absent otherwise.
+   */
+  readonly skipped?: boolean;
   /** Trainer vs engine k3 KL with the trainer routing freely, and replaying the engine's routing. */
   readonly klFree: number;
   readonly klReplay: number;

@@ -12,6 +12,8 @@ export interface CompareRunsOptions {
   readonly eventsFor?: (config: RunConfig) => RunEvents & { stop?(): void };
   readonly signal?: AbortSignal;
   readonly title?: string;
+  /** Replace runs already in the directory (without it, a directory holding one is an error). */
+  readonly force?: boolean;
 }
 
 export interface CompareRunsResult {
@@ -35,6 +37,7 @@ export async function compareRuns(options: CompareRunsOptions): Promise<CompareR
         directory: join(options.directory, name),
         ...(events === undefined ? {} : { events }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
+        ...(options.force === undefined ? {} : { force: options.force }),
       });
       runs.push({
         name,

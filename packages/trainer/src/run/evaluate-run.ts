@@ -5,8 +5,8 @@ import { createEvalSet, createTask } from '../tasks/task-registry.js';
 import { resolveRunBackends } from './backends.js';
 import { evaluateAccuracy } from './evaluate.js';
 import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
-import { readLatestCheckpoint, runPaths } from './run-directory.js';
-import { importPlugins } from './train-run.js';
+import { importPlugins } from './preflight.js';
+import { assertRunDirectory, readLatestCheckpoint, runPaths } from './run-directory.js';
 
 export interface EvaluateRunResult {
   readonly step: number;
@@ -20,6 +20,7 @@ export async function evaluateRun(
   options: { readonly size?: number } = {},
 ): Promise<EvaluateRunResult> {
   const paths = runPaths(directory);
+  await assertRunDirectory(paths, 'eval');
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(paths.config, 'utf8'));

@@ -1,10 +1,11 @@
-import type {
-  GenerateRequest,
-  RolloutEngine,
-  SamplingParams,
-  SeededRandom,
-  TrainingBatch,
-  Trajectory,
+import {
+  type GenerateRequest,
+  MoerlError,
+  type RolloutEngine,
+  type SamplingParams,
+  type SeededRandom,
+  type TrainingBatch,
+  type Trajectory,
 } from '@moerl/core';
 import type { Task, TaskExample } from '../tasks/task.js';
 
@@ -64,9 +65,17 @@ export async function collectRollouts(
   const rewards = new Float64Array(trajectories.length);
   const correct: boolean[] = [];
   trajectories.forEach((trajectory, index) => {
-    const score = task.score(examples[exampleIndex[index]!]!, trajectory.responseIds, {
+    const example = examples[exampleIndex[index]!]!;
+    const score = task.score(example, trajectory.responseIds, {
       formatReward: options.formatReward,
     });
+    if (typeof score.reward !== 'number' || !Number.isFinite(score.reward)) {
+      throw new MoerlError(
+        'NON_FINITE',
+        `task "${task.name}": score() must return a finite reward, found ${String(score.reward)} for the example with prompt ${JSON.stringify(example.prompt)} (answer ${JSON.stringify(example.answer)}) and response ${JSON.stringify(task.tokenizer.decode(trajectory.responseIds))}`,
+        { details: { task: task.name, prompt: example.prompt, found: String(score.reward) } },
+      );
+    }
     rewards[index] = score.reward;
     correct.push(score.correct);
   });

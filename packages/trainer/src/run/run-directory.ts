@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MoerlError, writeFileAtomic } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
@@ -32,6 +32,29 @@ export function runPaths(root: string): RunPaths {
     reference: join(root, 'reference.safetensors'),
     rolloutWeights: join(root, 'rollout-weights'),
   };
+}
+
+/**
+ * Refuses, with `INVALID_ARGUMENT` naming the path and what is there, a path that is not a run directory:
+ * missing, not a directory, or without the run's `config.json`. `command` prefixes the message.
+ */
+export async function assertRunDirectory(paths: RunPaths, command: string): Promise<void> {
+  const info = await stat(paths.root).catch(() => undefined);
+  const problem =
+    info === undefined
+      ? 'does not exist'
+      : !info.isDirectory()
+        ? 'is a file, not a run directory'
+        : await readdir(paths.root).then((entries) =>
+            entries.includes('config.json')
+              ? undefined
+              : `is not a run directory (expected the config.json a run writes, found ${entries.length === 0 ? 'an empty directory' : entries.slice(0, 8).join(', ')}${entries.length > 8 ? ', …' : ''})`,
+          );
+  if (problem !== undefined) {
+    throw new MoerlError('INVALID_ARGUMENT', `${command}: ${paths.root} ${problem}`, {
+      details: { path: paths.root },
+    });
+  }
 }
 
 /** NaN and ±Infinity are not JSON: they are written as null and read back as NaN. */
@@ -127,6 +150,43 @@ export async function saveRunCheckpoint(
       await rm(join(paths.checkpoints, entry), { recursive: true, force: true });
   }
   return final;
+}
+
+/** `.step-000004.1234.tmp` (a checkpoint being written) or `.metrics.jsonl.1234.9f3a….tmp` (a file). */
+const TEMPORARY = /^\..+\.(\d+)(?:\.[0-9a-f]+)?\.tmp$/;
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporaries that processes which no longer run left in the run directory and its
+ * checkpoints (a crash or kill mid-save); those of live processes are theirs. Returns the removed paths.
+ */
+export async function removeStaleTemporaries(paths: RunPaths): Promise<string[]> {
+  const removed: string[] = [];
+  for (const directory of [paths.root, paths.checkpoints]) {
+    let entries: string[];
+    try {
+      entries = await readdir(directory);
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      const pid = TEMPORARY.exec(entry)?.[1];
+      if (pid === undefined || processAlive(Number(pid))) continue;
+      await rm(join(directory, entry), { recursive: true, force: true });
+      removed.push(join(directory, entry));
+    }
+  }
+  return removed;
 }
 
 export async function readLatestCheckpoint(

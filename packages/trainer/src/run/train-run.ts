@@ -1,10 +1,9 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createObjective, filterUniformGroups } from '@moerl/algos';
 import {
   createRandom,
   type LogprobResult,
   MoerlError,
-  type NamedTensors,
   type PolicyTrainer,
   type RolloutEngine,
   readSafetensorsFile,
@@ -17,13 +16,15 @@ import type { RunConfig } from '../config/run-config-schema.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
 import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
 import type { Task } from '../tasks/task.js';
-import { createEvalSet, createTask } from '../tasks/task-registry.js';
+import { createEvalSet } from '../tasks/task-registry.js';
 import { tokenAdvantages } from './advantages.js';
 import { resolveRunBackends } from './backends.js';
+import { checkUpdate } from './checked-update.js';
 import { evaluateAccuracy } from './evaluate.js';
 import { miniBatchRanges } from './mini-batches.js';
 import { mismatchMetrics } from './mismatch-metrics.js';
-import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
+import { initialWeights, maxNewTokensOf } from './model-setup.js';
+import { preflightRun, prepareRunDirectory } from './preflight.js';
 import { collectRollouts, type RolloutBatch, trainingBatchOf } from './rollout-batch.js';
 import { createRunEngine } from './rollout-engine.js';
 import {
@@ -40,12 +41,16 @@ import {
 import type { RunEvents } from './run-events.js';
 import { warmStartedWeights } from './warm-start.js';
 
+export { importPlugins } from './preflight.js';
+
 export interface TrainRunOptions {
   readonly config: RunConfig;
   /** The run directory (created if missing). */
   readonly directory: string;
   /** Continue from the run directory's latest checkpoint. */
   readonly resume?: boolean;
+  /** Replace a run already in `directory` (without it, and without `resume`, that is an error). */
+  readonly force?: boolean;
   readonly events?: RunEvents;
   /** When aborted, the run stops after the current step and writes a checkpoint. */
   readonly signal?: AbortSignal;
@@ -59,27 +64,12 @@ export interface TrainRunResult {
   readonly stoppedEarly: boolean;
   /** Held-out accuracy before the first RL step (NaN when unknown, e.g. a resumed run without the file). */
   readonly initialEvalAccuracy: number;
+  /** Every RL step was skipped (its metrics row says `skipped`): the policy never changed. */
+  readonly allStepsSkipped: boolean;
 }
 
 const sum = (values: readonly number[]) => values.reduce((total, value) => total + value, 0);
 const mean = (values: readonly number[]) => (values.length === 0 ? Number.NaN : sum(values) / values.length);
-
-export async function importPlugins(plugins: readonly string[]): Promise<void> {
-  for (const plugin of plugins) {
-    try {
-      await import(plugin);
-    } catch (error) {
-      throw new MoerlError(
-        'CONFIG_INVALID',
-        `plugins: cannot import "${plugin}": ${(error as Error).message}`,
-        {
-          cause: error,
-          details: { field: 'plugins', found: plugin },
-        },
-      );
-    }
-  }
-}
 
 /** Refuses up front, before any rollout, a replay mode the chosen backends cannot do. */
 function assertReplaySupported(
@@ -260,8 +250,11 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
     const batch: TrainingBatch = { sequences: indices.map((index) => updateBatch.sequences[index]!) };
     return { batch, objective };
   });
+  const before = await trainer.exportWeights();
+  let updates = 0;
   for (let epoch = 0; epoch < config.train.epochs; epoch++) {
     for (const { batch, objective } of parts) {
+      updates++;
       const result = await trainer.trainStep(batch, objective, { routing: routingMode, temperature });
       if (result.skipped) skipped++;
       else {
@@ -273,13 +266,19 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
       }
     }
   }
-  await engine.updateWeights(await trainer.exportWeights(), step);
+  const checked = await checkUpdate(trainer, before);
+  if (checked.rolledBack !== undefined)
+    events?.log?.(`step ${step} skipped, update undone: ${checked.rolledBack}`);
+  // Skipped: the weights left the step as they entered it (every update skipped, or the update undone).
+  const stepSkipped = checked.rolledBack !== undefined || (updates > 0 && skipped === updates);
+  await engine.updateWeights(checked.weights, step);
   const trainSeconds = (performance.now() - trainStart) / 1000;
 
   const rewards = Array.from(rollouts.rewards);
   const rewardMean = mean(rewards);
   return {
-    skipped,
+    skipped: checked.rolledBack === undefined ? skipped : updates,
+    stepSkipped,
     metrics: {
       step,
       rewardMean,
@@ -339,11 +338,10 @@ function gatherSequences(
 export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult> {
   const { config, events } = options;
   const paths = runPaths(options.directory);
-  await mkdir(paths.root, { recursive: true });
-  await importPlugins(config.plugins);
-  const task = createTask(config.task.name);
-  const modelConfig = modelConfigFor(config, task);
+  // Everything checkable is checked before the run directory is touched.
+  const { task, modelConfig } = await preflightRun(config);
   const backends = await resolveRunBackends(config.backends);
+  await prepareRunDirectory(paths, options);
   for (const line of backends.summary) events?.log?.(line);
   const evalSet = createEvalSet(task, config.eval.size, config.seed);
   const heldOut = new Set(evalSet.map((example) => example.prompt));
@@ -459,7 +457,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       events?.log?.(`held-out accuracy before RL: ${initialEvalAccuracy.toFixed(3)}`);
     }
     for (let step = firstStep; step <= config.train.steps; step++) {
-      const { metrics: row, skipped } = await rlStep(context, step, events);
+      const { metrics: row, skipped, stepSkipped } = await rlStep(context, step, events);
       skippedSteps += skipped;
       let evalAccuracy: number | undefined;
       const last = step === config.train.steps;
@@ -470,6 +468,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       const full: StepMetrics = {
         ...row,
         skippedSteps,
+        ...(stepSkipped ? { skipped: true } : {}),
         ...(evalAccuracy === undefined ? {} : { evalAccuracy }),
       };
       metrics.push(full);
@@ -494,5 +493,6 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     await reference?.dispose();
     await trainer.dispose();
   }
-  return { paths, metrics, stoppedEarly, initialEvalAccuracy };
+  const allStepsSkipped = metrics.length > 0 && metrics.every((row) => row.skipped === true);
+  return { paths, metrics, stoppedEarly, initialEvalAccuracy, allStepsSkipped };
 }

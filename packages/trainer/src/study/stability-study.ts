@@ -12,21 +12,9 @@ import {
   DEFAULT_COLLAPSE_CRITERIA,
   detectCollapse,
 } from './collapse.js';
+import { STUDY_ARMS } from './study-arms.js';
 
 type Plain = Record<string, unknown>;
-
-/**
- * The arms of the study, each an override of the base config: free routing (the baseline), R2, R3, free
- * routing with truncated importance sampling (the correction peers use without replay), and free routing
- * with an fp32 engine (no mismatch at all: what instability looks like without it).
- */
-export const STUDY_ARMS: Readonly<Record<string, Plain>> = {
-  free: { replay: 'free' },
-  R2: { replay: 'R2' },
-  R3: { replay: 'R3' },
-  'free-tis': { replay: 'free', algorithm: { importanceSampling: 'truncate' } },
-  'fp32-engine': { replay: 'free', rollout: { precision: 'fp32' } },
-};
 
 export interface StudyRun extends RunRecord {
   readonly arm: string;
@@ -66,6 +54,8 @@ export interface StabilityStudyOptions {
   readonly eventsFor?: (name: string) => RunEvents & { stop?(): void };
   readonly signal?: AbortSignal;
   readonly title?: string;
+  /** Replace run directories that already hold a run (otherwise refused). */
+  readonly force?: boolean;
 }
 
 export interface StabilityStudyResult {
@@ -181,6 +171,7 @@ export async function stabilityStudy(options: StabilityStudyOptions): Promise<St
       const result = await trainRun({
         config,
         directory: join(options.directory, config.name),
+        ...(options.force === undefined ? {} : { force: options.force }),
         ...(events === undefined ? {} : { events }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });

@@ -1,0 +1,14 @@
+type Plain = Record<string, unknown>;
+
+/**
+ * The arms of the study, each an override of the base config: free routing (the baseline), R2, R3, free
+ * routing with truncated importance sampling (the correction peers use without replay), and free routing
+ * with an fp32 engine (no mismatch at all: what instability looks like without it).
+ */
+export const STUDY_ARMS: Readonly<Record<string, Plain>> = {
+  free: { replay: 'free' },
+  R2: { replay: 'R2' },
+  R3: { replay: 'R3' },
+  'free-tis': { replay: 'free', algorithm: { importanceSampling: 'truncate' } },
+  'fp32-engine': { replay: 'free', rollout: { precision: 'fp32' } },
+};
