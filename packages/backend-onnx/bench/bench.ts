@@ -216,8 +216,78 @@ async function benchConfig(name: string, config: ModelConfig): Promise<void> {
   }
 }
 
+/**
+ * Cost of sparse experts: top-8 of 64 (and of 128, Qwen3-30B-A3B's count) against top-8 of 8, which does the
+ * same active work per token. 4 MoE layers, 16 sequences of a 32-token prompt and 32 new tokens. `dense`
+ * runs every expert (cost ∝ experts), `sparse` only the chosen ones; repetitions are interleaved so that
+ * load changes hit every engine alike, and the ratios of each repetition are reported as median [range].
+ */
+async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermediateSize: number) {
+  const configOf = (numExperts: number) =>
+    createModelConfig({
+      vocabSize: 256,
+      hiddenSize,
+      numLayers: 4,
+      numAttentionHeads: 4,
+      numKeyValueHeads: 2,
+      headDim: hiddenSize / 4,
+      numExperts,
+      topK: 8,
+      moeIntermediateSize,
+      normTopKProb: true,
+      mlpOnlyLayers: [],
+      maxPositionEmbeddings: 1024,
+    });
+  const variants = [
+    { name: 'top-8 of 8', experts: 8, expertCompute: 'auto' },
+    { name: 'top-8 of 64, dense', experts: 64, expertCompute: 'dense' },
+    { name: 'top-8 of 64, sparse', experts: 64, expertCompute: 'sparse' },
+    { name: 'top-8 of 128, dense', experts: 128, expertCompute: 'dense' },
+    { name: 'top-8 of 128, sparse', experts: 128, expertCompute: 'sparse' },
+  ] as const;
+  const requests = requestsOf(16, 32, 256);
+  const params = sampling({ maxNewTokens: 32 });
+  const engines: OnnxRolloutEngine[] = [];
+  for (const variant of variants) {
+    const config = configOf(variant.experts);
+    const engine = await createOnnxRolloutEngine({
+      config,
+      weights: createRandomWeights(config, 0),
+      precision: 'bf16',
+      prefixCache: false,
+      expertCompute: variant.expertCompute,
+    });
+    await engine.generate(requests.slice(0, 2), sampling({ maxNewTokens: 2 })); // warm-up
+    engines.push(engine);
+  }
+  const repetitions = 5;
+  const seconds = variants.map(() => [] as number[]);
+  for (let repetition = 0; repetition < repetitions; repetition++) {
+    for (const [index, engine] of engines.entries())
+      seconds[index]!.push((await timed(() => engine.generate(requests, params))).seconds);
+  }
+  console.log(
+    `
+## sparse experts, ${shape}: hidden ${hiddenSize}, moe width ${moeIntermediateSize}, 4 MoE layers, 16 × (32 prompt + 32 new) tokens, bf16`,
+  );
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  for (const [index, variant] of variants.entries()) {
+    const ratios = seconds[index]!.map((value, repetition) => value / seconds[0]![repetition]!);
+    console.log(
+      `${variant.name.padEnd(22)} (${engines[index]!.expertCompute.padEnd(6)}): generate ${median(seconds[index]!).toFixed(3)} s → ` +
+        `${median(ratios).toFixed(2)}× top-8 of 8 [${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}]`,
+    );
+  }
+  for (const engine of engines) await engine.dispose();
+}
+
 console.log(
   `# @moerl/backend-onnx bench — ${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}, onnxruntime-node ${ort.env.versions.common}`,
 );
-await benchConfig('demo config', demoConfig);
-await benchConfig('wide config', wideConfig);
+// `pnpm bench -- --experts` runs only the sparse-experts comparison.
+if (!process.argv.includes('--experts')) {
+  await benchConfig('demo config', demoConfig);
+  await benchConfig('wide config', wideConfig);
+}
+await benchExpertScaling('wide', 128, 128);
+await benchExpertScaling('small', 64, 32);

@@ -1,5 +1,5 @@
 export type { PositionKv, PrefixMatch, PrefixStore, PrefixStoreStats } from './cache/prefix-store.js';
-export type { ExecutionProvider } from './engine/moe-session.js';
+export type { ExecutionProvider, ExpertComputeOption } from './engine/moe-session.js';
 export {
   createOnnxRolloutEngine,
   ONNX_BACKEND_NAME,
@@ -9,6 +9,6 @@ export {
   type PrefixCacheOptions,
 } from './engine/onnx-rollout-engine.js';
 export { type ExportOnnxOptions, encodeOnnxModel, exportOnnx } from './export/export-onnx.js';
-export { GRAPH_IO } from './model/build-moe-graph.js';
+export { type ExpertCompute, GRAPH_IO } from './model/build-moe-graph.js';
 export { ONNX_IR_VERSION, ONNX_OPSET } from './model/encode-moe-model.js';
 export { createOnnxBackend, engineOptionsFrom, registerOnnxBackend } from './register-onnx-backend.js';

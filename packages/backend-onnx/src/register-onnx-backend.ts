@@ -16,6 +16,7 @@ const BACKEND_OPTION_KEYS = [
   'executionProvider',
   'intraOpNumThreads',
   'allowSpinning',
+  'expertCompute',
   'onWarning',
 ] as const;
 

@@ -54,96 +54,130 @@ function expectIdentical(actual: OnnxTrajectory, expected: OnnxTrajectory): void
   expect(actual.finishReason).toBe(expected.finishReason);
 }
 
-describe('batch invariance of the ONNX engine', () => {
-  for (const prefixCache of [false, true]) {
-    it(`a request alone and in a ragged batch: identical tokens, logprobs and routing (prefix cache ${prefixCache ? 'on' : 'off'})`, async () => {
-      const batchEngine = await createOnnxRolloutEngine({ config, weights, precision: 'fp32', prefixCache });
-      const together = await batchEngine.generate(pinned, params);
-      await batchEngine.dispose();
-      // The stop tokens did shrink the batch, and some sequences ran to the end.
-      expect(together.some((trajectory) => trajectory.finishReason === 'stop')).toBe(true);
-      expect(together.some((trajectory) => trajectory.finishReason === 'length')).toBe(true);
-      for (const [index, request] of pinned.entries()) {
-        // A fresh engine each time, so the prefix cache holds nothing the batch run did not have.
-        const engine = await createOnnxRolloutEngine({ config, weights, precision: 'fp32', prefixCache });
-        const [alone] = await engine.generate([request], params);
+describe.each(['dense', 'sparse'] as const)(
+  'batch invariance of the ONNX engine (%s experts)',
+  (expertCompute) => {
+    for (const prefixCache of [false, true]) {
+      it(`a request alone and in a ragged batch: identical tokens, logprobs and routing (prefix cache ${prefixCache ? 'on' : 'off'})`, async () => {
+        const batchEngine = await createOnnxRolloutEngine({
+          config,
+          weights,
+          precision: 'fp32',
+          prefixCache,
+          expertCompute,
+        });
+        const together = await batchEngine.generate(pinned, params);
+        await batchEngine.dispose();
+        // The stop tokens did shrink the batch, and some sequences ran to the end.
+        expect(together.some((trajectory) => trajectory.finishReason === 'stop')).toBe(true);
+        expect(together.some((trajectory) => trajectory.finishReason === 'length')).toBe(true);
+        for (const [index, request] of pinned.entries()) {
+          // A fresh engine each time, so the prefix cache holds nothing the batch run did not have.
+          const engine = await createOnnxRolloutEngine({
+            config,
+            weights,
+            precision: 'fp32',
+            prefixCache,
+            expertCompute,
+          });
+          const [alone] = await engine.generate([request], params);
+          await engine.dispose();
+          expectIdentical(together[index]!, alone!);
+        }
+      });
+    }
+
+    for (const precision of ['bf16', 'fp16'] as const satisfies readonly InferencePrecision[]) {
+      it(`holds at ${precision} too`, async () => {
+        const engine = await createOnnxRolloutEngine({
+          config,
+          weights,
+          precision,
+          prefixCache: false,
+          expertCompute,
+        });
+        const together = await engine.generate(pinned, params);
+        for (const [index, request] of pinned.entries()) {
+          const [alone] = await engine.generate([request], params);
+          expectIdentical(together[index]!, alone!);
+        }
         await engine.dispose();
-        expectIdentical(together[index]!, alone!);
-      }
-    });
-  }
+      });
+    }
 
-  for (const precision of ['bf16', 'fp16'] as const satisfies readonly InferencePrecision[]) {
-    it(`holds at ${precision} too`, async () => {
-      const engine = await createOnnxRolloutEngine({ config, weights, precision, prefixCache: false });
-      const together = await engine.generate(pinned, params);
-      for (const [index, request] of pinned.entries()) {
-        const [alone] = await engine.generate([request], params);
-        expectIdentical(together[index]!, alone!);
-      }
-      await engine.dispose();
-    });
-  }
-
-  it('two calls merged into one with seedFork sample exactly what each call samples alone', async () => {
-    const engine = await createOnnxRolloutEngine({ config, weights, precision: 'fp32', prefixCache: false });
-    const first = requests.slice(0, 4);
-    const second = requests.slice(4);
-    const alone = [...(await engine.generate(first, params)), ...(await engine.generate(second, params))];
-    const merged = await engine.generate(
-      [
-        ...first.map((request, index) => ({ ...request, seedFork: index })),
-        ...second.map((request, index) => ({ ...request, seedFork: index })),
-      ],
-      params,
-    );
-    for (const [index, trajectory] of merged.entries()) expectIdentical(trajectory, alone[index]!);
-    await engine.dispose();
-  });
-
-  // The price of the alignment: decode computes a response's KV with its slots shifted by the alignment
-  // padding, so when a later prompt extends a cached trajectory (multi-turn), the reused response KV can
-  // differ in the last bits from prefilling those positions afresh: exact when the shift keeps every slot in
-  // its SIMD lane (first prompt length a multiple of 16), else within float32 rounding (measured ≤ 7.2e-7).
-  it('a prompt that extends a cached trajectory: same tokens and routing as without the cache, logprobs within 1e-5', async () => {
-    for (const length of [16, 5, 9, 23]) {
-      const cached = await createOnnxRolloutEngine({ config, weights, precision: 'fp32', prefixCache: true });
-      const uncached = await createOnnxRolloutEngine({
+    it('two calls merged into one with seedFork sample exactly what each call samples alone', async () => {
+      const engine = await createOnnxRolloutEngine({
         config,
         weights,
         precision: 'fp32',
         prefixCache: false,
+        expertCompute,
       });
-      const [turn] = await cached.generate(
-        [{ id: 't1', groupId: 't', promptIds: promptOf(length, 1) }],
+      const first = requests.slice(0, 4);
+      const second = requests.slice(4);
+      const alone = [...(await engine.generate(first, params)), ...(await engine.generate(second, params))];
+      const merged = await engine.generate(
+        [
+          ...first.map((request, index) => ({ ...request, seedFork: index })),
+          ...second.map((request, index) => ({ ...request, seedFork: index })),
+        ],
         params,
       );
-      const next: GenerateRequest = {
-        id: 't2',
-        groupId: 't',
-        promptIds: Int32Array.of(...turn!.promptIds, ...turn!.responseIds, 3, 4),
-      };
-      const [hit] = await cached.generate([next], params);
-      const [fresh] = await uncached.generate([next], params);
-      expect(hit!.cachedPromptTokens).toBeGreaterThan(length);
-      expect([...hit!.responseIds]).toEqual([...fresh!.responseIds]);
-      expect([...hit!.routing!.experts]).toEqual([...fresh!.routing!.experts]);
-      hit!.engineLogprobs.forEach((value, step) => {
-        const difference = Math.abs(value - fresh!.engineLogprobs[step]!);
-        expect(difference).toBeLessThanOrEqual(length % 16 === 0 ? 0 : 1e-5);
-      });
-      await cached.dispose();
-      await uncached.dispose();
-    }
-  });
+      for (const [index, trajectory] of merged.entries()) expectIdentical(trajectory, alone[index]!);
+      await engine.dispose();
+    });
 
-  it('rejects a seedFork that is not a non-negative safe integer, naming the request and field', async () => {
-    const engine = await createOnnxRolloutEngine({ config, weights, prefixCache: false });
-    for (const seedFork of [-1, 2.5, Number.NaN, 2 ** 60]) {
-      await expect(engine.generate([requests[0]!, { ...requests[1]!, seedFork }], params)).rejects.toThrow(
-        /Request 1: seedFork must be a non-negative safe integer/,
-      );
-    }
-    await engine.dispose();
-  });
-});
+    // The price of the alignment: decode computes a response's KV with its slots shifted by the alignment
+    // padding, so when a later prompt extends a cached trajectory (multi-turn), the reused response KV can
+    // differ in the last bits from prefilling those positions afresh: exact when the shift keeps every slot in
+    // its SIMD lane (first prompt length a multiple of 16), else within float32 rounding (measured ≤ 7.2e-7).
+    it('a prompt that extends a cached trajectory: same tokens and routing as without the cache, logprobs within 1e-5', async () => {
+      for (const length of [16, 5, 9, 23]) {
+        const cached = await createOnnxRolloutEngine({
+          config,
+          weights,
+          precision: 'fp32',
+          prefixCache: true,
+          expertCompute,
+        });
+        const uncached = await createOnnxRolloutEngine({
+          config,
+          weights,
+          precision: 'fp32',
+          prefixCache: false,
+          expertCompute,
+        });
+        const [turn] = await cached.generate(
+          [{ id: 't1', groupId: 't', promptIds: promptOf(length, 1) }],
+          params,
+        );
+        const next: GenerateRequest = {
+          id: 't2',
+          groupId: 't',
+          promptIds: Int32Array.of(...turn!.promptIds, ...turn!.responseIds, 3, 4),
+        };
+        const [hit] = await cached.generate([next], params);
+        const [fresh] = await uncached.generate([next], params);
+        expect(hit!.cachedPromptTokens).toBeGreaterThan(length);
+        expect([...hit!.responseIds]).toEqual([...fresh!.responseIds]);
+        expect([...hit!.routing!.experts]).toEqual([...fresh!.routing!.experts]);
+        hit!.engineLogprobs.forEach((value, step) => {
+          const difference = Math.abs(value - fresh!.engineLogprobs[step]!);
+          expect(difference).toBeLessThanOrEqual(length % 16 === 0 ? 0 : 1e-5);
+        });
+        await cached.dispose();
+        await uncached.dispose();
+      }
+    });
+
+    it('rejects a seedFork that is not a non-negative safe integer, naming the request and field', async () => {
+      const engine = await createOnnxRolloutEngine({ config, weights, prefixCache: false, expertCompute });
+      for (const seedFork of [-1, 2.5, Number.NaN, 2 ** 60]) {
+        await expect(engine.generate([requests[0]!, { ...requests[1]!, seedFork }], params)).rejects.toThrow(
+          /Request 1: seedFork must be a non-negative safe integer/,
+        );
+      }
+      await engine.dispose();
+    });
+  },
+);

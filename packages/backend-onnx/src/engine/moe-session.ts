@@ -13,7 +13,7 @@ import {
   validateWeights,
 } from '@moerl/core';
 import * as ort from 'onnxruntime-node';
-import { GRAPH_IO, STACKED_EXPERTS, weightsAsInputs } from '../model/build-moe-graph.js';
+import { type ExpertCompute, GRAPH_IO, STACKED_EXPERTS, weightsAsInputs } from '../model/build-moe-graph.js';
 import { encodeMoeModel } from '../model/encode-moe-model.js';
 import { selectRows } from './kv-layout.js';
 
@@ -59,6 +59,8 @@ export interface MoeSessionOptions {
   readonly fp8?: Fp8WeightOptions;
   readonly executionProvider: ExecutionProvider;
   readonly intraOpNumThreads?: number;
+  /** How MoE layers compute their experts; default `auto` (see `resolveExpertCompute`). */
+  readonly expertCompute?: ExpertComputeOption;
   /** Let idle intra-op threads spin (onnxruntime's default); off unless asked for. */
   readonly allowSpinning?: boolean;
   /** Receives one line when a requested provider is unavailable and CPU is used instead. */
@@ -67,6 +69,8 @@ export interface MoeSessionOptions {
 
 export interface MoeSession {
   readonly executionProvider: ExecutionProvider;
+  /** How the session's MoE layers compute their experts. */
+  readonly expertCompute: ExpertCompute;
   forward(input: ForwardInput): Promise<ForwardOutput>;
   setWeights(weights: NamedTensors): void;
   /** An empty KV for a batch (zero slots). */
@@ -74,12 +78,40 @@ export interface MoeSession {
   release(): Promise<void>;
 }
 
+/** An engine's choice of expert computation: one of `ExpertCompute`, or `auto`. */
+export type ExpertComputeOption = ExpertCompute | 'auto';
+
+const EXPERT_COMPUTE_OPTIONS: readonly ExpertComputeOption[] = ['auto', 'sparse', 'dense'];
+
+/**
+ * `auto` → `sparse` when it pays: the model routes to fewer experts than it has, and its experts are large
+ * enough (hidden × moeIntermediateSize ≥ 4096) that reading an expert's weights costs more than running it as
+ * one more MatMul node. Tiny experts compute faster all at once (`dense`), where onnxruntime's cost per node
+ * dominates. The choice depends on the model only, never on a batch, so batch invariance holds.
+ */
+export function resolveExpertCompute(
+  config: ModelConfig,
+  option: ExpertComputeOption = 'auto',
+): ExpertCompute {
+  if (!EXPERT_COMPUTE_OPTIONS.includes(option)) {
+    throw new MoerlError(
+      'INVALID_ARGUMENT',
+      `expertCompute must be one of ${EXPERT_COMPUTE_OPTIONS.join(', ')}, found ${String(option)}`,
+      { details: { field: 'expertCompute', found: option, supported: EXPERT_COMPUTE_OPTIONS } },
+    );
+  }
+  if (option !== 'auto') return option;
+  const sparseExperts = config.topK < config.numExperts;
+  return sparseExperts && config.hiddenSize * config.moeIntermediateSize >= 4096 ? 'sparse' : 'dense';
+}
+
 export const SUPPORTED_PRECISIONS: readonly InferencePrecision[] = ['fp32', 'bf16', 'fp16', 'fp8'];
 
 /**
  * Converts checkpoint tensors (F32/F16/BF16) to the session's float32 inputs, rounded to bfloat16 for
- * `bf16` and fake-quantised to e4m3 for `fp8`: every non-expert weight under its own name, and per MoE
- * layer the experts stacked and transposed (`STACKED_EXPERTS`).
+ * `bf16` and fake-quantised to e4m3 for `fp8`: every non-expert weight under its own name, and per MoE layer the experts stacked and transposed
+ * (`STACKED_EXPERTS`), plus each expert's slice of the stacks (no copy). A session feeds the ones its graph
+ * takes.
  */
 export function weightTensors(
   config: ModelConfig,
@@ -103,6 +135,12 @@ export function weightTensors(
     precision === 'fp16'
       ? new ort.Tensor('float16', float16Bits(data), dims)
       : new ort.Tensor('float32', data, dims);
+  // One expert's `[rows, cols]` slice of a stack, sharing its memory.
+  const view = (stack: ort.Tensor, expert: number, rows: number, cols: number) => {
+    const data = stack.data as Float32Array | Uint16Array;
+    const size = rows * cols;
+    return new ort.Tensor(stack.type, data.subarray(expert * size, (expert + 1) * size), [rows, cols]);
+  };
   const tensors = new Map<string, ort.Tensor>();
   for (const spec of expectedWeights(config)) {
     if (spec.name.includes('.mlp.experts.')) continue;
@@ -129,8 +167,14 @@ export function weightTensors(
           down[(expert * width + col) * hidden + row] = downProj[row * width + col]!;
       }
     }
-    tensors.set(STACKED_EXPERTS.gateUp(layer), tensor(gateUp, [experts, hidden, 2 * width]));
-    tensors.set(STACKED_EXPERTS.down(layer), tensor(down, [experts, width, hidden]));
+    const gateUpStack = tensor(gateUp, [experts, hidden, 2 * width]);
+    const downStack = tensor(down, [experts, width, hidden]);
+    tensors.set(STACKED_EXPERTS.gateUp(layer), gateUpStack);
+    tensors.set(STACKED_EXPERTS.down(layer), downStack);
+    for (let expert = 0; expert < experts; expert++) {
+      tensors.set(STACKED_EXPERTS.expertGateUp(layer, expert), view(gateUpStack, expert, hidden, 2 * width));
+      tensors.set(STACKED_EXPERTS.expertDown(layer, expert), view(downStack, expert, width, hidden));
+    }
   }
   return tensors;
 }
@@ -186,6 +230,7 @@ async function openSession(
 export async function createMoeSession(options: MoeSessionOptions): Promise<MoeSession> {
   const { config } = options;
   checkPrecision(options.precision);
+  const expertCompute = resolveExpertCompute(config, options.expertCompute);
   let weights = weightTensors(config, options.weights, options.precision, options.fp8);
   const { session, provider } = await openSession(
     encodeMoeModel(
@@ -193,9 +238,12 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
       weightsAsInputs,
       'stacked-inputs',
       options.precision === 'fp16' ? 'float16' : 'float32',
+      expertCompute,
     ),
     options,
   );
+  // The weights the graph takes: the expert stacks (dense) or the experts one by one (sparse).
+  const graphInputs = new Set(session.inputNames);
   const layers = config.numLayers;
   const hasRouting = moeLayerIndices(config).length > 0;
   const int64 = (values: ArrayLike<number>, dims: number[]) =>
@@ -222,6 +270,7 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
 
   return {
     executionProvider: provider,
+    expertCompute,
     emptyKv,
     setWeights(next) {
       weights = weightTensors(config, next, options.precision, options.fp8);
@@ -285,7 +334,7 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
       feeds[GRAPH_IO.pastKey(layer)] = past[layer]!.key;
       feeds[GRAPH_IO.pastValue(layer)] = past[layer]!.value;
     }
-    for (const [name, tensor] of weights) feeds[name] = tensor;
+    for (const [name, tensor] of weights) if (graphInputs.has(name)) feeds[name] = tensor;
     const results = await session.run(feeds);
     const present: LayerKv[] = [];
     for (let layer = 0; layer < layers; layer++) {

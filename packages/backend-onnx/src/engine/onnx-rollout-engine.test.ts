@@ -7,6 +7,7 @@ import {
 } from '@moerl/core';
 import { createRandomWeights, createReferenceRolloutEngine, tinyMoeConfig } from '@moerl/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { resolveExpertCompute } from './moe-session.js';
 import {
   createOnnxRolloutEngine,
   type OnnxRolloutEngine,
@@ -201,6 +202,24 @@ describe('createOnnxRolloutEngine', () => {
       await expect(
         createOnnxRolloutEngine({ config, weights, precision: 'int8' as unknown as 'fp32' }),
       ).rejects.toSatisfy((error: unknown) => MoerlError.isInstance(error, 'UNSUPPORTED'));
+    });
+
+    it('an unknown expertCompute is INVALID_ARGUMENT naming the field', async () => {
+      await expect(
+        createOnnxRolloutEngine({ config, weights, expertCompute: 'fast' as unknown as 'sparse' }),
+      ).rejects.toSatisfy(
+        (error: unknown) =>
+          MoerlError.isInstance(error, 'INVALID_ARGUMENT') && error.message.includes('expertCompute'),
+      );
+    });
+
+    it('expertCompute auto: sparse for large experts chosen among more, dense for tiny or all-chosen ones', async () => {
+      expect((await engineWith()).expertCompute).toBe('dense'); // tiny experts
+      expect((await engineWith({ expertCompute: 'sparse' })).expertCompute).toBe('sparse');
+      expect(resolveExpertCompute({ ...config, hiddenSize: 64, moeIntermediateSize: 64 })).toBe('sparse');
+      expect(
+        resolveExpertCompute({ ...config, hiddenSize: 64, moeIntermediateSize: 64, topK: config.numExperts }),
+      ).toBe('dense');
     });
 
     it('weights missing a tensor are CHECKPOINT_INVALID, at creation and at update', async () => {

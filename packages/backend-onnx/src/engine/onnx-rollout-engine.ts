@@ -15,11 +15,13 @@ import {
 } from '@moerl/core';
 import { createPrefixStore, type PrefixStoreImplementation } from '../cache/create-prefix-store.js';
 import type { PrefixStore, PrefixStoreStats } from '../cache/prefix-store.js';
+import type { ExpertCompute } from '../model/build-moe-graph.js';
 import { generateBatch, type PreparedRequest } from './generate-batch.js';
 import {
   checkPrecision,
   createMoeSession,
   type ExecutionProvider,
+  type ExpertComputeOption,
   SUPPORTED_PRECISIONS,
 } from './moe-session.js';
 import { checkRequest } from './validate-request.js';
@@ -49,6 +51,15 @@ export interface OnnxRolloutEngineOptions {
   readonly prefixCache?: boolean | PrefixCacheOptions;
   /** `cpu` (default) or `cuda`; CUDA falls back to CPU with a message when onnxruntime-node lacks it. */
   readonly executionProvider?: ExecutionProvider;
+  /**
+   * How MoE layers compute their experts. `sparse`: the (position, k) pairs are grouped by expert and each
+   * expert multiplies only its own positions, so cost follows the chosen experts. `dense`: every expert runs
+   * on every position and the unchosen ones are weighted 0, so cost follows all experts. `auto` (default):
+   * `sparse` unless the model routes to all its experts or its experts are tiny (hidden × moe width < 4096),
+   * where one batched MatMul beats a MatMul per expert. Both give the same routing and logits within float32
+   * rounding, and each is batch invariant on its own.
+   */
+  readonly expertCompute?: ExpertComputeOption;
   /** onnxruntime's intra-op thread count; default: onnxruntime's choice. */
   readonly intraOpNumThreads?: number;
   /**
@@ -68,6 +79,8 @@ export interface OnnxTrajectory extends Trajectory {
 export interface OnnxRolloutEngine extends RolloutEngine {
   generate(requests: readonly GenerateRequest[], samplingParams: SamplingParams): Promise<OnnxTrajectory[]>;
   readonly precision: InferencePrecision;
+  /** How MoE layers compute their experts (`auto` resolved). */
+  readonly expertCompute: ExpertCompute;
   /** The provider the session actually runs on. */
   readonly executionProvider: ExecutionProvider;
   /** Which prefix cache is in use, or `off`. */
@@ -106,6 +119,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
     precision,
     ...(options.fp8 === undefined ? {} : { fp8: resolveFp8WeightOptions(options.fp8) }),
     executionProvider: options.executionProvider ?? 'cpu',
+    ...(options.expertCompute === undefined ? {} : { expertCompute: options.expertCompute }),
     ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
     ...(options.allowSpinning === undefined ? {} : { allowSpinning: options.allowSpinning }),
     onFallback: warn,
@@ -161,6 +175,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
     },
     config,
     precision,
+    expertCompute: session.expertCompute,
     executionProvider: session.executionProvider,
     prefixCacheImplementation: implementation,
     prefixCacheStats: () => store?.stats(),

@@ -40,10 +40,30 @@ export type ComputeType = 'float32' | 'float16';
  */
 export type ExpertLayout = 'per-expert' | 'stacked-inputs';
 
-/** Input names of the host-stacked experts: `[experts, hidden, 2 × width]` (gate ‖ up) and `[experts, width, hidden]`. */
+/**
+ * How a MoE layer computes its experts.
+ *
+ * - `dense`: every expert runs on every row (one batched MatMul over the expert axis) and the unchosen ones
+ *   are weighted 0. Cost follows all experts.
+ * - `sparse`: the (row, k) pairs are grouped by expert and each expert multiplies only its own rows (one
+ *   MatMul per expert and projection). Cost follows the chosen experts, plus a fixed cost per expert.
+ *
+ * Both are exact (the same routing and logits within float32 rounding) and batch invariant.
+ */
+export type ExpertCompute = 'dense' | 'sparse';
+
+/**
+ * Input names of the host-stacked experts: `[experts, hidden, 2 × width]` (gate ‖ up) and
+ * `[experts, width, hidden]` for `dense` compute; one `[hidden, 2 × width]` and `[width, hidden]` input per
+ * expert (views of the same stacks) for `sparse` compute.
+ */
 export const STACKED_EXPERTS = {
   gateUp: (layer: number) => `model.layers.${layer}.mlp.experts.gate_up_proj.stacked`,
   down: (layer: number) => `model.layers.${layer}.mlp.experts.down_proj.stacked`,
+  expertGateUp: (layer: number, expert: number) =>
+    `model.layers.${layer}.mlp.experts.${expert}.gate_up_proj.transposed`,
+  expertDown: (layer: number, expert: number) =>
+    `model.layers.${layer}.mlp.experts.${expert}.down_proj.transposed`,
 } as const;
 
 /**
@@ -59,13 +79,14 @@ export const STACKED_EXPERTS = {
  *   `[position][moeLayer][k]` like a RoutingRecord) when the model has MoE layers.
  *
  * Prefill (`sequence` = many, `past` = 0 or a cached prefix) and batched decode (`sequence` = 1) run the same
- * graph. All arithmetic is float32. Opset 17.
+ * graph. All arithmetic is float32. Opset 17. `expertCompute` chooses how MoE layers run their experts.
  */
 export function buildMoeGraph(
   config: ModelConfig,
   weightSource: WeightSource = weightsAsInputs,
   expertLayout: ExpertLayout = 'per-expert',
   computeType: ComputeType = 'float32',
+  expertCompute: ExpertCompute = 'dense',
 ): GraphMessage {
   const g = new Builder();
   const half16 = computeType === 'float16';
@@ -148,6 +169,30 @@ export function buildMoeGraph(
   const mask = g.op('Tile', [g.op('Unsqueeze', [attentionBias, g.ints([1])]), g.ints([1, 1, groupSize, 1])]);
   const scale = toCompute(g.floats([1 / Math.sqrt(headDim)], []));
 
+  // One expert's matrices, transposed: [hidden, 2·width] (gate ‖ up) and [width, hidden].
+  const expertMatrices = (layer: number, expert: number, width: number) => {
+    if (expertLayout === 'stacked-inputs') {
+      return {
+        gateUp: g.input(STACKED_EXPERTS.expertGateUp(layer, expert), computeType, [hidden, 2 * width]),
+        down: g.input(STACKED_EXPERTS.expertDown(layer, expert), computeType, [width, hidden]),
+      };
+    }
+    const prefix = `model.layers.${layer}.mlp.experts.${expert}`;
+    const transposed = (name: string, shape: number[]) =>
+      g.op('Transpose', [weight(name, shape)], { perm: [1, 0] });
+    return {
+      gateUp: g.op(
+        'Concat',
+        [
+          transposed(`${prefix}.gate_proj.weight`, [width, hidden]),
+          transposed(`${prefix}.up_proj.weight`, [width, hidden]),
+        ],
+        { axis: 1 },
+      ),
+      down: transposed(`${prefix}.down_proj.weight`, [hidden, width]),
+    };
+  };
+
   // The experts of a layer as [experts, hidden, 2·width] (gate ‖ up, transposed) and [experts, width, hidden].
   const expertStacks = (layer: number, width: number) => {
     if (expertLayout === 'stacked-inputs') {
@@ -159,22 +204,99 @@ export function buildMoeGraph(
     const gateUps: string[] = [];
     const downs: string[] = [];
     for (let expert = 0; expert < config.numExperts; expert++) {
-      const prefix = `model.layers.${layer}.mlp.experts.${expert}`;
-      const transposed = (name: string, shape: number[]) =>
-        g.op('Unsqueeze', [g.op('Transpose', [weight(name, shape)], { perm: [1, 0] }), g.ints([0])]);
-      gateUps.push(
-        g.op(
-          'Concat',
-          [
-            transposed(`${prefix}.gate_proj.weight`, [width, hidden]),
-            transposed(`${prefix}.up_proj.weight`, [width, hidden]),
-          ],
-          { axis: 2 },
-        ),
-      );
-      downs.push(transposed(`${prefix}.down_proj.weight`, [hidden, width]));
+      const matrices = expertMatrices(layer, expert, width);
+      gateUps.push(g.op('Unsqueeze', [matrices.gateUp, g.ints([0])]));
+      downs.push(g.op('Unsqueeze', [matrices.down, g.ints([0])]));
     }
     return { gateUp: g.op('Concat', gateUps, { axis: 0 }), down: g.op('Concat', downs, { axis: 0 }) };
+  };
+
+  // SiLU(gate) · up of [..., 2·width] gate ‖ up products.
+  const swiGluOf = (gateAndUp: string, width: number) => {
+    const [gate, up] = g.node('Split', [gateAndUp, g.ints([width, width])], { axis: -1 }, 2) as [
+      string,
+      string,
+    ];
+    return g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+  };
+
+  // Every expert runs on every row (batched MatMul over the expert axis); a dense [N, experts] gate matrix
+  // (the chosen experts' weights, zero elsewhere) zeroes the unchosen ones.
+  const denseExperts = (
+    x: string,
+    probabilities: string,
+    topIds: string,
+    gates: string,
+    layer: number,
+    width: number,
+  ) => {
+    const gateMatrix = g.op(
+      'ScatterElements',
+      [g.op('ConstantOfShape', [g.op('Shape', [probabilities])]), topIds, gates],
+      { axis: 1 },
+    );
+    const { gateUp, down } = expertStacks(layer, width);
+    const perExpert = g.op('MatMul', [swiGluOf(g.op('MatMul', [x, gateUp]), width), down]); // [E, N, hidden]
+    const gatesByExpert = toCompute(
+      g.op('Unsqueeze', [g.op('Transpose', [gateMatrix], { perm: [1, 0] }), g.ints([2])]),
+    );
+    return g.op('ReduceSum', [g.op('Mul', [perExpert, gatesByExpert]), g.ints([0])], { keepdims: 0 });
+  };
+
+  // The (row, k) pairs sorted by expert into one table of rows, where every expert with pairs gets one extra
+  // row ahead of its own (row 0, never read back): each expert's MatMul then has 0 or at least 2 rows and
+  // always takes onnxruntime's multi-row kernel, so a row's sums do not depend on how many rows share its
+  // expert, i.e. on how the row was batched. A Split hands each expert its rows, one MatMul per expert and
+  // projection computes them, and each pair reads its output back and is weighted and summed over k.
+  const sparseExperts = (x: string, topIds: string, gates: string, layer: number, width: number) => {
+    const experts = config.numExperts;
+    const ids = g.op('Reshape', [topIds, g.ints([-1])]); // [P]; pair p = row · topK + k
+    const pairCount = g.op('Shape', [ids]);
+    const ones = g.op('Expand', [g.ints([1]), pairCount]);
+    const pairIndex = g.op('CumSum', [ones, g.ints([0], true)], { exclusive: 1 });
+    // Pairs in (expert, pair) order: a sort of the distinct keys expert · P + p.
+    const keys = g.op('Add', [g.op('Mul', [ids, pairCount]), pairIndex]);
+    const [, order] = g.node('TopK', [keys, pairCount], { axis: 0, largest: 0, sorted: 1 }, 2) as [
+      string,
+      string,
+    ];
+    const sortedPosition = g.op('ScatterElements', [pairIndex, order, pairIndex], { axis: 0 });
+    const counts = g.op('ScatterElements', [g.ints(new Array<number>(experts).fill(0)), ids, ones], {
+      axis: 0,
+      reduction: 'add',
+    });
+    const used = g.op('Min', [counts, g.ints([1])]);
+    const sizes = g.op('Add', [counts, used]); // [E]: an expert's pairs and its extra row
+    // A pair's table slot: the pairs before it plus the extra rows of the experts up to its own.
+    const slot = g.op('Add', [
+      sortedPosition,
+      g.op('Gather', [g.op('CumSum', [used, g.ints([0], true)]), ids]),
+    ]);
+    const table = g.op('ScatterElements', [
+      g.op('Expand', [g.ints([0]), g.op('ReduceSum', [sizes], { keepdims: 1 })]),
+      slot,
+      g.op('Div', [pairIndex, g.ints([config.topK])]),
+    ]);
+    const groups = g.node('Split', [g.op('Gather', [x, table]), sizes], { axis: 0 }, experts);
+    const matrices = groups.map((_, expert) => expertMatrices(layer, expert, width));
+    // Gate ‖ up per expert; SwiGLU once over all rows; down per expert.
+    const gateUp = g.op(
+      'Concat',
+      groups.map((group, expert) => g.op('MatMul', [group, matrices[expert]!.gateUp])),
+      { axis: 0 },
+    );
+    const activated = g.node('Split', [swiGluOf(gateUp, width), sizes], { axis: 0 }, experts);
+    const outputs = g.op(
+      'Concat',
+      activated.map((rows, expert) => g.op('MatMul', [rows, matrices[expert]!.down])),
+      { axis: 0 },
+    );
+    const perPair = g.op('Reshape', [g.op('Gather', [outputs, slot]), g.ints([-1, config.topK, hidden])]);
+    return g.op(
+      'ReduceSum',
+      [g.op('Mul', [perPair, toCompute(g.op('Unsqueeze', [gates, g.ints([2])]))]), g.ints([1])],
+      { keepdims: 0 },
+    );
   };
 
   let x = g.op('Reshape', [
@@ -251,28 +373,11 @@ export function buildMoeGraph(
       const gates = config.normTopKProb
         ? g.op('Div', [topValues, g.op('ReduceSum', [topValues, g.ints([-1])], { keepdims: 1 })])
         : topValues;
-      // Dense [N, experts] gate matrix: the chosen experts' weights, zero elsewhere.
-      const gateMatrix = g.op(
-        'ScatterElements',
-        [g.op('ConstantOfShape', [g.op('Shape', [probabilities])]), topIds, gates],
-        { axis: 1 },
-      );
-      // Every expert runs on every row (batched MatMul over the expert axis); the gate matrix zeroes the
-      // unchosen ones. Exact, and far fewer nodes than one branch per expert.
       const width = config.moeIntermediateSize;
-      const { gateUp, down } = expertStacks(layer, width);
-      const [gate, up] = g.node(
-        'Split',
-        [g.op('MatMul', [mlpInput, gateUp]), g.ints([width, width])],
-        { axis: -1 },
-        2,
-      ) as [string, string];
-      const activated = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-      const perExpert = g.op('MatMul', [activated, down]); // [experts, N, hidden]
-      const gatesByExpert = toCompute(
-        g.op('Unsqueeze', [g.op('Transpose', [gateMatrix], { perm: [1, 0] }), g.ints([2])]),
-      );
-      mlpOutput = g.op('ReduceSum', [g.op('Mul', [perExpert, gatesByExpert]), g.ints([0])], { keepdims: 0 });
+      mlpOutput =
+        expertCompute === 'sparse'
+          ? sparseExperts(mlpInput, topIds, gates, layer, width)
+          : denseExperts(mlpInput, probabilities, topIds, gates, layer, width);
     } else {
       mlpOutput = swiGlu(mlpInput, `${prefix}.mlp`, config.intermediateSize);
     }

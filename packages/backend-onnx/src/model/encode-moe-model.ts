@@ -3,6 +3,7 @@ import { encodeModel } from '../onnx/onnx-proto.js';
 import {
   buildMoeGraph,
   type ComputeType,
+  type ExpertCompute,
   type ExpertLayout,
   type WeightSource,
   weightsAsInputs,
@@ -19,12 +20,13 @@ export function encodeMoeModel(
   weightSource: WeightSource = weightsAsInputs,
   expertLayout: ExpertLayout = 'per-expert',
   computeType: ComputeType = 'float32',
+  expertCompute: ExpertCompute = 'sparse',
 ): Uint8Array {
   return encodeModel({
     irVersion: ONNX_IR_VERSION,
     producerName: '@moerl/backend-onnx',
     producerVersion: '0.0.0',
     opsetImport: [{ domain: '', version: ONNX_OPSET }],
-    graph: buildMoeGraph(config, weightSource, expertLayout, computeType),
+    graph: buildMoeGraph(config, weightSource, expertLayout, computeType, expertCompute),
   });
 }

@@ -8,7 +8,7 @@ import {
   type ValueInfoMessage,
 } from './onnx-proto.js';
 
-export type AttributeValue = number | readonly number[] | { readonly float: number } | TensorMessage;
+export type AttributeValue = number | string | readonly number[] | { readonly float: number } | TensorMessage;
 export type Dimension = number | string;
 export type ElementType = 'float32' | 'float16' | 'int64';
 
@@ -20,6 +20,9 @@ const ELEMENT_TYPES: Record<ElementType, number> = {
 
 function attribute(name: string, value: AttributeValue): AttributeMessage {
   if (typeof value === 'number') return { name, type: ONNX_ATTRIBUTE_TYPE.INT, i: value };
+  if (typeof value === 'string') {
+    return { name, type: ONNX_ATTRIBUTE_TYPE.STRING, s: new TextEncoder().encode(value) };
+  }
   if (Array.isArray(value)) return { name, type: ONNX_ATTRIBUTE_TYPE.INTS, ints: value as number[] };
   if ('float' in value) return { name, type: ONNX_ATTRIBUTE_TYPE.FLOAT, f: value.float };
   return { name, type: ONNX_ATTRIBUTE_TYPE.TENSOR, t: value as TensorMessage };

@@ -90,7 +90,7 @@ const schema = {
 export const ONNX_DATA_TYPE = { FLOAT: 1, INT64: 7, FLOAT16: 10 } as const;
 
 /** ONNX AttributeProto.AttributeType values used here. */
-export const ONNX_ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
+export const ONNX_ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
 
 export interface TensorMessage {
   readonly name: string;
@@ -104,6 +104,7 @@ export interface AttributeMessage {
   readonly type: number;
   readonly f?: number;
   readonly i?: number;
+  readonly s?: Uint8Array;
   readonly floats?: readonly number[];
   readonly ints?: readonly number[];
   readonly t?: TensorMessage;
