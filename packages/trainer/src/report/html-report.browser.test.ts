@@ -24,7 +24,14 @@ describe.skipIf(CHROMIUM === undefined)('HTML report in headless Chromium', () =
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     });
     try {
-      const runs = [syntheticRun('gspo', false, 10, 3), syntheticRun('gspo-r3', true, 10, 4)];
+      // Two arms over two seeds (bands, per-arm panels) beside a run recorded before the mismatch split.
+      const runs = [
+        syntheticRun('free-s0', false, 10, 3),
+        syntheticRun('free-s1', false, 10, 5),
+        syntheticRun('R3-s0', true, 10, 4),
+        syntheticRun('R3-s1', true, 10, 6),
+        syntheticRun('gspo', false, 10, 7, { mismatchDetail: false }),
+      ];
       const path = join(directory, 'report.html');
       await writeHtmlReport(path, runs);
       const page = await browser.newPage();
@@ -40,9 +47,9 @@ describe.skipIf(CHROMIUM === undefined)('HTML report in headless Chromium', () =
             id: figure.getAttribute('data-chart'),
             width: box?.width ?? 0,
             height: box?.height ?? 0,
-            // Lines are paths, heatmap cells are paths or rects inside mark groups.
+            // Lines and bands are paths, heatmap cells and boxes are paths or rects inside mark groups.
             marks: figure.querySelectorAll(
-              'g.mark-line path, g.mark-rect path, g.mark-rect rect, g.mark-symbol path',
+              'g.mark-line path, g.mark-area path, g.mark-rect path, g.mark-rect rect, g.mark-symbol path',
             ).length,
           };
         }),
@@ -53,7 +60,8 @@ describe.skipIf(CHROMIUM === undefined)('HTML report in headless Chromium', () =
         expect(chart.height, chart.id ?? '').toBeGreaterThan(50);
         expect(chart.marks, chart.id ?? '').toBeGreaterThan(0);
       }
-      expect(await page.locator('table.summary tbody tr').count()).toBe(2);
+      expect(charts.map((chart) => chart.id)).toContain('abs-delta-histogram');
+      expect(await page.locator('table.summary tbody tr').count()).toBe(runs.length);
       expect(errors).toEqual([]);
     } finally {
       await browser.close();

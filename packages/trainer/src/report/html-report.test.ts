@@ -29,6 +29,19 @@ describe('run summary', () => {
       12,
     );
     expect(summary.trainSeconds).toBeCloseTo(12 * 2.5, 9);
+    expect(summary.maxAbsDeltaFree).toBe(Math.max(...rows.map((row) => row.maxAbsDeltaFree!)));
+    expect(summary.maxAbsDeltaReplay).toBe(Math.max(...rows.map((row) => row.maxAbsDeltaReplay!)));
+    let share = 0;
+    for (const row of rows) share += row.klFreeShareOnFlippedTokens!;
+    expect(summary.meanKlFreeShareOnFlippedTokens).toBeCloseTo(share / rows.length, 12);
+  });
+
+  it('gives NaN for the figures a run did not record', () => {
+    const summary = summarizeRun(syntheticRun('old', false, 4, 1, { mismatchDetail: false }));
+    expect(summary.maxAbsDeltaFree).toBeNaN();
+    expect(summary.maxAbsDeltaReplay).toBeNaN();
+    expect(summary.meanKlFreeShareOnFlippedTokens).toBeNaN();
+    expect(summary.initialEvalAccuracy).toBeNaN();
   });
 });
 
@@ -43,6 +56,27 @@ describe('HTML report', () => {
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
     // Self-contained: nothing to fetch when viewing.
     expect(html).not.toMatch(/<(script|link|img)[^>]+(src|href)=/);
+  });
+
+  it('shows max |Δlogp| and the KL share on flipped tokens, with – where a run did not record them', async () => {
+    const old = syntheticRun('old', false, 4, 3, { mismatchDetail: false });
+    const html = await renderHtmlReport([runs[0]!, old]);
+    const header = [...html.matchAll(/<th>([^<]*)<\/th>/g)].map((match) => match[1]);
+    const cells = (name: string) => {
+      const row = html.split(`<tr><td>${name}</td>`)[1]!.split('</tr>')[0]!;
+      return [name, ...[...row.matchAll(/<td>([^<]*)<\/td>/g)].map((match) => match[1])];
+    };
+    const column = (title: string) => header.indexOf(title);
+    const summary = summarizeRun(runs[0]!);
+    for (const [title, value] of [
+      ['max |Δlogp| free', summary.maxAbsDeltaFree],
+      ['max |Δlogp| replay', summary.maxAbsDeltaReplay],
+      ['share of free KL on flipped tokens', summary.meanKlFreeShareOnFlippedTokens],
+    ] as const) {
+      expect(column(title), title).toBeGreaterThan(0);
+      expect(cells('grpo')[column(title)]).toBe(value.toFixed(3));
+      expect(cells('old')[column(title)]).toBe('–');
+    }
   });
 
   it('writes the file atomically (no temp file left behind)', async () => {

@@ -18,14 +18,27 @@ export interface RunSummary {
   /** Mean over steps and MoE layers of the engine–trainer routing disagreement. */
   readonly meanRoutingDisagreement: number;
   readonly meanTokensWithRoutingDifference: number;
+  /** Largest |trainer − engine| logprob difference over all steps, free and replayed (NaN when not recorded). */
+  readonly maxAbsDeltaFree: number;
+  readonly maxAbsDeltaReplay: number;
+  /** Mean over steps of the share of the free-routing KL on tokens whose routing flipped (NaN when not recorded). */
+  readonly meanKlFreeShareOnFlippedTokens: number;
   readonly skippedSteps: number;
   readonly rolloutSeconds: number;
   readonly trainSeconds: number;
 }
 
-function mean(values: readonly number[]): number {
-  const finite = values.filter(Number.isFinite);
-  return finite.length === 0 ? Number.NaN : finite.reduce((sum, value) => sum + value, 0) / finite.length;
+const finite = (values: readonly (number | undefined)[]) =>
+  values.filter((value): value is number => value !== undefined && Number.isFinite(value));
+
+function mean(values: readonly (number | undefined)[]): number {
+  const kept = finite(values);
+  return kept.length === 0 ? Number.NaN : kept.reduce((sum, value) => sum + value, 0) / kept.length;
+}
+
+function max(values: readonly (number | undefined)[]): number {
+  const kept = finite(values);
+  return kept.length === 0 ? Number.NaN : Math.max(...kept);
 }
 
 export function summarizeRun(run: RunRecord): RunSummary {
@@ -44,6 +57,9 @@ export function summarizeRun(run: RunRecord): RunSummary {
     meanExtremeTokenFractionReplay: mean(rows.map((row) => row.extremeTokenFractionReplay)),
     meanRoutingDisagreement: mean(rows.map((row) => mean(row.routingDisagreement))),
     meanTokensWithRoutingDifference: mean(rows.map((row) => row.tokensWithRoutingDifference)),
+    maxAbsDeltaFree: max(rows.map((row) => row.maxAbsDeltaFree)),
+    maxAbsDeltaReplay: max(rows.map((row) => row.maxAbsDeltaReplay)),
+    meanKlFreeShareOnFlippedTokens: mean(rows.map((row) => row.klFreeShareOnFlippedTokens)),
     skippedSteps: rows.at(-1)?.skippedSteps ?? 0,
     rolloutSeconds: rows.reduce((sum, row) => sum + row.rolloutSeconds, 0),
     trainSeconds: rows.reduce((sum, row) => sum + row.trainSeconds, 0),
