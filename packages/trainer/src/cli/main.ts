@@ -95,7 +95,7 @@ function interruptSignal(): Interrupt {
 /** Reads a run directory as the report draws it; says so when the path is not a run directory. */
 async function readRunRecord(directory: string, command: string): Promise<RunRecord> {
   const { readFile } = await import('node:fs/promises');
-  const { readInitialEval, readMetrics } = await import('../run/run-directory.js');
+  const { readInitialEvals, readMetrics } = await import('../run/run-directory.js');
   const paths = runPaths(directory);
   await assertRunDirectory(paths, command);
   const config = JSON.parse(await readFile(paths.config, 'utf8')) as RunConfig;
@@ -103,7 +103,14 @@ async function readRunRecord(directory: string, command: string): Promise<RunRec
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     return [];
   });
-  return { name: config.name, config, metrics, initialEvalAccuracy: await readInitialEval(paths) };
+  const initial = await readInitialEvals(paths);
+  return {
+    name: config.name,
+    config,
+    metrics,
+    initialEvalAccuracy: initial.evalAccuracy,
+    initialSeenEvalAccuracy: initial.seenEvalAccuracy,
+  };
 }
 
 export function createProgram(): Command {
@@ -178,6 +185,7 @@ export function createProgram(): Command {
             config,
             metrics: result.metrics,
             initialEvalAccuracy: result.initialEvalAccuracy,
+            initialSeenEvalAccuracy: result.initialSeenEvalAccuracy,
           };
           await writeHtmlReport(result.paths.report, [record]);
           if (flags.json === true) {

@@ -58,6 +58,8 @@ export interface StepMetrics {
   readonly trainSeconds: number;
   /** Held-out accuracy, on steps where an evaluation ran. */
   readonly evalAccuracy?: number;
+  /** Greedy accuracy on problems the warm start trained on (up to eval.size of them), on the same steps. */
+  readonly seenEvalAccuracy?: number;
 }
 
 /** A finished or running run as the report reads it. */
@@ -67,4 +69,6 @@ export interface RunRecord {
   readonly metrics: readonly StepMetrics[];
   /** Held-out accuracy of the policy RL started from (after the warm start), when it was measured. */
   readonly initialEvalAccuracy?: number;
+  /** Accuracy of that policy on problems its warm start trained on. */
+  readonly initialSeenEvalAccuracy?: number;
 }

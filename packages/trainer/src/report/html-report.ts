@@ -81,7 +81,17 @@ figure.chart { margin: 0; border: 1px solid #eee; padding: 8px; }
 `;
 
 /** A self-contained HTML report: summary table, charts as inline SVG, configs side by side. */
-export async function renderHtmlReport(runs: readonly RunRecord[], title = 'moerl report'): Promise<string> {
+/** Text shown above the summary, e.g. a study's verdict and per-arm table (preformatted, escaped). */
+export interface ReportPreamble {
+  readonly heading: string;
+  readonly text: string;
+}
+
+export async function renderHtmlReport(
+  runs: readonly RunRecord[],
+  title = 'moerl report',
+  preamble: readonly ReportPreamble[] = [],
+): Promise<string> {
   const charts = reportCharts(runs);
   const figures: string[] = [];
   for (const chart of charts) {
@@ -94,6 +104,7 @@ export async function renderHtmlReport(runs: readonly RunRecord[], title = 'moer
 <body>
 <h1>${escapeHtml(title)}</h1>
 <p>Trainer–engine mismatch is measured on the engine's sampled tokens: KL is the per-token k3 estimate between trainer and engine logprobs, once with the trainer routing freely and once replaying the engine's routing (R3).</p>
+${preamble.map((section) => `<h2>${escapeHtml(section.heading)}</h2>\n<pre class="preamble">${escapeHtml(section.text)}</pre>`).join('\n')}
 <h2>Summary</h2>
 ${summaryTable(runs.map(summarizeRun))}
 <h2>Charts</h2>
@@ -109,6 +120,7 @@ export async function writeHtmlReport(
   path: string,
   runs: readonly RunRecord[],
   title?: string,
+  preamble?: readonly ReportPreamble[],
 ): Promise<void> {
-  await writeFileAtomic(path, await renderHtmlReport(runs, title));
+  await writeFileAtomic(path, await renderHtmlReport(runs, title, preamble));
 }

@@ -444,6 +444,11 @@ export function reportCharts(runs: readonly RunRecord[]): ReportChart[] {
       groups,
       [
         { label: 'held-out eval', value: metric('evalAccuracy'), initial: (run) => run.initialEvalAccuracy },
+        {
+          label: 'warm-start problems',
+          value: metric('seenEvalAccuracy'),
+          initial: (run) => run.initialSeenEvalAccuracy,
+        },
         { label: 'rollouts', value: metric('accuracy') },
       ],
       { yTitle: 'accuracy' },

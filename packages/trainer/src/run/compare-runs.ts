@@ -44,6 +44,7 @@ export async function compareRuns(options: CompareRunsOptions): Promise<CompareR
         config: { ...config, name },
         metrics: result.metrics,
         initialEvalAccuracy: result.initialEvalAccuracy,
+        initialSeenEvalAccuracy: result.initialSeenEvalAccuracy,
         wallSeconds: (performance.now() - start) / 1000,
       });
     } finally {

@@ -87,18 +87,33 @@ export async function readMetrics(path: string): Promise<StepMetrics[]> {
 }
 
 /** Held-out accuracy of the policy RL starts from, kept beside the metrics (they start at step 1). */
-export async function writeInitialEval(paths: RunPaths, accuracy: number): Promise<void> {
-  await writeFileAtomic(paths.initialEval, `${JSON.stringify({ evalAccuracy: accuracy }, encodeNumber)}\n`);
+export async function writeInitialEval(
+  paths: RunPaths,
+  accuracy: number,
+  seenAccuracy = Number.NaN,
+): Promise<void> {
+  await writeFileAtomic(
+    paths.initialEval,
+    `${JSON.stringify({ evalAccuracy: accuracy, seenEvalAccuracy: seenAccuracy }, encodeNumber)}\n`,
+  );
 }
 
 export async function readInitialEval(paths: RunPaths): Promise<number> {
+  return (await readInitialEvals(paths)).evalAccuracy;
+}
+
+/** Held-out accuracy, and accuracy on warm-start problems, of the policy RL starts from (NaN when unknown). */
+export async function readInitialEvals(
+  paths: RunPaths,
+): Promise<{ readonly evalAccuracy: number; readonly seenEvalAccuracy: number }> {
   try {
-    const { evalAccuracy } = JSON.parse(await readFile(paths.initialEval, 'utf8')) as {
-      evalAccuracy: number | null;
+    const { evalAccuracy, seenEvalAccuracy } = JSON.parse(await readFile(paths.initialEval, 'utf8')) as {
+      evalAccuracy?: number | null;
+      seenEvalAccuracy?: number | null;
     };
-    return evalAccuracy ?? Number.NaN;
+    return { evalAccuracy: evalAccuracy ?? Number.NaN, seenEvalAccuracy: seenEvalAccuracy ?? Number.NaN };
   } catch {
-    return Number.NaN;
+    return { evalAccuracy: Number.NaN, seenEvalAccuracy: Number.NaN };
   }
 }
 

@@ -53,6 +53,16 @@ describe('trainRun', () => {
     expect(result.metrics.filter((row) => row.evalAccuracy !== undefined).map((row) => row.step)).toEqual([
       2, 4,
     ]);
+    // Accuracy on problems the warm start trained on is measured at the same points, and before RL.
+    expect(result.metrics.filter((row) => row.seenEvalAccuracy !== undefined).map((row) => row.step)).toEqual(
+      [2, 4],
+    );
+    expect(Number.isFinite(result.initialSeenEvalAccuracy)).toBe(true);
+    expect(
+      lines.some((line) =>
+        /the warm start saw \d+ distinct problems \(.*% of the task's \d+ problems\)/.test(line),
+      ),
+    ).toBe(true);
     expect(await readMetrics(join(directory, 'metrics.jsonl'))).toEqual(result.metrics);
     expect(JSON.parse(await readFile(join(directory, 'config.json'), 'utf8'))).toEqual(config);
     expect(await readdir(join(directory, 'checkpoints'))).toEqual(['latest.json', 'step-000004']);

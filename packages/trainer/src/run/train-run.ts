@@ -29,7 +29,7 @@ import { collectRollouts, type RolloutBatch, trainingBatchOf } from './rollout-b
 import { createRunEngine } from './rollout-engine.js';
 import {
   type RunPaths,
-  readInitialEval,
+  readInitialEvals,
   readLatestCheckpoint,
   readMetrics,
   runPaths,
@@ -39,7 +39,7 @@ import {
   writeRunConfig,
 } from './run-directory.js';
 import type { RunEvents } from './run-events.js';
-import { warmStartedWeights } from './warm-start.js';
+import { warmStartedWeights, warmStartProblems } from './warm-start.js';
 
 export { importPlugins } from './preflight.js';
 
@@ -64,6 +64,8 @@ export interface TrainRunResult {
   readonly stoppedEarly: boolean;
   /** Held-out accuracy before the first RL step (NaN when unknown, e.g. a resumed run without the file). */
   readonly initialEvalAccuracy: number;
+  /** Accuracy on problems the warm start trained on, before the first RL step (NaN without a warm start). */
+  readonly initialSeenEvalAccuracy: number;
   /** Every RL step was skipped (its metrics row says `skipped`): the policy never changed. */
   readonly allStepsSkipped: boolean;
 }
@@ -448,28 +450,49 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
 
   let stoppedEarly = false;
   let initialEvalAccuracy = Number.NaN;
+  let initialSeenEvalAccuracy = Number.NaN;
+  // Problems the warm start trained on: accuracy there against held-out accuracy tells learning to add
+  // (or reverse, …) from memorising.
+  const seen = warmStartProblems(config, task, heldOut, config.eval.size);
+  const seenSet = seen.examples;
   try {
-    if (options.resume === true) initialEvalAccuracy = await readInitialEval(paths);
-    else {
+    if (options.resume === true) {
+      ({ evalAccuracy: initialEvalAccuracy, seenEvalAccuracy: initialSeenEvalAccuracy } =
+        await readInitialEvals(paths));
+    } else {
+      if (seen.distinct > 0) {
+        const share =
+          task.problemCount === undefined
+            ? ''
+            : ` (${((100 * seen.distinct) / task.problemCount).toPrecision(2)}% of the task's ${task.problemCount} problems)`;
+        events?.log?.(`the warm start saw ${seen.distinct} distinct problems${share}`);
+      }
       events?.phase?.('eval', 0, config.train.steps);
       initialEvalAccuracy = await evaluateAccuracy(engine, task, evalSet, maxNewTokens);
-      await writeInitialEval(paths, initialEvalAccuracy);
-      events?.log?.(`held-out accuracy before RL: ${initialEvalAccuracy.toFixed(3)}`);
+      initialSeenEvalAccuracy = await evaluateAccuracy(engine, task, seenSet, maxNewTokens);
+      await writeInitialEval(paths, initialEvalAccuracy, initialSeenEvalAccuracy);
+      events?.log?.(
+        `held-out accuracy before RL: ${initialEvalAccuracy.toFixed(3)}${Number.isFinite(initialSeenEvalAccuracy) ? ` (on warm-start problems: ${initialSeenEvalAccuracy.toFixed(3)})` : ''}`,
+      );
     }
     for (let step = firstStep; step <= config.train.steps; step++) {
       const { metrics: row, skipped, stepSkipped } = await rlStep(context, step, events);
       skippedSteps += skipped;
       let evalAccuracy: number | undefined;
+      let seenEvalAccuracy: number | undefined;
       const last = step === config.train.steps;
       if ((config.eval.every > 0 && step % config.eval.every === 0) || last) {
         events?.phase?.('eval', step, config.train.steps);
         evalAccuracy = await evaluateAccuracy(engine, task, evalSet, maxNewTokens);
+        if (seenSet.length > 0)
+          seenEvalAccuracy = await evaluateAccuracy(engine, task, seenSet, maxNewTokens);
       }
       const full: StepMetrics = {
         ...row,
         skippedSteps,
         ...(stepSkipped ? { skipped: true } : {}),
         ...(evalAccuracy === undefined ? {} : { evalAccuracy }),
+        ...(seenEvalAccuracy === undefined ? {} : { seenEvalAccuracy }),
       };
       metrics.push(full);
       await writeMetrics(paths, metrics);
@@ -494,5 +517,5 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     await trainer.dispose();
   }
   const allStepsSkipped = metrics.length > 0 && metrics.every((row) => row.skipped === true);
-  return { paths, metrics, stoppedEarly, initialEvalAccuracy, allStepsSkipped };
+  return { paths, metrics, stoppedEarly, initialEvalAccuracy, initialSeenEvalAccuracy, allStepsSkipped };
 }

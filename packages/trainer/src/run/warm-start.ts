@@ -8,7 +8,7 @@ import {
 } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
 import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
-import type { Task } from '../tasks/task.js';
+import type { Task, TaskExample } from '../tasks/task.js';
 import type { ResolvedRunBackends } from './backends.js';
 import { initialWeights } from './model-setup.js';
 import type { RunEvents } from './run-events.js';
@@ -47,6 +47,29 @@ export async function warmStart(
     options.onProgress?.({ step, steps: options.steps, loss });
   }
   return loss;
+}
+
+/**
+ * The problems the configured warm start trains on, regenerated from the same random stream: how many
+ * distinct ones it saw, and the first `limit` of them (to measure accuracy on problems the policy saw).
+ */
+export function warmStartProblems(
+  config: RunConfig,
+  task: Task,
+  heldOut: ReadonlySet<string>,
+  limit: number,
+): { readonly distinct: number; readonly examples: TaskExample[] } {
+  const random = createRandom(config.seed).fork('warm-start');
+  const seen = new Set<string>();
+  const examples: TaskExample[] = [];
+  for (let step = 1; step <= config.warmStart.steps; step++) {
+    for (const example of sampleTrainingExamples(task, config.warmStart.batchSize, random, heldOut)) {
+      if (seen.has(example.prompt)) continue;
+      seen.add(example.prompt);
+      if (examples.length < limit) examples.push(example);
+    }
+  }
+  return { distinct: seen.size, examples };
 }
 
 /**

@@ -96,6 +96,9 @@ describe('stabilityStudy (smoke run on a tiny model)', () => {
     expect(result.summaries.map((summary) => summary.seeds)).toEqual([2, 2]);
     for (const entry of result.runs) expect(entry.metrics).toHaveLength(2);
     expect(result.verdict.length).toBeGreaterThan(20);
-    expect(await readFile(result.reportPath, 'utf8')).toContain('R3-s2');
+    const html = await readFile(result.reportPath, 'utf8');
+    expect(html).toContain('R3-s2');
+    expect(html).toContain('<h2>Verdict</h2>');
+    expect(html).toContain('within 10 steps');
   });
 });

@@ -30,6 +30,8 @@ export interface ArmSummary {
   readonly initialEvalAccuracy: number;
   /** Mean and sample standard deviation over seeds of the last held-out accuracy. */
   readonly finalEvalAccuracy: { readonly mean: number; readonly sd: number };
+  /** Accuracy on problems the warm start trained on, before RL and at the end (means over seeds). */
+  readonly seenEvalAccuracy: { readonly before: number; readonly after: number };
   /** Final − initial held-out accuracy over all seeds' problems pooled, with a normal-approximation 95% CI. */
   readonly gain: { readonly value: number; readonly low: number; readonly high: number };
   readonly meanKlFree: number;
@@ -117,6 +119,14 @@ export function summarizeArm(arm: string, runs: readonly StudyRun[], evalSize: n
     collapsed: runs.filter((run) => run.collapse.collapsed).length,
     initialEvalAccuracy: before,
     finalEvalAccuracy: { mean: after, sd: sd(finite(finals)) },
+    seenEvalAccuracy: {
+      before: mean(runs.map((run) => run.initialSeenEvalAccuracy)),
+      after: mean(
+        runs.map(
+          (run) => run.metrics.filter((row) => row.seenEvalAccuracy !== undefined).at(-1)?.seenEvalAccuracy,
+        ),
+      ),
+    },
     gain: { value: after - before, low: after - before - 1.96 * se, high: after - before + 1.96 * se },
     meanKlFree: mean(rows.map((row) => row.klFree)),
     meanKlReplay: mean(rows.map((row) => row.klReplay)),
@@ -182,6 +192,7 @@ export async function stabilityStudy(options: StabilityStudyOptions): Promise<St
         config,
         metrics: result.metrics,
         initialEvalAccuracy: result.initialEvalAccuracy,
+        initialSeenEvalAccuracy: result.initialSeenEvalAccuracy,
         collapse: detectCollapse(
           result.metrics,
           result.initialEvalAccuracy,
@@ -203,12 +214,37 @@ export async function stabilityStudy(options: StabilityStudyOptions): Promise<St
     ),
   );
   const reportPath = join(options.directory, 'report.html');
+  const verdict = studyVerdict(summaries);
+  const collapses = runs
+    .map(
+      (run) =>
+        `${run.name}: ${run.collapse.collapsed ? `collapsed at step ${run.collapse.step} (${run.collapse.reasons.join('; ')})` : 'no collapse'}`,
+    )
+    .join('\n');
   await writeHtmlReport(
     reportPath,
     runs,
     options.title ?? `moerl study: ${options.arms.join(' vs ')} over seeds ${options.seeds.join(', ')}`,
+    [
+      { heading: 'Verdict', text: verdict },
+      { heading: 'Arms (means over seeds)', text: armTable(summaries) },
+      {
+        heading: 'Collapse criteria, fixed before the runs, and each run',
+        text: `${describeCriteria(criteria)}\n\n${collapses}`,
+      },
+    ],
   );
-  return { runs, summaries, verdict: studyVerdict(summaries), reportPath };
+  return { runs, summaries, verdict, reportPath };
+}
+
+/** The collapse criteria in words, as the report and docs state them. */
+export function describeCriteria(criteria: CollapseCriteria): string {
+  return [
+    `A run has collapsed when any of these holds:`,
+    `- its last held-out accuracy is ${criteria.accuracyDrop} or more below the accuracy RL started from;`,
+    `- its rollout reward (${criteria.smoothing}-step moving mean) fell to half its running peak (a peak of at least ${criteria.minimumPeakReward}) within ${criteria.rewardWindow} steps, and is still at or below half the peak at the end;`,
+    `- more than half of its optimizer updates were skipped as non-finite.`,
+  ].join('\n');
 }
 
 const cell = (value: number, digits: number, exponent = false) =>
@@ -222,6 +258,7 @@ export function armTable(summaries: readonly ArmSummary[]): string {
     'eval acc before',
     'eval acc after (±sd)',
     'gain [95% CI]',
+    'warm-start problems before/after',
     'KL free',
     'KL replay',
     'KL ratio med/p90',
@@ -235,6 +272,7 @@ export function armTable(summaries: readonly ArmSummary[]): string {
     cell(s.initialEvalAccuracy, 3),
     `${cell(s.finalEvalAccuracy.mean, 3)} ±${cell(s.finalEvalAccuracy.sd, 3)}`,
     `${cell(s.gain.value, 3)} [${cell(s.gain.low, 3)}, ${cell(s.gain.high, 3)}]`,
+    `${cell(s.seenEvalAccuracy.before, 3)}/${cell(s.seenEvalAccuracy.after, 3)}`,
     cell(s.meanKlFree, 0, true),
     cell(s.meanKlReplay, 0, true),
     `${cell(s.klRatioMedian, 2)}/${cell(s.klRatioP90, 1)}`,

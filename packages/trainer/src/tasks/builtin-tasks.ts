@@ -3,6 +3,13 @@ import { defineTask, type Task } from './task.js';
 
 const DIGITS = '0123456789';
 
+/** Σ base^length over lengths from..to: the strings a task of variable length can draw. */
+const stringsOfLengths = (base: number, from: number, to: number) => {
+  let count = 0;
+  for (let length = from; length <= to; length++) count += base ** length;
+  return count;
+};
+
 function digitsOf(random: SeededRandom, length: number): string {
   let text = '';
   for (let index = 0; index < length; index++) text += DIGITS[random.nextInt(10)];
@@ -18,6 +25,8 @@ export function createAdditionTask(maxDigits = 2): Task {
     answerAlphabet: DIGITS,
     maxPromptLength: 2 * maxDigits + 2,
     maxAnswerLength: maxDigits + 1,
+    // Operands of 1..maxDigits random digits read as numbers: every value below 10^maxDigits.
+    problemCount: 10 ** maxDigits * 10 ** maxDigits,
     generate(random) {
       const operand = () => Number.parseInt(digitsOf(random, 1 + random.nextInt(maxDigits)), 10);
       const a = operand();
@@ -46,6 +55,7 @@ export function createLongAdditionTask(digits = 3, options: { reversed?: boolean
     answerAlphabet: DIGITS,
     maxPromptLength: 2 * digits + 2,
     maxAnswerLength: digits + 1,
+    problemCount: span * span,
     generate(random) {
       const a = low + random.nextInt(span);
       const b = low + random.nextInt(span);
@@ -63,6 +73,7 @@ export function createSortDigitsTask(maxLength = 4): Task {
     answerAlphabet: DIGITS,
     maxPromptLength: maxLength + 1,
     maxAnswerLength: maxLength,
+    problemCount: stringsOfLengths(10, 2, maxLength),
     generate(random) {
       const digits = digitsOf(random, 2 + random.nextInt(maxLength - 1));
       return { prompt: `${digits}:`, answer: [...digits].sort().join('') };
@@ -81,6 +92,7 @@ export function createReverseTask(maxLength = 5): Task {
     answerAlphabet: LETTERS,
     maxPromptLength: maxLength + 1,
     maxAnswerLength: maxLength,
+    problemCount: stringsOfLengths(LETTERS.length, 2, maxLength),
     generate(random) {
       const length = 2 + random.nextInt(maxLength - 1);
       let text = '';

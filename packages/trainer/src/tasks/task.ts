@@ -27,6 +27,8 @@ export interface Task {
   readonly maxPromptTokens: number;
   /** Tokens of the longest correct answer, including `<eos>`. */
   readonly maxAnswerTokens: number;
+  /** How many distinct problems `generate` can produce, when known (to say how much a warm start saw). */
+  readonly problemCount?: number;
   generate(random: SeededRandom): TaskExample;
   /** Scores a response given as token ids (what the engine sampled, up to and including `<eos>`). */
   score(example: TaskExample, responseIds: ArrayLike<number>, options?: ScoreOptions): TaskScore;
@@ -46,6 +48,8 @@ export interface TaskDefinition {
   readonly answerAlphabet?: string;
   readonly maxPromptLength: number;
   readonly maxAnswerLength: number;
+  /** How many distinct problems `generate` can produce, when known. */
+  readonly problemCount?: number;
   generate(random: SeededRandom): TaskExample;
   /** Whether `response` (decoded text, without `<eos>`) solves `example`. Default: exact match with the answer. */
   isCorrect?(example: TaskExample, response: string): boolean;
@@ -69,6 +73,7 @@ export function defineTask(definition: TaskDefinition): Task {
     tokenizer,
     maxPromptTokens: definition.maxPromptLength + 1,
     maxAnswerTokens: definition.maxAnswerLength + 1,
+    ...(definition.problemCount === undefined ? {} : { problemCount: definition.problemCount }),
     generate: definition.generate,
     promptIds: (example) => [tokenizer.bosId, ...tokenizer.encode(example.prompt)],
     answerIds: (example) => [...tokenizer.encode(example.answer), tokenizer.eosId],
