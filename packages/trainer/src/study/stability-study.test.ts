@@ -62,6 +62,8 @@ describe('summarizeArm and studyVerdict', () => {
     expect(summary.klRatioMedian).toBe(4);
     expect(summary.klRatioP90).toBe(9);
     expect(summary.collapsed).toBe(0);
+    expect(summary.maxAbsDeltaFree).toBe(2);
+    expect(summary.maxAbsDeltaReplay).toBe(0.1);
   });
 
   it('the verdict counts collapses per arm, or says plainly that none happened', () => {

@@ -73,6 +73,10 @@ const mean = (values: readonly (number | undefined)[]) => {
   const kept = finite(values);
   return kept.length === 0 ? Number.NaN : kept.reduce((sum, value) => sum + value, 0) / kept.length;
 };
+function largest(values: readonly (number | undefined)[]): number {
+  const kept = finite(values);
+  return kept.length === 0 ? Number.NaN : Math.max(...kept);
+}
 function sd(values: readonly number[]): number {
   if (values.length < 2) return Number.NaN;
   const m = mean(values);
@@ -134,8 +138,8 @@ export function summarizeArm(arm: string, runs: readonly StudyRun[], evalSize: n
     klRatioP90: quantile(ratios, 0.9),
     extremeTokenFractionFree: mean(rows.map((row) => row.extremeTokenFractionFree)),
     extremeTokenFractionReplay: mean(rows.map((row) => row.extremeTokenFractionReplay)),
-    maxAbsDeltaFree: Math.max(...finite(rows.map((row) => row.maxAbsDeltaFree)), Number.NaN),
-    maxAbsDeltaReplay: Math.max(...finite(rows.map((row) => row.maxAbsDeltaReplay)), Number.NaN),
+    maxAbsDeltaFree: largest(rows.map((row) => row.maxAbsDeltaFree)),
+    maxAbsDeltaReplay: largest(rows.map((row) => row.maxAbsDeltaReplay)),
     klFreeShareOnFlippedTokens: mean(rows.map((row) => row.klFreeShareOnFlippedTokens)),
     tokensWithRoutingDifference: mean(rows.map((row) => row.tokensWithRoutingDifference)),
   };
