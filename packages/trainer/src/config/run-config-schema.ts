@@ -192,6 +192,12 @@ const trainSchema = z
       .default(2)
       .describe('Optimizer steps per RL step (the rollout batch is split into this many).'),
     epochs: z.number().int().positive().default(1).describe('Passes over the rollout batch per RL step.'),
+    frozen: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Sample, score and measure every step without updating the policy: the control that tells learning from prompt luck (same prompts as the other runs of a seed).',
+      ),
   })
   .prefault({});
 

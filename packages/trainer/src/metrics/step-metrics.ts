@@ -14,6 +14,8 @@ export interface StepMetrics {
   readonly gradNorm: number;
   /** The load-balancing loss (NaN when its coefficient is 0) and the busiest expert's load over a balanced one's (worst layer). */
   readonly routerAuxLoss?: number;
+  /** Share of tokens whose importance weight exp(old − engine logprob) exceeds the TIS cap. */
+  readonly tisClipFraction?: number;
   readonly expertLoadImbalance?: number;
   /** Update steps skipped because the loss or a gradient was not finite (cumulative). */
   readonly skippedSteps: number;

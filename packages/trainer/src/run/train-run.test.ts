@@ -133,4 +133,18 @@ describe('trainRun', () => {
     const resumed = await trainRun({ config: withKl, directory: interrupted, resume: true });
     expect(resumed.metrics.map(deterministic)).toEqual(kl.metrics.map(deterministic));
   });
+
+  it('frozen: samples and measures every step but never updates, so greedy accuracy stays where it started', async () => {
+    const config = await resolveRunConfig({
+      config: { ...tiny, replay: 'R3', train: { ...tiny.train, frozen: true } },
+    });
+    const result = await trainRun({ config, directory: join(root, 'frozen') });
+    expect(result.metrics).toHaveLength(4);
+    for (const row of result.metrics) {
+      expect(row.loss).toBeNaN();
+      expect(Number.isFinite(row.klReplay)).toBe(true);
+      expect(row.tisClipFraction).toBeGreaterThanOrEqual(0);
+      if (row.evalAccuracy !== undefined) expect(row.evalAccuracy).toBe(result.initialEvalAccuracy);
+    }
+  });
 });

@@ -254,7 +254,7 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
   });
   const before = await trainer.exportWeights();
   let updates = 0;
-  for (let epoch = 0; epoch < config.train.epochs; epoch++) {
+  for (let epoch = 0; epoch < (config.train.frozen ? 0 : config.train.epochs); epoch++) {
     for (const { batch, objective } of parts) {
       updates++;
       const result = await trainer.trainStep(batch, objective, { routing: routingMode, temperature });
@@ -292,6 +292,7 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
       gradNorm: mean(gradNorms),
       routerAuxLoss: mean(auxLosses),
       expertLoadImbalance: mean(loadImbalances),
+      tisClipFraction: truncatedShare(oldLogprobs, rollouts.engineLogprobs, a.importanceSamplingThreshold),
       ...mismatch,
       prefixCacheHitRate: rollouts.promptTokens === 0 ? 0 : cachedTokens / rollouts.promptTokens,
       rolloutTokensPerSecond: (rollouts.promptTokens + rollouts.responseTokens) / rolloutSeconds,
@@ -304,6 +305,15 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
       trainSeconds,
     },
   };
+}
+
+/** Share of tokens whose importance weight exp(old − engine) exceeds the TIS cap (what truncation clips). */
+function truncatedShare(oldLogprobs: Float32Array, engineLogprobs: Float32Array, cap: number): number {
+  let clipped = 0;
+  for (let t = 0; t < oldLogprobs.length; t++) {
+    if (Math.exp(oldLogprobs[t]! - engineLogprobs[t]!) > cap) clipped++;
+  }
+  return oldLogprobs.length === 0 ? Number.NaN : clipped / oldLogprobs.length;
 }
 
 function keptTokens(rollouts: RolloutBatch, kept: readonly number[]): number {
