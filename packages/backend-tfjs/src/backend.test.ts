@@ -18,6 +18,9 @@ describe('backend selection and registration', () => {
     expect(selection.summary).toMatch(
       /^tfjs backend: tfjs-wasm \(skipped tfjs-node-gpu: .*@tensorflow\/tfjs-node-gpu/,
     );
+    // One short line per missing package with the install hint, not the resolver's paths.
+    expect(selection.summary).toContain('@tensorflow/tfjs-node not installed (npm i @tensorflow/tfjs-node)');
+    expect(selection.summary).not.toContain('imported from');
   });
 
   it('registers node-gpu, node, wasm, cpu in that order; resolving picks the best that loads', async () => {

@@ -59,11 +59,17 @@ export async function activateTfjsBackend(name: TfjsBackendName): Promise<void> 
   try {
     await importOptional(source.specifier);
   } catch (error) {
-    throw new MoerlError(
-      'BACKEND_UNAVAILABLE',
-      `${source.specifier} is not installed or failed to load (${(error as Error).message.split('\n')[0]})`,
-      { cause: error, details: { backend: name, specifier: source.specifier } },
-    );
+    const code = (error as NodeJS.ErrnoException).code;
+    // A package that is simply absent gets one short line with the install hint, not the resolver's
+    // message with every path it tried; a package that is there but fails to load keeps its first line.
+    const reason =
+      code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
+        ? `not installed (npm i ${source.specifier})`
+        : `failed to load: ${(error as Error).message.split('\n')[0]}`;
+    throw new MoerlError('BACKEND_UNAVAILABLE', `${source.specifier} ${reason}`, {
+      cause: error,
+      details: { backend: name, specifier: source.specifier },
+    });
   }
   let ok = false;
   try {
