@@ -293,6 +293,8 @@ describe('createReferenceModel: bf16 activations', () => {
     ['tinyMoeConfig', tinyMoeConfig, 1],
     ['tinyDenseAndSparseConfig', tinyDenseAndSparseConfig, 2],
     ['tinyBiasedTiedConfig', tinyBiasedTiedConfig, 3],
+    // Top-4: the order in which the experts are added matters once rounded.
+    ['top-4 of 6', createModelConfig({ ...tinyDenseAndSparseConfig, topK: 4 }), 4],
   ] as const;
   for (const [name, config, seed] of cases) {
     it(`matches the float64 implementation rounding to bf16 at the same points on ${name}`, () => {

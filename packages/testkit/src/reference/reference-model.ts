@@ -408,8 +408,8 @@ function run(
           const keyOffset = source * keyValueWidth + keyValueHead * headDim;
           let dot = 0;
           for (let index = 0; index < headDim; index++) dot += query[index]! * keys[keyOffset + index]!;
-          // bf16: `matmul(q, kᵀ)` and `· scaling` are two bf16 tensors.
-          scores[source] = prepared.bf16 ? bf16Scalar(bf16Scalar(dot) * scale) : dot * scale;
+          // bf16: `matmul(q, kᵀ)` and `· scaling` (a float32 scalar) are two bf16 tensors.
+          scores[source] = prepared.bf16 ? bf16Scalar(bf16Scalar(dot) * Math.fround(scale)) : dot * scale;
         }
         const weights = store(softmax(scores.subarray(0, target + 1)));
         const outOffset = target * queryWidth + head * headDim;
