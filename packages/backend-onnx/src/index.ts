@@ -9,6 +9,6 @@ export {
   type PrefixCacheOptions,
 } from './engine/onnx-rollout-engine.js';
 export { type ExportOnnxOptions, encodeOnnxModel, exportOnnx } from './export/export-onnx.js';
-export { type ExpertCompute, GRAPH_IO } from './model/build-moe-graph.js';
+export { type ActivationPrecision, type ExpertCompute, GRAPH_IO } from './model/build-moe-graph.js';
 export { ONNX_IR_VERSION, ONNX_OPSET } from './model/encode-moe-model.js';
 export { createOnnxBackend, engineOptionsFrom, registerOnnxBackend } from './register-onnx-backend.js';

@@ -1,6 +1,7 @@
 import { createBackendRegistry, listBackends, type MoerlError, resolveBackend } from '@moerl/core';
 import { conformanceFixture } from '@moerl/testkit';
 import { describe, expect, it } from 'vitest';
+import type { OnnxRolloutEngine } from './engine/onnx-rollout-engine.js';
 import { createOnnxBackend, engineOptionsFrom, registerOnnxBackend } from './register-onnx-backend.js';
 
 describe('registerOnnxBackend', () => {
@@ -15,10 +16,11 @@ describe('registerOnnxBackend', () => {
       config,
       weights,
       precision: 'bf16',
-      backendOptions: { prefixCache: false },
+      backendOptions: { prefixCache: false, activations: 'bf16' },
     });
     expect(engine.backendName).toBe('onnx');
     expect(engine.capabilities.prefixCache).toBe(false);
+    expect((engine as OnnxRolloutEngine).activations).toBe('bf16');
     await engine.dispose();
   });
 

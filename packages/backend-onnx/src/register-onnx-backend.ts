@@ -12,6 +12,7 @@ import {
 } from './engine/onnx-rollout-engine.js';
 
 const BACKEND_OPTION_KEYS = [
+  'activations',
   'prefixCache',
   'executionProvider',
   'intraOpNumThreads',

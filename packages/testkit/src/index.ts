@@ -44,9 +44,11 @@ export {
 } from './reference/reference-logprobs.js';
 export {
   createReferenceModel,
+  type ReferenceActivations,
   type ReferenceForwardOptions,
   type ReferenceForwardResult,
   type ReferenceModel,
+  type ReferenceModelOptions,
 } from './reference/reference-model.js';
 export { createReferencePolicyTrainer } from './reference/reference-policy-trainer.js';
 export { createReferenceRolloutEngine } from './reference/reference-rollout-engine.js';

@@ -6,6 +6,7 @@ import {
 } from '@moerl/core';
 import { createRandomWeights, smallMoeConfig } from '@moerl/testkit';
 import { describe, expect, it } from 'vitest';
+import type { ActivationPrecision } from '../model/build-moe-graph.js';
 import { createOnnxRolloutEngine, type OnnxTrajectory } from './onnx-rollout-engine.js';
 
 // A request's samples must not depend on the other requests of its call, so a server may merge calls
@@ -87,12 +88,19 @@ describe.each(['dense', 'sparse'] as const)(
       });
     }
 
-    for (const precision of ['bf16', 'fp16'] as const satisfies readonly InferencePrecision[]) {
-      it(`holds at ${precision} too`, async () => {
+    const variants = [
+      { precision: 'bf16', activations: 'fp32' },
+      { precision: 'fp16', activations: 'fp32' },
+      { precision: 'bf16', activations: 'bf16' },
+      { precision: 'fp8', activations: 'bf16' },
+    ] as const satisfies readonly { precision: InferencePrecision; activations: ActivationPrecision }[];
+    for (const { precision, activations } of variants) {
+      it(`holds at ${precision}${activations === 'bf16' ? ' with bf16 activations' : ''} too`, async () => {
         const engine = await createOnnxRolloutEngine({
           config,
           weights,
           precision,
+          activations,
           prefixCache: false,
           expertCompute,
         });

@@ -13,7 +13,13 @@ import {
   validateWeights,
 } from '@moerl/core';
 import * as ort from 'onnxruntime-node';
-import { type ExpertCompute, GRAPH_IO, STACKED_EXPERTS, weightsAsInputs } from '../model/build-moe-graph.js';
+import {
+  type ActivationPrecision,
+  type ExpertCompute,
+  GRAPH_IO,
+  STACKED_EXPERTS,
+  weightsAsInputs,
+} from '../model/build-moe-graph.js';
 import { encodeMoeModel } from '../model/encode-moe-model.js';
 import { selectRows } from './kv-layout.js';
 
@@ -55,6 +61,11 @@ export interface MoeSessionOptions {
   readonly config: ModelConfig;
   readonly weights: NamedTensors;
   readonly precision: InferencePrecision;
+  /**
+   * How activations are stored: `fp32` (default) or `bf16` (with `bf16` and `fp8` weights only; see
+   * `ActivationPrecision`).
+   */
+  readonly activations?: ActivationPrecision;
   /** Scales and exclusions of the `fp8` precision. */
   readonly fp8?: Fp8WeightOptions;
   readonly executionProvider: ExecutionProvider;
@@ -69,6 +80,7 @@ export interface MoeSessionOptions {
 
 export interface MoeSession {
   readonly executionProvider: ExecutionProvider;
+  readonly activations: ActivationPrecision;
   /** How the session's MoE layers compute their experts. */
   readonly expertCompute: ExpertCompute;
   forward(input: ForwardInput): Promise<ForwardOutput>;
@@ -198,6 +210,39 @@ export function checkPrecision(precision: InferencePrecision): void {
   }
 }
 
+const SUPPORTED_ACTIVATIONS: readonly ActivationPrecision[] = ['fp32', 'bf16'];
+/** The weight precisions bf16 activations go with: a bf16 model, and FP8 weights with bf16 activations. */
+const BF16_ACTIVATION_PRECISIONS: readonly InferencePrecision[] = ['bf16', 'fp8'];
+
+/**
+ * `INVALID_ARGUMENT` for an activation precision that is not `fp32` or `bf16`; `UNSUPPORTED` for `bf16` with
+ * weights other than `bf16` or `fp8` (`fp16` computes in float16; `fp32` weights do not exist in a bf16
+ * model).
+ */
+function checkActivations(activations: ActivationPrecision, precision: InferencePrecision): void {
+  if (!SUPPORTED_ACTIVATIONS.includes(activations)) {
+    throw new MoerlError(
+      'INVALID_ARGUMENT',
+      `activations must be one of ${SUPPORTED_ACTIVATIONS.join(', ')}, found ${String(activations)}`,
+      { details: { field: 'activations', found: activations, supported: SUPPORTED_ACTIVATIONS } },
+    );
+  }
+  if (activations === 'bf16' && !BF16_ACTIVATION_PRECISIONS.includes(precision)) {
+    throw new MoerlError(
+      'UNSUPPORTED',
+      `activations bf16 needs precision ${BF16_ACTIVATION_PRECISIONS.join(' or ')}, found precision ${precision}`,
+      {
+        details: {
+          field: 'activations',
+          found: activations,
+          precision,
+          supported: BF16_ACTIVATION_PRECISIONS,
+        },
+      },
+    );
+  }
+}
+
 async function openSession(
   model: Uint8Array,
   options: MoeSessionOptions,
@@ -230,6 +275,8 @@ async function openSession(
 export async function createMoeSession(options: MoeSessionOptions): Promise<MoeSession> {
   const { config } = options;
   checkPrecision(options.precision);
+  const activations = options.activations ?? 'fp32';
+  checkActivations(activations, options.precision);
   const expertCompute = resolveExpertCompute(config, options.expertCompute);
   let weights = weightTensors(config, options.weights, options.precision, options.fp8);
   const { session, provider } = await openSession(
@@ -239,6 +286,7 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
       'stacked-inputs',
       options.precision === 'fp16' ? 'float16' : 'float32',
       expertCompute,
+      activations,
     ),
     options,
   );
@@ -270,6 +318,7 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
 
   return {
     executionProvider: provider,
+    activations,
     expertCompute,
     emptyKv,
     setWeights(next) {

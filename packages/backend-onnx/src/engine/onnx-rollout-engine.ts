@@ -15,7 +15,7 @@ import {
 } from '@moerl/core';
 import { createPrefixStore, type PrefixStoreImplementation } from '../cache/create-prefix-store.js';
 import type { PrefixStore, PrefixStoreStats } from '../cache/prefix-store.js';
-import type { ExpertCompute } from '../model/build-moe-graph.js';
+import type { ActivationPrecision, ExpertCompute } from '../model/build-moe-graph.js';
 import { generateBatch, type PreparedRequest } from './generate-batch.js';
 import {
   checkPrecision,
@@ -39,12 +39,28 @@ export interface OnnxRolloutEngineOptions {
   /** Stamped on trajectories until the next `updateWeights`. Default 0. */
   readonly weightVersion?: number;
   /**
-   * `fp32` (default); `bf16`: weights rounded to bfloat16, arithmetic in float32; `fp16`: weights and
-   * activations in float16, with norms, softmaxes and the router in float32 (as HF runs half precision);
-   * `fp8`: attention and MLP projections fake-quantised to FP8 E4M3 with FP32 scales (`fp8` options), the
-   * other weights rounded to bfloat16, arithmetic in float32.
+   * The weights' precision, and with it the arithmetic:
+   *
+   * - `fp32` (default): float32 weights and arithmetic.
+   * - `bf16`: weights rounded to bfloat16; arithmetic and activations float32 unless `activations: 'bf16'`.
+   * - `fp16`: weights, activations and every MatMul/Gemm in float16 (the router's gate Linear included: its
+   *   logits are float16); the float32 steps are RMSNorm's statistics, the RoPE angles, the attention softmax
+   *   and the router's softmax, top-k and renormalisation, as HF runs half precision.
+   * - `fp8`: attention and MLP projections fake-quantised to FP8 E4M3 with FP32 scales (`fp8` options), the
+   *   other weights (router gate included) rounded to bfloat16; arithmetic and activations float32 unless
+   *   `activations: 'bf16'`.
    */
   readonly precision?: InferencePrecision;
+  /**
+   * How activations are stored, orthogonal to the weights' precision. `fp32` (default): float32 throughout.
+   * `bf16` (with `bf16` or `fp8` weights; `UNSUPPORTED` otherwise): as a bf16 engine (HF's eager Qwen3-MoE
+   * in `torch.bfloat16`) computes: products accumulate in float32 and every activation HF stores as a bf16
+   * tensor is rounded to bfloat16 where it is produced (residual stream, every Linear output including the
+   * router logits and the LM head, RMSNorm, RoPE, attention scores/probabilities/output, SwiGLU, the weighted
+   * expert outputs and their sum in ascending expert id), while RMSNorm statistics, the attention softmax and
+   * the router's softmax, top-k and renormalisation run in float32. See `ActivationPrecision`.
+   */
+  readonly activations?: ActivationPrecision;
   /** Scales and exclusions of the `fp8` precision (default: 128×128 blocks, router gate kept in bf16). */
   readonly fp8?: Fp8WeightOptions;
   /** Reuse the KV and routing of cached prefixes. `true` (default) or options; `false` turns it off. */
@@ -79,6 +95,8 @@ export interface OnnxTrajectory extends Trajectory {
 export interface OnnxRolloutEngine extends RolloutEngine {
   generate(requests: readonly GenerateRequest[], samplingParams: SamplingParams): Promise<OnnxTrajectory[]>;
   readonly precision: InferencePrecision;
+  /** How activations are stored (`fp32` or `bf16`). */
+  readonly activations: ActivationPrecision;
   /** How MoE layers compute their experts (`auto` resolved). */
   readonly expertCompute: ExpertCompute;
   /** The provider the session actually runs on. */
@@ -117,6 +135,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
     config,
     weights: options.weights,
     precision,
+    ...(options.activations === undefined ? {} : { activations: options.activations }),
     ...(options.fp8 === undefined ? {} : { fp8: resolveFp8WeightOptions(options.fp8) }),
     executionProvider: options.executionProvider ?? 'cpu',
     ...(options.expertCompute === undefined ? {} : { expertCompute: options.expertCompute }),
@@ -175,6 +194,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
     },
     config,
     precision,
+    activations: session.activations,
     expertCompute: session.expertCompute,
     executionProvider: session.executionProvider,
     prefixCacheImplementation: implementation,

@@ -1,6 +1,10 @@
-import { type ModelConfig, moeLayerIndices } from '@moerl/core';
+import { type ModelConfig, MoerlError, moeLayerIndices } from '@moerl/core';
 import { GraphBuilder as Builder, type GraphBuilder } from '../onnx/graph-builder.js';
 import type { GraphMessage } from '../onnx/onnx-proto.js';
+
+// ONNX TensorProto element types used by Cast.
+const FLOAT = 1;
+const BFLOAT16 = 16;
 
 /** Names of the graph's non-weight inputs and outputs; the engine and tests feed and read these. */
 export const GRAPH_IO = {
@@ -27,11 +31,28 @@ export type WeightSource = (
 export const weightsAsInputs: WeightSource = (graph, name, shape, type) => graph.input(name, type, shape);
 
 /**
- * The element type of weights, activations and matrix products. With `float16`, the steps Hugging Face
- * runs in float32 stay float32 (RMSNorm statistics, RoPE tables, attention softmax, the router softmax and
- * top-k); KV inputs/outputs and logits are float32 at the graph boundary either way.
+ * The element type of weights, activations and matrix products. With `float16`, every Linear (the router's
+ * gate included, so router logits are float16), the attention MatMuls, SwiGLU and the expert mix run in
+ * float16, and the steps Hugging Face runs in float32 stay float32: RMSNorm statistics, the RoPE angles and
+ * cos/sin (then cast to float16), the attention softmax, and the router's softmax, top-k and
+ * renormalisation (the gate weights are cast to float16 to scale the experts). KV inputs/outputs and logits
+ * are float32 at the graph boundary either way.
  */
 export type ComputeType = 'float32' | 'float16';
+
+/**
+ * How a `float32` graph stores activations. `fp32`: as computed. `bf16`: each activation a bf16 engine (Hugging
+ * Face's eager Qwen3-MoE in `torch.bfloat16`) stores as a bf16 tensor is rounded to bfloat16 (a Cast to
+ * bfloat16 and back, round to nearest even) right where it is produced, while every product accumulates in
+ * float32: the embedding row and the residual stream after each add; every Linear's output (q/k/v/o,
+ * gate/up/down, the router gate, the LM head); RMSNorm's normalised value before the weight and the product;
+ * RoPE's cos/sin, each product and the sum; the attention scores after QKᵀ and again after the scale, the
+ * probabilities (softmax in float32) and the attention output; SiLU(gate) and SiLU(gate) · up; each expert's
+ * output times its float32 gate weight, summed in ascending expert id with a rounding after each add (HF's
+ * `index_add_` over experts). The router softmax, top-k and renormalisation stay float32, as HF casts the
+ * router logits to float. Logits are the rounded LM-head output, float32 at the boundary. Not with `float16`.
+ */
+export type ActivationPrecision = 'fp32' | 'bf16';
 
 /**
  * How the experts of a MoE layer reach the graph. `per-expert`: one tensor per Hugging Face weight, stacked
@@ -79,7 +100,9 @@ export const STACKED_EXPERTS = {
  *   `[position][moeLayer][k]` like a RoutingRecord) when the model has MoE layers.
  *
  * Prefill (`sequence` = many, `past` = 0 or a cached prefix) and batched decode (`sequence` = 1) run the same
- * graph. All arithmetic is float32. Opset 17. `expertCompute` chooses how MoE layers run their experts.
+ * graph. Arithmetic is float32 (`computeType` `float32`, activations rounded to bfloat16 with `activations`
+ * `bf16`) or float16 (`computeType` `float16`: see `ComputeType`). Opset 17. `expertCompute` chooses how MoE
+ * layers run their experts.
  */
 export function buildMoeGraph(
   config: ModelConfig,
@@ -87,9 +110,30 @@ export function buildMoeGraph(
   expertLayout: ExpertLayout = 'per-expert',
   computeType: ComputeType = 'float32',
   expertCompute: ExpertCompute = 'dense',
+  activations: ActivationPrecision = 'fp32',
 ): GraphMessage {
   const g = new Builder();
   const half16 = computeType === 'float16';
+  if (activations !== 'fp32' && activations !== 'bf16') {
+    throw new MoerlError(
+      'INVALID_ARGUMENT',
+      `activations must be fp32 or bf16, found ${String(activations)}`,
+      {
+        details: { field: 'activations', found: activations },
+      },
+    );
+  }
+  const bf16 = activations === 'bf16';
+  if (bf16 && half16) {
+    throw new MoerlError(
+      'UNSUPPORTED',
+      'activations bf16 needs computeType float32 (bf16 activations are rounded float32 values), found float16',
+      { details: { field: 'activations', found: activations, computeType } },
+    );
+  }
+  // A stored bf16 activation: rounded to bfloat16 (nearest even) and widened back; no nodes for fp32.
+  const store = (value: string) =>
+    bf16 ? g.op('Cast', [g.op('Cast', [value], { to: BFLOAT16 })], { to: FLOAT }) : value;
   // Casts into and out of the compute type; no nodes at all for float32.
   const toCompute = (value: string) => (half16 ? g.op('Cast', [value], { to: 10 }) : value);
   const toFloat = (value: string) => (half16 ? g.op('Cast', [value], { to: 1 }) : value);
@@ -117,12 +161,14 @@ export function buildMoeGraph(
 
   const batchBySequence = g.op('Shape', [inputIds]);
   const linear = (x: string, name: string, rows: number, cols: number, bias = false) =>
-    g.op(
-      'Gemm',
-      bias
-        ? [x, weight(`${name}.weight`, [rows, cols]), weight(`${name}.bias`, [rows])]
-        : [x, weight(`${name}.weight`, [rows, cols])],
-      { transB: 1 },
+    store(
+      g.op(
+        'Gemm',
+        bias
+          ? [x, weight(`${name}.weight`, [rows, cols]), weight(`${name}.bias`, [rows])]
+          : [x, weight(`${name}.weight`, [rows, cols])],
+        { transB: 1 },
+      ),
     );
   // RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · w.
   // Statistics in float32, cast back to the compute type before the weight (as HF does for half types).
@@ -130,13 +176,15 @@ export function buildMoeGraph(
     const x = toFloat(input);
     const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [-1], keepdims: 1 });
     const rms = g.op('Sqrt', [g.op('Add', [meanSquare, eps])]);
-    return g.op('Mul', [toCompute(g.op('Div', [x, rms])), weight(weightName, [width])]);
+    return store(g.op('Mul', [store(toCompute(g.op('Div', [x, rms]))), weight(weightName, [width])]));
   };
+  // SiLU(gate) · up, each a stored activation.
+  const gated = (gate: string, up: string) =>
+    store(g.op('Mul', [store(g.op('Mul', [gate, g.op('Sigmoid', [gate])])), up]));
   const swiGlu = (x: string, prefix: string, width: number) => {
     const gate = linear(x, `${prefix}.gate_proj`, width, hidden);
     const up = linear(x, `${prefix}.up_proj`, width, hidden);
-    const activated = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-    return linear(activated, `${prefix}.down_proj`, hidden, width);
+    return linear(gated(gate, up), `${prefix}.down_proj`, hidden, width);
   };
 
   // Rotary tables for every flattened position: cos/sin [N, 1, headDim] (both halves share one angle).
@@ -150,14 +198,14 @@ export function buildMoeGraph(
   const angles = g.op('Mul', [positions, g.floats(inverseFrequencies)]);
   const ropeTable = (op: 'Cos' | 'Sin') => {
     const values = g.op(op, [angles]);
-    return toCompute(g.op('Unsqueeze', [g.op('Concat', [values, values], { axis: -1 }), g.ints([1])]));
+    return store(toCompute(g.op('Unsqueeze', [g.op('Concat', [values, values], { axis: -1 }), g.ints([1])])));
   };
   const cos = ropeTable('Cos');
   const sin = ropeTable('Sin');
   const rope = (x: string) => {
     const [first, second] = g.node('Split', [x, g.ints([half, half])], { axis: -1 }, 2) as [string, string];
     const rotated = g.op('Concat', [g.op('Neg', [second]), first], { axis: -1 });
-    return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
+    return store(g.op('Add', [store(g.op('Mul', [x, cos])), store(g.op('Mul', [rotated, sin]))]));
   };
   // [N, width] → [batch, heads, sequence, headDim]
   const toHeads = (x: string, headCount: number) => {
@@ -217,7 +265,7 @@ export function buildMoeGraph(
       string,
       string,
     ];
-    return g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+    return gated(gate, up);
   };
 
   // Every expert runs on every row (batched MatMul over the expert axis); a dense [N, experts] gate matrix
@@ -236,11 +284,34 @@ export function buildMoeGraph(
       { axis: 1 },
     );
     const { gateUp, down } = expertStacks(layer, width);
-    const perExpert = g.op('MatMul', [swiGluOf(g.op('MatMul', [x, gateUp]), width), down]); // [E, N, hidden]
+    // [E, N, hidden]
+    const perExpert = store(g.op('MatMul', [swiGluOf(store(g.op('MatMul', [x, gateUp])), width), down]));
     const gatesByExpert = toCompute(
       g.op('Unsqueeze', [g.op('Transpose', [gateMatrix], { perm: [1, 0] }), g.ints([2])]),
     );
-    return g.op('ReduceSum', [g.op('Mul', [perExpert, gatesByExpert]), g.ints([0])], { keepdims: 0 });
+    const weighted = g.op('Mul', [perExpert, gatesByExpert]);
+    if (!bf16) return g.op('ReduceSum', [weighted, g.ints([0])], { keepdims: 0 });
+    // The chosen experts' rounded products, [N, k, hidden] in ascending expert id.
+    const ascendingIds = g.node(
+      'TopK',
+      [topIds, g.ints([config.topK])],
+      { axis: -1, largest: 0, sorted: 1 },
+      2,
+    )[0]!;
+    const byRow = g.op('Transpose', [store(weighted)], { perm: [1, 0, 2] }); // [N, E, hidden]
+    const index = g.op('Expand', [
+      g.op('Unsqueeze', [ascendingIds, g.ints([2])]),
+      g.op('Concat', [g.op('Shape', [ascendingIds]), g.ints([hidden])], { axis: 0 }),
+    ]);
+    return sumInOrder(g.op('GatherElements', [byRow, index], { axis: 1 }));
+  };
+
+  // Σ over the k axis of [N, k, hidden], left to right, each partial sum a stored bf16 activation.
+  const sumInOrder = (terms: string) => {
+    const parts = g.node('Split', [terms], { axis: 1 }, config.topK);
+    let sum = parts[0]!;
+    for (const part of parts.slice(1)) sum = store(g.op('Add', [sum, part]));
+    return g.op('Reshape', [sum, g.ints([-1, hidden])]);
   };
 
   // The (row, k) pairs sorted by expert into one table of rows, where every expert with pairs gets one extra
@@ -280,29 +351,41 @@ export function buildMoeGraph(
     const groups = g.node('Split', [g.op('Gather', [x, table]), sizes], { axis: 0 }, experts);
     const matrices = groups.map((_, expert) => expertMatrices(layer, expert, width));
     // Gate ‖ up per expert; SwiGLU once over all rows; down per expert.
-    const gateUp = g.op(
-      'Concat',
-      groups.map((group, expert) => g.op('MatMul', [group, matrices[expert]!.gateUp])),
-      { axis: 0 },
+    const gateUp = store(
+      g.op(
+        'Concat',
+        groups.map((group, expert) => g.op('MatMul', [group, matrices[expert]!.gateUp])),
+        { axis: 0 },
+      ),
     );
     const activated = g.node('Split', [swiGluOf(gateUp, width), sizes], { axis: 0 }, experts);
-    const outputs = g.op(
-      'Concat',
-      activated.map((rows, expert) => g.op('MatMul', [rows, matrices[expert]!.down])),
-      { axis: 0 },
+    const outputs = store(
+      g.op(
+        'Concat',
+        activated.map((rows, expert) => g.op('MatMul', [rows, matrices[expert]!.down])),
+        { axis: 0 },
+      ),
     );
     const perPair = g.op('Reshape', [g.op('Gather', [outputs, slot]), g.ints([-1, config.topK, hidden])]);
-    return g.op(
-      'ReduceSum',
-      [g.op('Mul', [perPair, toCompute(g.op('Unsqueeze', [gates, g.ints([2])]))]), g.ints([1])],
-      { keepdims: 0 },
-    );
+    const weighted = g.op('Mul', [perPair, toCompute(g.op('Unsqueeze', [gates, g.ints([2])]))]);
+    if (!bf16) return g.op('ReduceSum', [weighted, g.ints([1])], { keepdims: 0 });
+    // Each row's k rounded products in ascending expert id.
+    const kOrder = g.node(
+      'TopK',
+      [topIds, g.ints([config.topK])],
+      { axis: -1, largest: 0, sorted: 1 },
+      2,
+    )[1]!;
+    const index = g.op('Expand', [g.op('Unsqueeze', [kOrder, g.ints([2])]), g.op('Shape', [weighted])]);
+    return sumInOrder(g.op('GatherElements', [store(weighted), index], { axis: 1 }));
   };
 
-  let x = g.op('Reshape', [
-    g.op('Gather', [weight('model.embed_tokens.weight', [config.vocabSize, hidden]), inputIds]),
-    g.ints([-1, hidden]),
-  ]);
+  let x = store(
+    g.op('Reshape', [
+      g.op('Gather', [weight('model.embed_tokens.weight', [config.vocabSize, hidden]), inputIds]),
+      g.ints([-1, hidden]),
+    ]),
+  );
   const routingOutputs: string[] = [];
 
   for (let layer = 0; layer < config.numLayers; layer++) {
@@ -341,18 +424,25 @@ export function buildMoeGraph(
     // Scores in the compute type, mask and softmax in float32 (HF's softmax(dtype=float32)).
     const scores = g.op('Add', [
       toFloat(
-        g.op('Mul', [g.op('MatMul', [queries, g.op('Transpose', [keys], { perm: [0, 1, 3, 2] })]), scale]),
+        store(
+          g.op('Mul', [
+            store(g.op('MatMul', [queries, g.op('Transpose', [keys], { perm: [0, 1, 3, 2] })])),
+            scale,
+          ]),
+        ),
       ),
       mask,
     ]);
-    const attended = g.op('MatMul', [toCompute(g.op('Softmax', [scores], { axis: -1 })), values]);
+    const attended = store(
+      g.op('MatMul', [store(toCompute(g.op('Softmax', [scores], { axis: -1 }))), values]),
+    );
     const merged = g.op('Reshape', [
       g.op('Transpose', [g.op('Reshape', [attended, g.ints([0, heads, -1, headDim])])], {
         perm: [0, 2, 1, 3],
       }),
       g.ints([-1, queryWidth]),
     ]);
-    x = g.op('Add', [x, linear(merged, `${prefix}.self_attn.o_proj`, hidden, queryWidth, bias)]);
+    x = store(g.op('Add', [x, linear(merged, `${prefix}.self_attn.o_proj`, hidden, queryWidth, bias)]));
 
     // --- MLP ---
     const mlpInput = rmsNorm(x, `${prefix}.post_attention_layernorm.weight`, hidden);
@@ -381,12 +471,14 @@ export function buildMoeGraph(
     } else {
       mlpOutput = swiGlu(mlpInput, `${prefix}.mlp`, config.intermediateSize);
     }
-    x = g.op('Add', [x, mlpOutput]);
+    x = store(g.op('Add', [x, mlpOutput]));
   }
 
   const finalHidden = g.op('Gather', [rmsNorm(x, 'model.norm.weight', hidden), logitRows], { axis: 0 });
   const headName = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-  const logits = g.op('Gemm', [finalHidden, weight(headName, [config.vocabSize, hidden])], { transB: 1 });
+  const logits = store(
+    g.op('Gemm', [finalHidden, weight(headName, [config.vocabSize, hidden])], { transB: 1 }),
+  );
   g.named(GRAPH_IO.logits, half16 ? 'Cast' : 'Identity', [logits], half16 ? { to: 1 } : {});
   g.output(GRAPH_IO.logits, 'float32', ['rows', config.vocabSize]);
   if (routingOutputs.length > 0) {

@@ -1,6 +1,7 @@
 import type { ModelConfig } from '@moerl/core';
 import { encodeModel } from '../onnx/onnx-proto.js';
 import {
+  type ActivationPrecision,
   buildMoeGraph,
   type ComputeType,
   type ExpertCompute,
@@ -21,12 +22,13 @@ export function encodeMoeModel(
   expertLayout: ExpertLayout = 'per-expert',
   computeType: ComputeType = 'float32',
   expertCompute: ExpertCompute = 'sparse',
+  activations: ActivationPrecision = 'fp32',
 ): Uint8Array {
   return encodeModel({
     irVersion: ONNX_IR_VERSION,
     producerName: '@moerl/backend-onnx',
     producerVersion: '0.0.0',
     opsetImport: [{ domain: '', version: ONNX_OPSET }],
-    graph: buildMoeGraph(config, weightSource, expertLayout, computeType, expertCompute),
+    graph: buildMoeGraph(config, weightSource, expertLayout, computeType, expertCompute, activations),
   });
 }

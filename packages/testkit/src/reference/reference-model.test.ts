@@ -1,12 +1,15 @@
 import {
+  bfloat16BitsToFloat32,
   createModelConfig,
   createRoutingRecord,
   expectedWeights,
   float32Tensor,
+  float32ToBfloat16Bits,
   type ModelConfig,
   MoerlError,
   type NamedTensors,
   type RoutingRecord,
+  roundToBfloat16,
   routingRow,
   sliceRoutingRecord,
 } from '@moerl/core';
@@ -69,11 +72,19 @@ function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
 // ---------------------------------------------------------------------------------------------------------
 // An independent float64 implementation, written whole-sequence with nested arrays. It finds MoE layers by
 // the presence of a router weight, GQA heads by h · kvHeads / heads, and top-k by a stable sort, so it
-// shares no code and few idioms with the reference.
+// shares no code and few idioms with the reference. `r` rounds a stored activation: the identity for float
+// arithmetic, or to bfloat16 where HF's bf16 eager model stores a bf16 tensor.
 
 type Matrix = number[][];
 
-function naiveForward(config: ModelConfig, weights: NamedTensors, tokens: readonly number[]) {
+const toBfloat16 = (value: number) => bfloat16BitsToFloat32(float32ToBfloat16Bits(value));
+
+function naiveForward(
+  config: ModelConfig,
+  weights: NamedTensors,
+  tokens: readonly number[],
+  r: (value: number) => number = (value) => value,
+) {
   const vector = (name: string): number[] => Array.from(data(weights, name));
   const matrix = (name: string): Matrix => {
     const tensor = weights.get(name)!;
@@ -85,11 +96,11 @@ function naiveForward(config: ModelConfig, weights: NamedTensors, tokens: readon
   const linear = (xs: Matrix, name: string): Matrix => {
     const w = matrix(`${name}.weight`);
     const b = weights.has(`${name}.bias`) ? vector(`${name}.bias`) : w.map(() => 0);
-    return xs.map((x) => w.map((wRow, r) => dot(wRow, x) + b[r]!));
+    return xs.map((x) => w.map((wRow, i) => r(dot(wRow, x) + b[i]!)));
   };
   const norm = (x: number[], w: number[]) => {
     const rms = Math.sqrt(dot(x, x) / x.length + config.rmsNormEps);
-    return x.map((value, index) => (value / rms) * w[index]!);
+    return x.map((value, index) => r(r(value / rms) * w[index]!));
   };
   const softmaxRow = (xs: number[]) => {
     const max = Math.max(...xs);
@@ -101,7 +112,7 @@ function naiveForward(config: ModelConfig, weights: NamedTensors, tokens: readon
   const ffn = (x: number[], prefix: string) => {
     const [gate] = linear([x], `${prefix}.gate_proj`);
     const [up] = linear([x], `${prefix}.up_proj`);
-    const hiddenActivation = gate!.map((g, i) => g * sigmoid(g) * up![i]!);
+    const hiddenActivation = gate!.map((g, i) => r(r(g * sigmoid(g)) * up![i]!));
     return linear([hiddenActivation], `${prefix}.down_proj`)[0]!;
   };
   const d = config.headDim;
@@ -110,14 +121,16 @@ function naiveForward(config: ModelConfig, weights: NamedTensors, tokens: readon
     const out = v.slice();
     for (let i = 0; i < half; i++) {
       const angle = position * config.ropeTheta ** (-(2 * i) / d);
+      const cos = r(Math.cos(angle));
+      const sin = r(Math.sin(angle));
       // (v[i] + i·v[i+half]) · e^{i·angle}
-      out[i] = v[i]! * Math.cos(angle) - v[i + half]! * Math.sin(angle);
-      out[i + half] = v[i]! * Math.sin(angle) + v[i + half]! * Math.cos(angle);
+      out[i] = r(r(v[i]! * cos) - r(v[i + half]! * sin));
+      out[i + half] = r(r(v[i]! * sin) + r(v[i + half]! * cos));
     }
     return out;
   };
   const embed = matrix('model.embed_tokens.weight');
-  let xs: Matrix = tokens.map((token) => embed[token]!.slice());
+  let xs: Matrix = tokens.map((token) => embed[token]!.map(r));
   const experts: number[][][] = tokens.map(() => []);
   const nH = config.numAttentionHeads;
   const nKv = config.numKeyValueHeads;
@@ -139,15 +152,17 @@ function naiveForward(config: ModelConfig, weights: NamedTensors, tokens: readon
     for (let h = 0; h < nH; h++) {
       const g = Math.floor((h * nKv) / nH);
       for (let t = 0; t < tokens.length; t++) {
-        const scores = tokens.map((_, s) => (s <= t ? dot(q[t]![h]!, k[s]![g]!) / Math.sqrt(d) : -Infinity));
-        const weightsRow = softmaxRow(scores);
+        const scores = tokens.map((_, s) =>
+          s <= t ? r(r(dot(q[t]![h]!, k[s]![g]!)) / Math.sqrt(d)) : -Infinity,
+        );
+        const weightsRow = softmaxRow(scores).map(r);
         for (let i = 0; i < d; i++) {
-          concatenated[t]!.push(weightsRow.reduce((sum, w, s) => sum + w * vRows[s]![g * d + i]!, 0));
+          concatenated[t]!.push(r(weightsRow.reduce((sum, w, s) => sum + w * vRows[s]![g * d + i]!, 0)));
         }
       }
     }
     const attention = linear(concatenated, `${p}.self_attn.o_proj`);
-    xs = xs.map((x, t) => x.map((value, i) => value + attention[t]![i]!));
+    xs = xs.map((x, t) => x.map((value, i) => r(value + attention[t]![i]!)));
     const routerName = `${p}.mlp.gate.weight`;
     xs = xs.map((x, t) => {
       const n = norm(x, vector(`${p}.post_attention_layernorm.weight`));
@@ -160,16 +175,17 @@ function naiveForward(config: ModelConfig, weights: NamedTensors, tokens: readon
           .slice(0, config.topK);
         const total = order.reduce((sum, e) => sum + probabilities[e]!, 0);
         out = x.map(() => 0);
-        for (const e of order) {
+        // In ascending expert id, as HF's loop over experts adds them.
+        for (const e of [...order].sort((a, b) => a - b)) {
           const w = config.normTopKProb ? probabilities[e]! / total : probabilities[e]!;
           const y = ffn(n, `${p}.mlp.experts.${e}`);
-          out = out.map((value, i) => value + w * y[i]!);
+          out = out.map((value, i) => r(value + r(w * y[i]!)));
         }
         experts[t]!.push(order);
       } else {
         out = ffn(n, `${p}.mlp`);
       }
-      return x.map((value, i) => value + out[i]!);
+      return x.map((value, i) => r(value + out[i]!));
     });
   }
   const head = weights.has('lm_head.weight') ? 'lm_head' : 'model.embed_tokens';
@@ -262,6 +278,65 @@ describe('createReferenceModel: agreement with an independent float64 implementa
       expect(Math.max(...reference.logits.map(Math.abs))).toBeGreaterThan(0.5);
     });
   }
+});
+
+describe('createReferenceModel: bf16 activations', () => {
+  const bf16Weights = (weights: NamedTensors): NamedTensors =>
+    new Map(
+      [...weights].map(([name, tensor]) => [
+        name,
+        float32Tensor(tensor.shape, roundToBfloat16(tensor.data as Float32Array)),
+      ]),
+    );
+  const isBfloat16 = (values: Float32Array) => bits(values).every((pattern) => (pattern & 0xffff) === 0);
+  const cases = [
+    ['tinyMoeConfig', tinyMoeConfig, 1],
+    ['tinyDenseAndSparseConfig', tinyDenseAndSparseConfig, 2],
+    ['tinyBiasedTiedConfig', tinyBiasedTiedConfig, 3],
+    // Top-4: the order in which the experts are added matters once rounded.
+    ['top-4 of 6', createModelConfig({ ...tinyDenseAndSparseConfig, topK: 4 }), 4],
+  ] as const;
+  for (const [name, config, seed] of cases) {
+    it(`matches the float64 implementation rounding to bf16 at the same points on ${name}`, () => {
+      const weights = bf16Weights(createRandomWeights(config, seed));
+      const reference = createReferenceModel(config, weights, { activations: 'bf16' }).forward(tinyTokens);
+      const naive = naiveForward(config, weights, tinyTokens, toBfloat16);
+      const float = createReferenceModel(config, weights).forward(tinyTokens);
+      expect(Array.from(reference.routing.experts)).toEqual(naive.experts.flat(2));
+      const againstNaive = maxAbsDifference(reference.logits, naive.logits.flat());
+      const againstFloat = maxAbsDifference(reference.logits, float.logits);
+      // The same roundings give the same bf16 numbers (float64 vs float32 sums before a rounding could land on
+      // either side of a bf16 tie, but do not on these cases); float activations are far off.
+      expect(againstNaive).toBe(0);
+      expect(againstFloat).toBeGreaterThan(1e-3);
+    });
+  }
+
+  it('stores bf16 values: logits and the final hidden states are bfloat16 numbers', () => {
+    const weights = bf16Weights(createRandomWeights(tinyMoeConfig, 4));
+    const result = createReferenceModel(tinyMoeConfig, weights, { activations: 'bf16' }).forward(tinyTokens);
+    expect(isBfloat16(result.logits)).toBe(true);
+    expect(isBfloat16(result.finalHidden)).toBe(true);
+    const float = createReferenceModel(tinyMoeConfig, weights).forward(tinyTokens);
+    expect(isBfloat16(float.logits)).toBe(false);
+  });
+
+  it('reproduces its logits bit-for-bit when replaying its own routing', () => {
+    const weights = bf16Weights(createRandomWeights(tinyDenseAndSparseConfig, 5));
+    const model = createReferenceModel(tinyDenseAndSparseConfig, weights, { activations: 'bf16' });
+    const free = model.forward(tinyTokens);
+    const replayed = model.forward(tinyTokens, { routing: free.routing });
+    expect(bits(replayed.logits)).toEqual(bits(free.logits));
+  });
+
+  it('rejects an unknown activation precision with INVALID_ARGUMENT', () => {
+    const weights = createRandomWeights(tinyMoeConfig, 6);
+    const error = errorOf(() =>
+      createReferenceModel(tinyMoeConfig, weights, { activations: 'fp16' as 'bf16' }),
+    );
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toContain('activations');
+  });
 });
 
 describe('ReferenceModel.forward invariants', () => {

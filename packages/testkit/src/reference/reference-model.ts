@@ -5,6 +5,7 @@ import {
   moeLayerIndices,
   type NamedTensors,
   type RoutingRecord,
+  roundToBfloat16,
   validateModelConfig,
   validateRoutingRecord,
   validateWeights,
@@ -16,8 +17,33 @@ import { matVec, rmsNorm, rope, ropeInverseFrequencies, silu, softmax, topK } fr
  * cache, one sequence), used as the oracle both compute backends are tested against.
  *
  * Precision: weights and activations are stored as float32; every operation (dot product, norm, softmax,
- * rope, expert mix) accumulates in float64 and rounds its output to float32 once. See `math.ts`.
+ * rope, expert mix) accumulates in float64 and rounds its output to float32 once. See `math.ts`. With
+ * `activations: 'bf16'` every stored activation is further rounded to bfloat16 where Hugging Face's eager
+ * Qwen3-MoE in `torch.bfloat16` rounds it (see `ReferenceModelOptions`).
  */
+
+/**
+ * How the reference stores activations.
+ *
+ * - `fp32` (default): float32, as above.
+ * - `bf16`: as Hugging Face's eager `Qwen3MoeForCausalLM` in `torch.bfloat16` computes (bf16 tensors, every
+ *   op accumulating in float32 and rounding its output to bf16): the embedding row and the residual stream
+ *   after each add; every Linear's output (q/k/v/o, gate/up/down, router gate, LM head); RMSNorm with
+ *   statistics in float, the normalised value rounded before the weight multiplies it and the product
+ *   rounded; RoPE with cos/sin rounded, each product and the sum rounded; attention scores rounded after
+ *   QKᵀ and again after the scale, the softmax taken in float and rounded, the attention output rounded;
+ *   SiLU(gate) and SiLU(gate) · up rounded; router softmax, top-k and renormalisation in float32 (HF casts
+ *   the logits to float), each expert's output times its float32 gate weight rounded, and the chosen experts
+ *   summed in ascending expert id with a rounding after each add (HF's `index_add_` loop over experts).
+ *   Logits are the rounded LM-head output. Weights are used as given: round them first (bf16 model) or
+ *   fake-quantise them (FP8) as the engine under test does.
+ */
+export type ReferenceActivations = 'fp32' | 'bf16';
+
+export interface ReferenceModelOptions {
+  /** Default `fp32`. */
+  readonly activations?: ReferenceActivations;
+}
 
 export interface ReferenceForwardOptions {
   /**
@@ -90,8 +116,20 @@ interface LayerWeights {
  * `expectedWeights(config)` as F32 with the right shapes (`CHECKPOINT_INVALID` otherwise, naming each bad
  * weight). The config and weights are copied, so later changes to them do not affect the model.
  */
-export function createReferenceModel(modelConfig: ModelConfig, weights: NamedTensors): ReferenceModel {
+export function createReferenceModel(
+  modelConfig: ModelConfig,
+  weights: NamedTensors,
+  options: ReferenceModelOptions = {},
+): ReferenceModel {
   validateModelConfig(modelConfig);
+  const activations = options.activations ?? 'fp32';
+  if (activations !== 'fp32' && activations !== 'bf16') {
+    throw new MoerlError(
+      'INVALID_ARGUMENT',
+      `activations must be one of fp32, bf16, found ${String(activations)}`,
+      { details: { field: 'activations', found: activations, supported: ['fp32', 'bf16'] } },
+    );
+  }
   validateWeights(modelConfig, weights, { dtypes: ['F32'], subject: 'Reference model weights' });
   const config: ModelConfig = { ...modelConfig, mlpOnlyLayers: [...modelConfig.mlpOnlyLayers] };
   const hidden = config.hiddenSize;
@@ -161,6 +199,7 @@ export function createReferenceModel(modelConfig: ModelConfig, weights: NamedTen
       lmHead,
       inverseFrequencies,
       moeLayerCount: moeLayers.length,
+      bf16: activations === 'bf16',
     });
   };
 
@@ -218,6 +257,21 @@ interface Prepared {
   readonly lmHead: Float32Array;
   readonly inverseFrequencies: Float32Array;
   readonly moeLayerCount: number;
+  /** Round activations to bfloat16 (see `ReferenceActivations`). */
+  readonly bf16: boolean;
+}
+
+/**
+ * The operations of the forward pass at one activation precision: float32 storage, or bfloat16 storage
+ * rounded where HF's bf16 eager model rounds (see `ReferenceActivations`).
+ */
+interface Ops {
+  /** Rounds stored activations (identity for float32). */
+  readonly store: (values: Float32Array) => Float32Array;
+  readonly apply: (layer: Linear, vector: Float32Array) => Float32Array;
+  readonly norm: (vector: Float32Array, weight: Float32Array, eps: number) => Float32Array;
+  readonly rope: (vector: Float32Array, position: number, inverseFrequencies: Float32Array) => Float32Array;
+  readonly swiGlu: (ffn: SwiGlu, vector: Float32Array) => Float32Array;
 }
 
 const apply = (layer: Linear, vector: Float32Array) =>
@@ -231,6 +285,53 @@ function swiGluForward(ffn: SwiGlu, vector: Float32Array): Float32Array {
   for (let index = 0; index < gate.length; index++) activation[index] = silu(gate[index]!) * up[index]!;
   return apply(ffn.down, activation);
 }
+
+const FLOAT32_OPS: Ops = {
+  store: (values) => values,
+  apply,
+  norm: rmsNorm,
+  rope,
+  swiGlu: swiGluForward,
+};
+
+const bf16 = roundToBfloat16;
+const bf16Scalar = (value: number) => bf16(Float32Array.of(value))[0]!;
+
+const BFLOAT16_OPS: Ops = {
+  store: bf16,
+  apply: (layer, vector) => bf16(apply(layer, vector)),
+  // HF: statistics in float32, `weight * (x * rsqrt(var + eps)).to(bf16)`, the product a bf16 tensor.
+  norm: (vector, weight, eps) => {
+    const normalized = bf16(rmsNorm(vector, new Float32Array(vector.length).fill(1), eps));
+    const out = new Float32Array(vector.length);
+    for (let index = 0; index < out.length; index++) out[index] = weight[index]! * normalized[index]!;
+    return bf16(out);
+  },
+  // HF: cos/sin cast to bf16; `q * cos + rotate_half(q) * sin`, each product and the sum a bf16 tensor.
+  rope: (vector, position, inverseFrequencies) => {
+    const half = inverseFrequencies.length;
+    const out = new Float32Array(vector.length);
+    for (let index = 0; index < half; index++) {
+      const angle = Math.fround(position * inverseFrequencies[index]!);
+      const cos = bf16Scalar(Math.cos(angle));
+      const sin = bf16Scalar(Math.sin(angle));
+      const first = vector[index]!;
+      const second = vector[index + half]!;
+      out[index] = bf16Scalar(bf16Scalar(first * cos) + bf16Scalar(-second * sin));
+      out[index + half] = bf16Scalar(bf16Scalar(second * cos) + bf16Scalar(first * sin));
+    }
+    return out;
+  },
+  swiGlu: (ffn, vector) => {
+    const gate = bf16(apply(ffn.gate, vector));
+    const up = bf16(apply(ffn.up, vector));
+    const activation = new Float32Array(gate.length);
+    for (let index = 0; index < gate.length; index++) activation[index] = silu(gate[index]!);
+    const activated = bf16(activation);
+    for (let index = 0; index < gate.length; index++) activation[index] = activated[index]! * up[index]!;
+    return bf16(apply(ffn.down, bf16(activation)));
+  },
+};
 
 function row(matrix: Float32Array, index: number, width: number): Float32Array {
   return matrix.subarray(index * width, (index + 1) * width);
@@ -251,6 +352,8 @@ function run(
   const scale = 1 / Math.sqrt(headDim);
   const moeCount = prepared.moeLayerCount;
   const k = config.topK;
+  const ops = prepared.bf16 ? BFLOAT16_OPS : FLOAT32_OPS;
+  const { store } = ops;
 
   const routing = createRoutingRecord({ positions, moeLayers: moeCount, topK: k, numExperts });
   const routingWeights = new Float32Array(positions * moeCount * k);
@@ -259,7 +362,7 @@ function run(
   // The residual stream, [positions × hidden].
   const x = new Float32Array(positions * hidden);
   for (let position = 0; position < positions; position++) {
-    x.set(row(prepared.embedding, tokens[position]!, hidden), position * hidden);
+    x.set(store(row(prepared.embedding, tokens[position]!, hidden)), position * hidden);
   }
 
   for (const layer of prepared.layers) {
@@ -268,24 +371,24 @@ function run(
     const keys = new Float32Array(positions * keyValueWidth);
     const values = new Float32Array(positions * keyValueWidth);
     for (let position = 0; position < positions; position++) {
-      const normed = rmsNorm(row(x, position, hidden), layer.inputNorm, rmsNormEps);
-      const q = apply(layer.q, normed);
-      const kk = apply(layer.k, normed);
-      values.set(apply(layer.v, normed), position * keyValueWidth);
+      const normed = ops.norm(row(x, position, hidden), layer.inputNorm, rmsNormEps);
+      const q = ops.apply(layer.q, normed);
+      const kk = ops.apply(layer.k, normed);
+      values.set(ops.apply(layer.v, normed), position * keyValueWidth);
       // q_norm / k_norm over each head's headDim, then RoPE.
       for (let head = 0; head < numAttentionHeads; head++) {
         let vector = row(q, head, headDim);
-        if (layer.qNorm !== undefined) vector = rmsNorm(vector, layer.qNorm, rmsNormEps);
+        if (layer.qNorm !== undefined) vector = ops.norm(vector, layer.qNorm, rmsNormEps);
         queries.set(
-          rope(vector, position, prepared.inverseFrequencies),
+          ops.rope(vector, position, prepared.inverseFrequencies),
           position * queryWidth + head * headDim,
         );
       }
       for (let head = 0; head < numKeyValueHeads; head++) {
         let vector = row(kk, head, headDim);
-        if (layer.kNorm !== undefined) vector = rmsNorm(vector, layer.kNorm, rmsNormEps);
+        if (layer.kNorm !== undefined) vector = ops.norm(vector, layer.kNorm, rmsNormEps);
         keys.set(
-          rope(vector, position, prepared.inverseFrequencies),
+          ops.rope(vector, position, prepared.inverseFrequencies),
           position * keyValueWidth + head * headDim,
         );
       }
@@ -305,9 +408,10 @@ function run(
           const keyOffset = source * keyValueWidth + keyValueHead * headDim;
           let dot = 0;
           for (let index = 0; index < headDim; index++) dot += query[index]! * keys[keyOffset + index]!;
-          scores[source] = dot * scale;
+          // bf16: `matmul(q, kᵀ)` and `· scaling` (a float32 scalar) are two bf16 tensors.
+          scores[source] = prepared.bf16 ? bf16Scalar(bf16Scalar(dot) * Math.fround(scale)) : dot * scale;
         }
-        const weights = softmax(scores.subarray(0, target + 1));
+        const weights = store(softmax(scores.subarray(0, target + 1)));
         const outOffset = target * queryWidth + head * headDim;
         for (let index = 0; index < headDim; index++) {
           let sum = 0;
@@ -318,22 +422,24 @@ function run(
         }
       }
     }
+    const attendedStored = store(attended);
     for (let position = 0; position < positions; position++) {
-      const projected = apply(layer.o, row(attended, position, queryWidth));
+      const projected = ops.apply(layer.o, row(attendedStored, position, queryWidth));
       const residual = row(x, position, hidden);
       for (let index = 0; index < hidden; index++) residual[index] = residual[index]! + projected[index]!;
+      residual.set(store(residual));
     }
 
     // --- MLP block ---
     for (let position = 0; position < positions; position++) {
       const residual = row(x, position, hidden);
-      const normed = rmsNorm(residual, layer.postAttentionNorm, rmsNormEps);
+      const normed = ops.norm(residual, layer.postAttentionNorm, rmsNormEps);
       let output: Float32Array;
       if (layer.mlp.kind === 'dense') {
-        output = swiGluForward(layer.mlp.ffn, normed);
+        output = ops.swiGlu(layer.mlp.ffn, normed);
       } else {
         const { ordinal, router, experts } = layer.mlp;
-        const probabilities = softmax(apply(router, normed));
+        const probabilities = softmax(ops.apply(router, normed));
         routerProbabilities.set(probabilities, (position * moeCount + ordinal) * numExperts);
         const slot = (position * moeCount + ordinal) * k;
         const chosen: number[] =
@@ -345,25 +451,46 @@ function run(
           const total = Math.fround(gate.reduce((sum, value) => sum + value, 0));
           for (let index = 0; index < k; index++) gate[index] = Math.fround(gate[index]! / total);
         }
-        const mixed = new Float64Array(hidden);
         for (let index = 0; index < k; index++) {
-          const expertOutput = swiGluForward(experts[chosen[index]!]!, normed);
-          for (let dim = 0; dim < hidden; dim++) mixed[dim] = mixed[dim]! + gate[index]! * expertOutput[dim]!;
           routing.experts[slot + index] = chosen[index]!;
           routingWeights[slot + index] = gate[index]!;
         }
-        output = Float32Array.from(mixed);
+        if (prepared.bf16) {
+          // HF: each expert's output · its weight is rounded to bf16, and `index_add_` adds the experts in
+          // ascending id into a bf16 sum, rounding after each add.
+          const order = Array.from({ length: k }, (_, index) => index).sort(
+            (a, b) => chosen[a]! - chosen[b]!,
+          );
+          output = new Float32Array(hidden);
+          for (const index of order) {
+            const expertOutput = ops.swiGlu(experts[chosen[index]!]!, normed);
+            const weighted = new Float32Array(hidden);
+            for (let dim = 0; dim < hidden; dim++) weighted[dim] = gate[index]! * expertOutput[dim]!;
+            const rounded = bf16(weighted);
+            for (let dim = 0; dim < hidden; dim++) output[dim] = output[dim]! + rounded[dim]!;
+            output = bf16(output);
+          }
+        } else {
+          const mixed = new Float64Array(hidden);
+          for (let index = 0; index < k; index++) {
+            const expertOutput = swiGluForward(experts[chosen[index]!]!, normed);
+            for (let dim = 0; dim < hidden; dim++)
+              mixed[dim] = mixed[dim]! + gate[index]! * expertOutput[dim]!;
+          }
+          output = Float32Array.from(mixed);
+        }
       }
       for (let index = 0; index < hidden; index++) residual[index] = residual[index]! + output[index]!;
+      residual.set(store(residual));
     }
   }
 
   const logits = new Float32Array(positions * config.vocabSize);
   const finalHidden = new Float32Array(positions * hidden);
   for (let position = 0; position < positions; position++) {
-    const normed = rmsNorm(row(x, position, hidden), prepared.finalNorm, rmsNormEps);
+    const normed = ops.norm(row(x, position, hidden), prepared.finalNorm, rmsNormEps);
     finalHidden.set(normed, position * hidden);
-    logits.set(matVec(prepared.lmHead, config.vocabSize, hidden, normed), position * config.vocabSize);
+    logits.set(store(matVec(prepared.lmHead, config.vocabSize, hidden, normed)), position * config.vocabSize);
   }
   return { logits, routing, routingWeights, routerProbabilities, finalHidden };
 }

@@ -84,6 +84,12 @@ const rolloutSchema = z
       .describe(
         'Inference precision of the rollout engine against the fp32 trainer: bf16 (weights rounded), fp16 (weights and matrix products), fp8 (projection weights in FP8 E4M3 with FP32 scales, the rest bf16; see rollout.fp8), fp32 (no mismatch: a control).',
       ),
+    activations: z
+      .enum(['fp32', 'bf16'])
+      .default('fp32')
+      .describe(
+        'How the in-process onnx engine stores activations: fp32, or bf16 as Hugging Face’s eager model in torch.bfloat16 rounds them (Linear outputs, residual stream, norms, attention, experts; router softmax and top-k in float32). bf16 needs rollout.precision bf16 or fp8.',
+      ),
     fp8: z
       .strictObject({
         scheme: z

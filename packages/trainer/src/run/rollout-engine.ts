@@ -31,7 +31,11 @@ export async function createRunEngine(options: RunEngineOptions): Promise<Rollou
       weightVersion,
       precision: config.rollout.precision,
       fp8: config.rollout.fp8,
-      backendOptions: { prefixCache: config.rollout.prefixCache },
+      backendOptions: {
+        prefixCache: config.rollout.prefixCache,
+        // Only when asked for, so a backend that does not know the key sees the options it always saw.
+        ...(config.rollout.activations === 'fp32' ? {} : { activations: config.rollout.activations }),
+      },
     });
   }
   const engine = createHttpRolloutEngine({
