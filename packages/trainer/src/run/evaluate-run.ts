@@ -53,6 +53,10 @@ export async function evaluateRun(
       weightVersion: state.weightVersion,
       precision: config.rollout.precision,
       fp8: config.rollout.fp8,
+      // The engine the run sampled with, activations included.
+      ...(config.rollout.activations === 'fp32'
+        ? {}
+        : { backendOptions: { activations: config.rollout.activations } }),
     });
     try {
       const examples = createEvalSet(task, options.size ?? config.eval.size, config.seed);

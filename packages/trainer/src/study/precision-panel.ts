@@ -14,6 +14,8 @@ export interface PrecisionVariant {
   readonly name: string;
   readonly precision: InferencePrecision;
   readonly fp8?: Fp8WeightOptions;
+  /** Activations rounded to bf16 as a bf16 engine computes them (onnx engine); default fp32. */
+  readonly activations?: 'fp32' | 'bf16';
 }
 
 /** The settings real stacks sample with, and the fp32 control. */
@@ -24,12 +26,15 @@ export const DEFAULT_PRECISION_VARIANTS: readonly PrecisionVariant[] = [
   { name: 'fp8 block', precision: 'fp8', fp8: { scheme: 'block' } },
   { name: 'fp8 channel', precision: 'fp8', fp8: { scheme: 'channel' } },
   { name: 'fp8 block + gate', precision: 'fp8', fp8: { scheme: 'block', quantizeRouterGate: true } },
+  { name: 'bf16 weights + act', precision: 'bf16', activations: 'bf16' },
+  { name: 'fp8 block + bf16 act', precision: 'fp8', fp8: { scheme: 'block' }, activations: 'bf16' },
 ];
 
 export interface PrecisionPanelRow extends MismatchMetrics {
   readonly variant: string;
   readonly precision: InferencePrecision;
   readonly fp8?: Fp8WeightOptions;
+  readonly activations?: 'fp32' | 'bf16';
   readonly tokens: number;
   /** Quantiles of |trainer − engine| over every sampled token, free and replayed. */
   readonly absDeltaQuantilesFree: Readonly<Record<'p50' | 'p90' | 'p99', number>>;
@@ -102,7 +107,10 @@ export async function precisionPanel(options: PrecisionPanelOptions): Promise<Pr
         weights,
         precision: variant.precision,
         ...(variant.fp8 === undefined ? {} : { fp8: variant.fp8 }),
-        backendOptions: { prefixCache: config.rollout.prefixCache },
+        backendOptions: {
+          prefixCache: config.rollout.prefixCache,
+          ...(variant.activations === 'bf16' ? { activations: 'bf16' } : {}),
+        },
       });
       try {
         // The same prompts and sampling seeds for every variant, so they differ by precision only.
@@ -128,6 +136,7 @@ export async function precisionPanel(options: PrecisionPanelOptions): Promise<Pr
           variant: variant.name,
           precision: variant.precision,
           ...(variant.fp8 === undefined ? {} : { fp8: variant.fp8 }),
+          ...(variant.activations === undefined ? {} : { activations: variant.activations }),
           tokens: rollouts.responseTokens,
           ...mismatch,
           absDeltaQuantilesFree: quantiles(absDeltas(free.logprobs, rollouts.engineLogprobs)),
