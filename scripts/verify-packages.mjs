@@ -53,12 +53,19 @@ function parseArgs(argv) {
 }
 
 /** Runs a command; returns { ok, output } with stdout and stderr together. */
-function run(command, args, { cwd = root, timeout = 300_000, env = {} } = {}) {
+function run(command, args, { cwd = root, timeout = 300_000, env = {}, unset = [] } = {}) {
+  const childEnv = {
+    ...process.env,
+    npm_config_loglevel: 'error',
+    npm_config_update_notifier: 'false',
+    ...env,
+  };
+  for (const name of unset) delete childEnv[name];
   const result = spawnSync(command, args, {
     cwd,
     timeout,
     encoding: 'utf8',
-    env: { ...process.env, npm_config_loglevel: 'error', npm_config_update_notifier: 'false', ...env },
+    env: childEnv,
     maxBuffer: 64 * 1024 * 1024,
   });
   const output = `${result.stdout ?? ''}${result.stderr ?? ''}${result.error ? String(result.error) : ''}`;
@@ -211,12 +218,12 @@ function tryAsUser(pkg, manifest, tarballs, readme, workDir) {
     join(consumer, 'package.json'),
     `${JSON.stringify({ name: `verify-${pkg.short}`, version: '0.0.0', private: true, type: 'module' }, null, 2)}\n`,
   );
-  // onnxruntime-node's postinstall fetches optional extras (CUDA) from hosts CI cannot reach; its CPU
-  // binary ships in the package, which is all the examples use.
+  // Exactly as a user installs, with nothing set: no package may need a host other than the npm registry
+  // (onnxruntime-node, whose install script downloads CUDA files from elsewhere, is an optional peer that
+  // npm leaves out), so a variable that would skip such a download is removed, not set.
   const install = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...tarballs], {
     cwd: consumer,
-    // biome-ignore lint/suspicious/noUndeclaredEnvVars: read by this script, never by a turbo task.
-    env: { ONNXRUNTIME_NODE_INSTALL: process.env.ONNXRUNTIME_NODE_INSTALL ?? 'skip' },
+    unset: ['ONNXRUNTIME_NODE_INSTALL', 'ONNXRUNTIME_NODE_INSTALL_CUDA'],
   });
   if (!install.ok) return [`npm install failed:\n${tail(install.output)}`];
 

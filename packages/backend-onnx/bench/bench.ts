@@ -281,13 +281,72 @@ async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermed
   for (const engine of engines) await engine.dispose();
 }
 
+/**
+ * What the fallback costs: the same generation on onnxruntime-node (native) and onnxruntime-web (its
+ * WebAssembly CPU build, the runtime a plain `npm install` without the optional peer gets), on the demo
+ * preset's model (hidden 64, 4 layers with layer 0 dense, 16 experts top-2), 16 sequences × 32 new tokens.
+ */
+async function benchRuntimes(): Promise<void> {
+  const config = createModelConfig({
+    vocabSize: 32,
+    hiddenSize: 64,
+    numLayers: 4,
+    numAttentionHeads: 4,
+    numKeyValueHeads: 2,
+    numExperts: 16,
+    topK: 2,
+    moeIntermediateSize: 32,
+    intermediateSize: 64,
+    mlpOnlyLayers: [0],
+    normTopKProb: true,
+  });
+  const weights = createRandomWeights(config, 0);
+  const requests = requestsOf(16, 12, config.vocabSize);
+  // No EOS: every sequence generates all 32 tokens.
+  const params = sampling({ maxNewTokens: 32, stopTokenIds: [] });
+  const runtimes = ['node', 'web'] as const;
+  const engines: OnnxRolloutEngine[] = [];
+  for (const runtime of runtimes) {
+    const engine = await createOnnxRolloutEngine({
+      config,
+      weights,
+      precision: 'bf16',
+      prefixCache: false,
+      runtime,
+    });
+    await engine.generate(requests.slice(0, 2), sampling({ maxNewTokens: 2 })); // warm-up
+    engines.push(engine);
+  }
+  const seconds = runtimes.map(() => [] as number[]);
+  for (let repetition = 0; repetition < 3; repetition++) {
+    for (const [index, engine] of engines.entries())
+      seconds[index]!.push((await timed(() => engine.generate(requests, params))).seconds);
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const ratios = seconds[1]!.map((value, repetition) => value / seconds[0]![repetition]!);
+  console.log(
+    '\n## runtime fallback: demo model, 16 sequences × (12 prompt + 32 new) tokens, bf16, no prefix cache',
+  );
+  for (const [index, engine] of engines.entries())
+    console.log(`${engine.runtimeSummary}: generate ${median(seconds[index]!).toFixed(3)} s`);
+  console.log(
+    `onnxruntime-web / onnxruntime-node: ${median(ratios).toFixed(2)}× the time [${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}] (3 interleaved repetitions)`,
+  );
+  for (const engine of engines) await engine.dispose();
+}
+
 console.log(
   `# @moerl/backend-onnx bench — ${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}, onnxruntime-node ${ort.env.versions.common}`,
 );
-// `pnpm bench -- --experts` runs only the sparse-experts comparison.
-if (!process.argv.includes('--experts')) {
-  await benchConfig('demo config', demoConfig);
-  await benchConfig('wide config', wideConfig);
+// `pnpm bench -- --experts` runs only the sparse-experts comparison, `--runtimes` only the runtime fallback.
+if (process.argv.includes('--runtimes')) {
+  await benchRuntimes();
+} else {
+  if (!process.argv.includes('--experts')) {
+    await benchConfig('demo config', demoConfig);
+    await benchConfig('wide config', wideConfig);
+    await benchRuntimes();
+  }
+  await benchExpertScaling('wide', 128, 128);
+  await benchExpertScaling('small', 64, 32);
 }
-await benchExpertScaling('wide', 128, 128);
-await benchExpertScaling('small', 64, 32);

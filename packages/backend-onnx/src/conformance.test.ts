@@ -28,6 +28,20 @@ describeRolloutEngineConformance({
   tolerance: 1e-4,
 });
 
+// The fallback runtime (what a plain `npm install` without onnxruntime-node runs on) passes the same suite.
+describeRolloutEngineConformance({
+  name: 'onnx on onnxruntime-web (prefix cache on)',
+  create: (options) => createOnnxRolloutEngine({ ...options, runtime: 'web' }),
+  capabilities: {
+    recordRouting: true,
+    prefixCache: true,
+    batchedGeneration: true,
+    precisions: ['fp32', 'bf16', 'fp16'],
+    seedFork: true,
+  },
+  tolerance: 1e-4,
+});
+
 // The onnx engine's routing replayed in testkit's reference trainer (the oracle for backend-tfjs).
 describeReplayParity({
   name: 'onnx engine + reference trainer',

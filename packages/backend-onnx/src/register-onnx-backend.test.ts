@@ -8,7 +8,16 @@ describe('registerOnnxBackend', () => {
   it('makes the onnx rollout backend resolvable, and its engines work', async () => {
     registerOnnxBackend();
     registerOnnxBackend(); // idempotent
-    expect(listBackends('rollout').filter((entry) => entry.name === 'onnx')).toHaveLength(1);
+    // onnxruntime-node first, onnxruntime-web (its WebAssembly build) as the fallback, once each.
+    expect(
+      listBackends('rollout')
+        .filter((entry) => entry.name.startsWith('onnx'))
+        .map((entry) => [entry.name, entry.priority]),
+    ).toEqual([
+      ['onnx', 10],
+      ['onnx-web', 10],
+    ]);
+    expect((await resolveBackend('rollout')).summary).toBe('rollout backend: onnx');
     const resolved = await resolveBackend('rollout', { preferred: 'onnx' });
     expect(resolved.summary).toBe('rollout backend: onnx');
     const { config, weights } = conformanceFixture();
@@ -21,6 +30,17 @@ describe('registerOnnxBackend', () => {
     expect(engine.backendName).toBe('onnx');
     expect(engine.capabilities.prefixCache).toBe(false);
     expect((engine as OnnxRolloutEngine).activations).toBe('bf16');
+    await engine.dispose();
+  });
+
+  it('onnx-web resolves by name, and its engines run on onnxruntime-web', async () => {
+    const registry = createBackendRegistry();
+    registerOnnxBackend(10, registry);
+    const resolved = await registry.resolve('rollout', { preferred: 'onnx-web' });
+    expect(resolved.backend.name).toBe('onnx-web');
+    const { config, weights } = conformanceFixture();
+    const engine = await resolved.backend.createEngine({ config, weights });
+    expect((engine as { runtime?: string }).runtime).toBe('onnxruntime-web');
     await engine.dispose();
   });
 

@@ -39,12 +39,7 @@ export {
   type UpdateWeightsBody,
   updateWeightsBodySchema,
 } from './server/generate-schema.js';
-export {
-  loadCheckpointWeights,
-  type ServedOnnxEngine,
-  type ServeOnnxEngineOptions,
-  serveOnnxEngine,
-} from './server/serve-onnx-engine.js';
+export { loadCheckpointWeights } from './server/load-checkpoint-weights.js';
 export {
   createSglangServer,
   type SglangServer,

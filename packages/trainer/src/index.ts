@@ -19,6 +19,11 @@ export { type EvaluateRunResult, evaluateRun } from './run/evaluate-run.js';
 export { type RunPaths, readMetrics, runPaths } from './run/run-directory.js';
 export type { RunEvents } from './run/run-events.js';
 export { type TrainRunOptions, type TrainRunResult, trainRun } from './run/train-run.js';
+export {
+  type ServedOnnxEngine,
+  type ServeOnnxEngineOptions,
+  serveOnnxEngine,
+} from './serve/serve-onnx-engine.js';
 export { createAdditionTask, createReverseTask, createSortDigitsTask } from './tasks/builtin-tasks.js';
 export { createCharTokenizer, SPECIAL_TOKENS, type Tokenizer } from './tasks/char-tokenizer.js';
 export { sampleTrainingExamples } from './tasks/prompt-sampler.js';

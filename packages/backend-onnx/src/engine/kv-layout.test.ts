@@ -1,6 +1,5 @@
-import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { pastFromPositions, positionKv, selectRows, stackSequences } from './kv-layout.js';
+import { type KvTensor, pastFromPositions, positionKv, selectRows, stackSequences } from './kv-layout.js';
 import type { LayerKv } from './moe-session.js';
 
 // Every element holds a number that encodes its own coordinates, so a misplaced copy is visible.
@@ -23,13 +22,13 @@ function kvOf(layers: number, rows: number, heads: number, slots: number, width:
                 slot,
                 dim,
               );
-      return new ort.Tensor('float32', data, [rows, heads, slots, width]);
+      return { data, dims: [rows, heads, slots, width] };
     };
     return { key: make(0), value: make(1) };
   });
 }
 
-const at = (tensor: ort.Tensor, row: number, head: number, slot: number, dim: number) => {
+const at = (tensor: KvTensor, row: number, head: number, slot: number, dim: number) => {
   const [, heads, slots, width] = tensor.dims as number[];
   return (tensor.data as Float32Array)[((row * heads! + head) * slots! + slot) * width! + dim];
 };

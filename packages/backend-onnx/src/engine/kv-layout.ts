@@ -1,6 +1,11 @@
-import * as ort from 'onnxruntime-node';
 import type { PositionKv } from '../cache/prefix-store.js';
 import type { LayerKv } from './moe-session.js';
+
+/** A float32 tensor `[batch, kvHeads, slots, headDim]` held on the host (the runtime's tensors wrap it without a copy). */
+export interface KvTensor {
+  readonly data: Float32Array;
+  readonly dims: readonly number[];
+}
 
 /*
  * Host-side moves of KV tensors `[batch, kvHeads, slots, headDim]`: cutting one position out for the prefix
@@ -15,12 +20,12 @@ interface Dims {
   readonly width: number;
 }
 
-function dimsOf(tensor: ort.Tensor): Dims {
+function dimsOf(tensor: KvTensor): Dims {
   const [batch, heads, slots, width] = tensor.dims as [number, number, number, number];
   return { batch, heads, slots, width };
 }
 
-const data = (tensor: ort.Tensor) => tensor.data as Float32Array;
+const data = (tensor: KvTensor) => tensor.data;
 
 /** The KV of `slot` in batch row `row`, all layers, as one cache handle. */
 export function positionKv(kv: readonly LayerKv[], row: number, slot: number): PositionKv {
@@ -60,8 +65,8 @@ export function pastFromPositions(
       }
     });
     result.push({
-      key: new ort.Tensor('float32', tensors[0]!, [1, heads, slots, width]),
-      value: new ort.Tensor('float32', tensors[1]!, [1, heads, slots, width]),
+      key: { data: tensors[0]!, dims: [1, heads, slots, width] },
+      value: { data: tensors[1]!, dims: [1, heads, slots, width] },
     });
   }
   return result;
@@ -69,9 +74,9 @@ export function pastFromPositions(
 
 /** Copies rows of `sources` (each `[batch_i, heads, slots_i, width]`) into one `[Σ rows, heads, slots, width]`. */
 function gatherRows(
-  parts: ReadonlyArray<{ readonly tensor: ort.Tensor; readonly row: number }>,
+  parts: ReadonlyArray<{ readonly tensor: KvTensor; readonly row: number }>,
   slots: number,
-): ort.Tensor {
+): KvTensor {
   const first = dimsOf(parts[0]!.tensor);
   const { heads, width } = first;
   const out = new Float32Array(parts.length * heads * slots * width);
@@ -84,7 +89,7 @@ function gatherRows(
       out.set(source.subarray(from, from + copy * width), (target * heads + head) * slots * width);
     }
   });
-  return new ort.Tensor('float32', out, [parts.length, heads, slots, width]);
+  return { data: out, dims: [parts.length, heads, slots, width] };
 }
 
 /** Stacks batch-1 KVs of different lengths into one batch of `slots` slots, right-padded with zeros. */

@@ -40,9 +40,14 @@ function repeat(values: Float32Array, times: number): Float32Array {
 
 const range = (length: number) => Array.from({ length }, (_, index) => index);
 
-describe.each(['dense', 'sparse'] as const)(
-  'the ONNX MoE graph against the reference forward pass (fp32, %s experts)',
-  (expertCompute) => {
+describe.each([
+  ['dense', 'node'],
+  ['sparse', 'node'],
+  ['dense', 'web'],
+  ['sparse', 'web'],
+] as const)(
+  'the ONNX MoE graph against the reference forward pass (fp32, %s experts, onnxruntime-%s)',
+  (expertCompute, runtime) => {
     for (const [name, config] of Object.entries(tinyConfigs)) {
       const weights = createRandomWeights(config, 7);
       const reference = createReferenceModel(config, weights).forward(tinyTokens);
@@ -55,6 +60,7 @@ describe.each(['dense', 'sparse'] as const)(
           precision: 'fp32',
           executionProvider: 'cpu',
           expertCompute,
+          runtime,
         });
         const n = tinyTokens.length;
         const out = await session.forward({
@@ -78,6 +84,7 @@ describe.each(['dense', 'sparse'] as const)(
           precision: 'fp32',
           executionProvider: 'cpu',
           expertCompute,
+          runtime,
         });
         let past: LayerKv[] | undefined;
         const vocab = config.vocabSize;
@@ -195,13 +202,19 @@ describe('sparse expert compute against dense (the oracle)', () => {
   const config = createModelConfig({ ...tinyMoeConfig, numExperts: 16, topK: 4 });
   const weights = createRandomWeights(config, 11);
   const n = tinyTokens.length;
-  const run = async (expertCompute: 'dense' | 'sparse', precision: 'fp32' | 'fp16', batch: number) => {
+  const run = async (
+    expertCompute: 'dense' | 'sparse',
+    precision: 'fp32' | 'fp16',
+    batch: number,
+    runtime: 'node' | 'web' = 'node',
+  ) => {
     const session = await createMoeSession({
       config,
       weights,
       precision,
       executionProvider: 'cpu',
       expertCompute,
+      runtime,
     });
     expect(session.expertCompute).toBe(expertCompute);
     // `batch` copies of the prompt, each shifted by its index so rows differ.
@@ -231,6 +244,45 @@ describe('sparse expert compute against dense (the oracle)', () => {
         expect(maxAbsoluteError(sparse.logits, dense.logits)).toBeLessThan(
           precision === 'fp32' ? 1e-5 : 1e-2,
         );
+      });
+    }
+  }
+});
+
+describe('onnxruntime-web runs every graph variant onnxruntime-node runs', () => {
+  // Opset 17, float16 compute, the sparse experts' ops (grouping by expert, per-expert MatMuls, scatter back):
+  // the WebAssembly build of the CPU provider has them all, and gives the native runtime's routing.
+  const config = createModelConfig({ ...tinyMoeConfig, numExperts: 16, topK: 4 });
+  const weights = createRandomWeights(config, 11);
+  const n = tinyTokens.length;
+  for (const expertCompute of ['dense', 'sparse'] as const) {
+    for (const precision of ['fp32', 'bf16', 'fp16', 'fp8'] as const) {
+      it(`${precision}, ${expertCompute}: same routing, logits within ${precision === 'fp16' ? '1e-2' : '1e-5'}`, async () => {
+        const forward = async (runtime: 'node' | 'web') => {
+          const session = await createMoeSession({
+            config,
+            weights,
+            precision,
+            executionProvider: 'cpu',
+            expertCompute,
+            runtime,
+          });
+          expect(session.runtime.name).toBe(`onnxruntime-${runtime}`);
+          const out = await session.forward({
+            batch: 1,
+            sequence: n,
+            inputIds: tinyTokens,
+            positionIds: range(n),
+            attentionBias: causalBias(n, 0),
+            logitRows: range(n),
+          });
+          await session.release();
+          return out;
+        };
+        const native = await forward('node');
+        const web = await forward('web');
+        expect([...web.routing]).toEqual([...native.routing]);
+        expect(maxAbsoluteError(web.logits, native.logits)).toBeLessThan(precision === 'fp16' ? 1e-2 : 1e-5);
       });
     }
   }

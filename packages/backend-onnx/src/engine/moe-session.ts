@@ -12,7 +12,6 @@ import {
   toFloat32,
   validateWeights,
 } from '@moerl/core';
-import * as ort from 'onnxruntime-node';
 import {
   type ActivationPrecision,
   type ExpertCompute,
@@ -21,14 +20,26 @@ import {
   weightsAsInputs,
 } from '../model/build-moe-graph.js';
 import { encodeMoeModel } from '../model/encode-moe-model.js';
-import { selectRows } from './kv-layout.js';
+import { type KvTensor, selectRows } from './kv-layout.js';
+import {
+  type LoadedOnnxRuntime,
+  loadOnnxRuntime,
+  type OnnxRuntimeOption,
+  type Ort,
+  type OrtSession,
+  type OrtSessionOptions,
+  type OrtTensor,
+} from './ort-runtime.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
-/** One layer's cached keys and values, `[batch, kvHeads, slots, headDim]` each. */
+/**
+ * One layer's cached keys and values, `[batch, kvHeads, slots, headDim]` float32 each. Plain arrays, not
+ * runtime tensors: the host-side moves (kv-layout) do not depend on which onnxruntime runs the graph.
+ */
 export interface LayerKv {
-  readonly key: ort.Tensor;
-  readonly value: ort.Tensor;
+  readonly key: KvTensor;
+  readonly value: KvTensor;
 }
 
 export interface ForwardInput {
@@ -69,6 +80,8 @@ export interface MoeSessionOptions {
   /** Scales and exclusions of the `fp8` precision. */
   readonly fp8?: Fp8WeightOptions;
   readonly executionProvider: ExecutionProvider;
+  /** Which onnxruntime package runs the graph (see `OnnxRuntimeOption`); default `auto`. */
+  readonly runtime?: OnnxRuntimeOption;
   readonly intraOpNumThreads?: number;
   /** How MoE layers compute their experts; default `auto` (see `resolveExpertCompute`). */
   readonly expertCompute?: ExpertComputeOption;
@@ -81,6 +94,8 @@ export interface MoeSessionOptions {
 export interface MoeSession {
   readonly executionProvider: ExecutionProvider;
   readonly activations: ActivationPrecision;
+  /** The onnxruntime package the session runs on, its version and why better ones were skipped. */
+  readonly runtime: LoadedOnnxRuntime;
   /** How the session's MoE layers compute their experts. */
   readonly expertCompute: ExpertCompute;
   forward(input: ForwardInput): Promise<ForwardOutput>;
@@ -129,8 +144,9 @@ export function weightTensors(
   config: ModelConfig,
   weights: NamedTensors,
   precision: InferencePrecision,
-  fp8?: Fp8WeightOptions,
-): Map<string, ort.Tensor> {
+  fp8: Fp8WeightOptions | undefined,
+  ort: Ort,
+): Map<string, OrtTensor> {
   validateWeights(config, weights, { subject: 'ONNX engine weights' });
   // bf16 and fp8 round once here and compute in float32 (an FP8 engine multiplies e4m3 values by their
   // FP32 scales and accumulates in float32); fp16 rounds here too and the graph computes in float16.
@@ -148,12 +164,12 @@ export function weightTensors(
       ? new ort.Tensor('float16', float16Bits(data), dims)
       : new ort.Tensor('float32', data, dims);
   // One expert's `[rows, cols]` slice of a stack, sharing its memory.
-  const view = (stack: ort.Tensor, expert: number, rows: number, cols: number) => {
+  const view = (stack: OrtTensor, expert: number, rows: number, cols: number) => {
     const data = stack.data as Float32Array | Uint16Array;
     const size = rows * cols;
     return new ort.Tensor(stack.type, data.subarray(expert * size, (expert + 1) * size), [rows, cols]);
   };
-  const tensors = new Map<string, ort.Tensor>();
+  const tensors = new Map<string, OrtTensor>();
   for (const spec of expectedWeights(config)) {
     if (spec.name.includes('.mlp.experts.')) continue;
     tensors.set(spec.name, tensor(values(spec.name), [...spec.shape]));
@@ -246,8 +262,12 @@ function checkActivations(activations: ActivationPrecision, precision: Inference
 async function openSession(
   model: Uint8Array,
   options: MoeSessionOptions,
-): Promise<{ session: ort.InferenceSession; provider: ExecutionProvider }> {
-  const sessionOptions = (providers: string[]): ort.InferenceSession.SessionOptions => ({
+  runtime: LoadedOnnxRuntime,
+): Promise<{ session: OrtSession; provider: ExecutionProvider }> {
+  const { ort } = runtime;
+  // onnxruntime-web's CPU provider is its WebAssembly build (`wasm`); it has no CUDA provider in Node.
+  const cpu = runtime.name === 'onnxruntime-web' ? 'wasm' : 'cpu';
+  const sessionOptions = (providers: string[]): OrtSessionOptions => ({
     executionProviders: providers,
     graphOptimizationLevel: 'all',
     // Idle intra-op threads sleep instead of spinning: a spinning pool steals the cores that other sessions
@@ -264,11 +284,11 @@ async function openSession(
     } catch (error) {
       const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
       options.onFallback?.(
-        `@moerl/backend-onnx: the CUDA execution provider is unavailable (${reason}); running on CPU instead`,
+        `@moerl/backend-onnx: the CUDA execution provider is unavailable on ${runtime.name} (${reason}); running on CPU instead`,
       );
     }
   }
-  return { session: await ort.InferenceSession.create(model, sessionOptions(['cpu'])), provider: 'cpu' };
+  return { session: await ort.InferenceSession.create(model, sessionOptions([cpu])), provider: 'cpu' };
 }
 
 /** An onnxruntime session over the MoE graph, with the weights held as input tensors. */
@@ -278,7 +298,9 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
   const activations = options.activations ?? 'fp32';
   checkActivations(activations, options.precision);
   const expertCompute = resolveExpertCompute(config, options.expertCompute);
-  let weights = weightTensors(config, options.weights, options.precision, options.fp8);
+  const runtime = await loadOnnxRuntime(options.runtime);
+  const { ort } = runtime;
+  let weights = weightTensors(config, options.weights, options.precision, options.fp8, ort);
   const { session, provider } = await openSession(
     encodeMoeModel(
       config,
@@ -289,6 +311,7 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
       activations,
     ),
     options,
+    runtime,
   );
   // The weights the graph takes: the expert stacks (dense) or the experts one by one (sparse).
   const graphInputs = new Set(session.inputNames);
@@ -302,27 +325,23 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
     );
   const emptyKv = (batch: number): LayerKv[] =>
     Array.from({ length: layers }, () => ({
-      key: new ort.Tensor('float32', new Float32Array(0), [
-        batch,
-        config.numKeyValueHeads,
-        0,
-        config.headDim,
-      ]),
-      value: new ort.Tensor('float32', new Float32Array(0), [
-        batch,
-        config.numKeyValueHeads,
-        0,
-        config.headDim,
-      ]),
+      key: { data: new Float32Array(0), dims: [batch, config.numKeyValueHeads, 0, config.headDim] },
+      value: { data: new Float32Array(0), dims: [batch, config.numKeyValueHeads, 0, config.headDim] },
     }));
+  const kvInput = (kv: KvTensor) => new ort.Tensor('float32', kv.data, [...kv.dims]);
+  const kvOutput = (tensor: OrtTensor): KvTensor => ({
+    data: tensor.data as Float32Array,
+    dims: tensor.dims,
+  });
 
   return {
     executionProvider: provider,
     activations,
+    runtime,
     expertCompute,
     emptyKv,
     setWeights(next) {
-      weights = weightTensors(config, next, options.precision, options.fp8);
+      weights = weightTensors(config, next, options.precision, options.fp8, ort);
     },
     async forward(input) {
       if (input.batch * input.sequence !== 1) return withTwoLogitRows(input);
@@ -369,7 +388,7 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
     const { batch, sequence } = input;
     const past = input.past ?? emptyKv(batch);
     const pastSlots = past[0]?.key.dims[2] ?? 0;
-    const feeds: Record<string, ort.Tensor> = {
+    const feeds: Record<string, OrtTensor> = {
       [GRAPH_IO.inputIds]: int64(input.inputIds, [batch, sequence]),
       [GRAPH_IO.positionIds]: int64(input.positionIds, [batch, sequence]),
       [GRAPH_IO.attentionBias]: new ort.Tensor('float32', input.attentionBias, [
@@ -380,16 +399,16 @@ export async function createMoeSession(options: MoeSessionOptions): Promise<MoeS
       [GRAPH_IO.logitRows]: int64(input.logitRows, [input.logitRows.length]),
     };
     for (let layer = 0; layer < layers; layer++) {
-      feeds[GRAPH_IO.pastKey(layer)] = past[layer]!.key;
-      feeds[GRAPH_IO.pastValue(layer)] = past[layer]!.value;
+      feeds[GRAPH_IO.pastKey(layer)] = kvInput(past[layer]!.key);
+      feeds[GRAPH_IO.pastValue(layer)] = kvInput(past[layer]!.value);
     }
     for (const [name, tensor] of weights) if (graphInputs.has(name)) feeds[name] = tensor;
     const results = await session.run(feeds);
     const present: LayerKv[] = [];
     for (let layer = 0; layer < layers; layer++) {
       present.push({
-        key: results[GRAPH_IO.presentKey(layer)]!,
-        value: results[GRAPH_IO.presentValue(layer)]!,
+        key: kvOutput(results[GRAPH_IO.presentKey(layer)]!),
+        value: kvOutput(results[GRAPH_IO.presentValue(layer)]!),
       });
     }
     const routingTensor = hasRouting ? results[GRAPH_IO.routing] : undefined;
@@ -409,7 +428,6 @@ function concatFloats(a: Float32Array, b: Float32Array): Float32Array {
 }
 
 /** `[1, ...]` → `[2, ...]` with the row repeated. */
-function doubleRow(tensor: ort.Tensor): ort.Tensor {
-  const data = tensor.data as Float32Array;
-  return new ort.Tensor('float32', concatFloats(data, data), [2, ...tensor.dims.slice(1)]);
+function doubleRow(tensor: KvTensor): KvTensor {
+  return { data: concatFloats(tensor.data, tensor.data), dims: [2, ...tensor.dims.slice(1)] };
 }

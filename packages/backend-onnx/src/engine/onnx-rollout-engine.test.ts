@@ -51,19 +51,47 @@ const partial: GenerateRequest[] = [4, 8, 9].map((shared) => ({
 }));
 
 describe('createOnnxRolloutEngine', () => {
-  it('draws the same tokens, logprobs (≤ 1e-4) and routing as the reference engine for the same seeds', async () => {
-    const engine = await engineWith({ prefixCache: false });
-    const reference = createReferenceRolloutEngine({ config, weights, precision: 'fp32' });
-    const ours = await engine.generate(mixed, sampling());
-    const theirs = await reference.generate(mixed, sampling());
-    ours.forEach((trajectory, index) => {
-      const want = theirs[index]!;
-      expect([...trajectory.responseIds]).toEqual([...want.responseIds]);
-      for (let step = 0; step < want.engineLogprobs.length; step++)
-        expect(Math.abs(trajectory.engineLogprobs[step]! - want.engineLogprobs[step]!)).toBeLessThan(1e-4);
-      expect(trajectory.routing!.positions).toBe(want.routing!.positions);
-      expect([...trajectory.routing!.experts]).toEqual([...want.routing!.experts]);
+  for (const runtime of ['node', 'web'] as const) {
+    it(`draws the same tokens, logprobs (≤ 1e-4) and routing as the reference engine for the same seeds (onnxruntime-${runtime})`, async () => {
+      const engine = await engineWith({ prefixCache: false, runtime });
+      expect(engine.runtime).toBe(`onnxruntime-${runtime}`);
+      const reference = createReferenceRolloutEngine({ config, weights, precision: 'fp32' });
+      const ours = await engine.generate(mixed, sampling());
+      const theirs = await reference.generate(mixed, sampling());
+      ours.forEach((trajectory, index) => {
+        const want = theirs[index]!;
+        expect([...trajectory.responseIds]).toEqual([...want.responseIds]);
+        for (let step = 0; step < want.engineLogprobs.length; step++)
+          expect(Math.abs(trajectory.engineLogprobs[step]! - want.engineLogprobs[step]!)).toBeLessThan(1e-4);
+        expect(trajectory.routing!.positions).toBe(want.routing!.positions);
+        expect([...trajectory.routing!.experts]).toEqual([...want.routing!.experts]);
+      });
     });
+  }
+
+  it('reports the runtime it runs on: onnxruntime-node when installed (auto), else the one asked for', async () => {
+    const auto = await engineWith();
+    expect(auto.runtime).toBe('onnxruntime-node');
+    expect(auto.runtimeSummary).toMatch(/^onnx runtime: onnxruntime-node \S+ \(native\)$/);
+    const web = await engineWith({ runtime: 'web' });
+    expect(web.runtime).toBe('onnxruntime-web');
+    expect(web.runtimeSummary).toMatch(/^onnx runtime: onnxruntime-web \S+ \(WebAssembly CPU\)$/);
+    await expect(engineWith({ runtime: 'gpu' as 'web' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining('runtime must be one of auto, node, web'),
+    });
+  });
+
+  it('on onnxruntime-web, asking for CUDA falls back to its WebAssembly CPU provider with one message', async () => {
+    const messages: string[] = [];
+    const engine = await engineWith({
+      runtime: 'web',
+      executionProvider: 'cuda',
+      onWarning: (message) => messages.push(message),
+    });
+    expect(engine.executionProvider).toBe('cpu');
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatch(/CUDA execution provider is unavailable on onnxruntime-web .*running on CPU/);
   });
 
   for (const implementation of ['router-cache', 'simple'] as const) {

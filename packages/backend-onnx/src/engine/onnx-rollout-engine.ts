@@ -24,6 +24,7 @@ import {
   type ExpertComputeOption,
   SUPPORTED_PRECISIONS,
 } from './moe-session.js';
+import type { OnnxRuntimeName, OnnxRuntimeOption } from './ort-runtime.js';
 import { checkRequest } from './validate-request.js';
 
 export interface PrefixCacheOptions {
@@ -65,7 +66,17 @@ export interface OnnxRolloutEngineOptions {
   readonly fp8?: Fp8WeightOptions;
   /** Reuse the KV and routing of cached prefixes. `true` (default) or options; `false` turns it off. */
   readonly prefixCache?: boolean | PrefixCacheOptions;
-  /** `cpu` (default) or `cuda`; CUDA falls back to CPU with a message when onnxruntime-node lacks it. */
+  /**
+   * Which onnxruntime runs the graph. `auto` (default): `onnxruntime-node` (native; an optional peer
+   * dependency) when it is installed and loads, else `onnxruntime-web` (its WebAssembly CPU build, a
+   * dependency of this package; slower, see the README). `node` / `web`: that one, or `BACKEND_UNAVAILABLE`.
+   * The engine says which it got (`runtime`, `runtimeSummary`).
+   */
+  readonly runtime?: OnnxRuntimeOption;
+  /**
+   * `cpu` (default) or `cuda`; CUDA falls back to CPU with a message when the runtime lacks it
+   * (onnxruntime-web always, onnxruntime-node without its CUDA files).
+   */
   readonly executionProvider?: ExecutionProvider;
   /**
    * How MoE layers compute their experts. `sparse`: the (position, k) pairs are grouped by expert and each
@@ -101,6 +112,13 @@ export interface OnnxRolloutEngine extends RolloutEngine {
   readonly expertCompute: ExpertCompute;
   /** The provider the session actually runs on. */
   readonly executionProvider: ExecutionProvider;
+  /** The onnxruntime package the session runs on. */
+  readonly runtime: OnnxRuntimeName;
+  /**
+   * One line saying which runtime runs the engine and why better ones were skipped, e.g.
+   * `onnx runtime: onnxruntime-web 1.30.0 (WebAssembly CPU; skipped onnxruntime-node: not installed)`.
+   */
+  readonly runtimeSummary: string;
   /** Which prefix cache is in use, or `off`. */
   readonly prefixCacheImplementation: PrefixStoreImplementation | 'off';
   /** The prefix cache's counters; undefined when the cache is off. */
@@ -120,7 +138,7 @@ function checkVersion(version: unknown, field: string): number {
 }
 
 /**
- * The rollout engine on onnxruntime-node: builds the MoE graph for `config`, samples with a KV cache,
+ * The rollout engine on onnxruntime (onnxruntime-node when installed, else onnxruntime-web): builds the MoE graph for `config`, samples with a KV cache,
  * records every position's experts and reuses cached prefixes (KV and routing). See the README for the
  * conventions (logprobs at the sampling temperature, routing of prompt + response − 1 positions).
  */
@@ -138,6 +156,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
     ...(options.activations === undefined ? {} : { activations: options.activations }),
     ...(options.fp8 === undefined ? {} : { fp8: resolveFp8WeightOptions(options.fp8) }),
     executionProvider: options.executionProvider ?? 'cpu',
+    ...(options.runtime === undefined ? {} : { runtime: options.runtime }),
     ...(options.expertCompute === undefined ? {} : { expertCompute: options.expertCompute }),
     ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
     ...(options.allowSpinning === undefined ? {} : { allowSpinning: options.allowSpinning }),
@@ -197,6 +216,8 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
     activations: session.activations,
     expertCompute: session.expertCompute,
     executionProvider: session.executionProvider,
+    runtime: session.runtime.name,
+    runtimeSummary: session.runtime.summary,
     prefixCacheImplementation: implementation,
     prefixCacheStats: () => store?.stats(),
 

@@ -370,7 +370,7 @@ describe('HTTP rollout engine against two real servers', () => {
 
   it('updateWeights without weightSync is UNSUPPORTED; with checkpointWeightSync every server loads it', async () => {
     const engine = await createOnnxRolloutEngine({ config, weights });
-    const { loadCheckpointWeights } = await import('../server/serve-onnx-engine.js');
+    const { loadCheckpointWeights } = await import('../server/load-checkpoint-weights.js');
     const server = await createSglangServer({ engine, loadWeights: loadCheckpointWeights });
     try {
       const outOfBand = createHttpRolloutEngine({ servers: [server.url], config });

@@ -1,30 +1,25 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createOnnxRolloutEngine } from '@moerl/backend-onnx';
-import { DEFAULT_SAMPLING_PARAMS, writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
+import { createOnnxRolloutEngine, type OnnxRolloutEngine } from '@moerl/backend-onnx';
+import { DEFAULT_SAMPLING_PARAMS } from '@moerl/core';
 import { createRandomWeights, tinyMoeConfig } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpRolloutEngine } from '../client/http-rollout-engine.js';
 import { decodeSglangGenerateItem } from '../protocols/sglang.js';
-import { type ServedOnnxEngine, serveOnnxEngine } from './serve-onnx-engine.js';
+import { createSglangServer, type SglangServer } from './sglang-server.js';
 
 const config = tinyMoeConfig;
 const weights = createRandomWeights(config, 21);
-let served: ServedOnnxEngine;
-let directory: string;
+let engine: OnnxRolloutEngine;
+let served: SglangServer;
 
+// The ONNX engine behind the protocol server, as `moerl serve` (@moerl/trainer) wires them.
 beforeAll(async () => {
-  directory = await mkdtemp(join(tmpdir(), 'moerl-load-'));
-  await mkdir(join(directory, 'ckpt'));
-  await writeHfConfigFile(join(directory, 'ckpt', 'config.json'), config);
-  await writeSafetensorsFile(join(directory, 'ckpt', 'model.safetensors'), weights);
-  served = await serveOnnxEngine({ checkpointDir: join(directory, 'ckpt'), maxPendingRequests: 32 });
+  engine = await createOnnxRolloutEngine({ config, weights });
+  served = await createSglangServer({ engine, maxPendingRequests: 32 });
 });
 
 afterAll(async () => {
   await served.close();
-  await rm(directory, { recursive: true, force: true });
+  await engine.dispose();
 });
 
 const CLIENTS = 8;
@@ -118,7 +113,6 @@ describe('moerl serve under load (loopback, bounded)', () => {
 
   it('over the pending limit the server answers 503 and the adapter retries until served', async () => {
     const engine = await createOnnxRolloutEngine({ config, weights });
-    const { createSglangServer } = await import('./sglang-server.js');
     const small = await createSglangServer({ engine, maxPendingRequests: 1 });
     try {
       const adapter = createHttpRolloutEngine({

@@ -17,7 +17,7 @@ import {
 } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stubEngine } from '../__fixtures__/stub-engine.js';
-import { loadCheckpointWeights } from './serve-onnx-engine.js';
+import { loadCheckpointWeights } from './load-checkpoint-weights.js';
 import { createSglangServer, type SglangServer } from './sglang-server.js';
 
 const config = tinyDenseAndSparseConfig;

@@ -1,9 +1,9 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serveOnnxEngine } from '@moerl/rollout-http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
+import { serveOnnxEngine } from '../serve/serve-onnx-engine.js';
 import { writeInitialCheckpoint } from './initial-checkpoint.js';
 import { checkpointDirectory } from './inspect-checkpoint.js';
 import { createProgram, runCli } from './main.js';

@@ -489,7 +489,7 @@ export function createProgram(): Command {
         }
         const { rm } = await import('node:fs/promises');
         const [{ serveOnnxEngine }, { writeInitialCheckpoint }, { checkpointDirectory }] = await Promise.all([
-          import('@moerl/rollout-http'),
+          import('../serve/serve-onnx-engine.js'),
           import('./initial-checkpoint.js'),
           import('./inspect-checkpoint.js'),
         ]);
