@@ -60,12 +60,17 @@ export async function activateTfjsBackend(name: TfjsBackendName): Promise<void> 
     await importOptional(source.specifier);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    const message = (error as Error).message;
     // A package that is simply absent gets one short line with the install hint, not the resolver's
     // message with every path it tried; a package that is there but fails to load keeps its first line.
-    const reason =
-      code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
-        ? `not installed (npm i ${source.specifier})`
-        : `failed to load: ${(error as Error).message.split('\n')[0]}`;
+    // Node says so with a code; bundlers' resolvers (vite in tests) only in words.
+    const absent =
+      code === 'ERR_MODULE_NOT_FOUND' ||
+      code === 'MODULE_NOT_FOUND' ||
+      /Cannot find (package|module)|Could not resolve|Failed to resolve/.test(message);
+    const reason = absent
+      ? `not installed (npm i ${source.specifier})`
+      : `failed to load: ${message.split('\n')[0]}`;
     throw new MoerlError('BACKEND_UNAVAILABLE', `${source.specifier} ${reason}`, {
       cause: error,
       details: { backend: name, specifier: source.specifier },
