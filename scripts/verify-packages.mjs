@@ -315,9 +315,15 @@ function main() {
   if (options.build) {
     const filters = [...needed.keys()].map((name) => `--filter=${name}`);
     console.log(`building ${[...needed.keys()].join(', ')}`);
-    const build = run(bin('turbo'), ['run', 'build', ...filters, '--output-logs=errors-only'], {
-      timeout: 900_000,
-    });
+    // Through pnpm exec: turbo looks for the workspace's package manager on PATH, and a machine with only
+    // Node and npm has pnpm only through npx.
+    const build = run(
+      'npx',
+      [...PNPM, 'exec', 'turbo', 'run', 'build', ...filters, '--output-logs=errors-only'],
+      {
+        timeout: 900_000,
+      },
+    );
     if (!build.ok) {
       console.error(tail(build.output, 60));
       throw new Error('verify-packages: build failed');
