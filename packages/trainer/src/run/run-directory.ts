@@ -98,10 +98,6 @@ export async function writeInitialEval(
   );
 }
 
-export async function readInitialEval(paths: RunPaths): Promise<number> {
-  return (await readInitialEvals(paths)).evalAccuracy;
-}
-
 /** Held-out accuracy, and accuracy on warm-start problems, of the policy RL starts from (NaN when unknown). */
 export async function readInitialEvals(
   paths: RunPaths,

@@ -41,8 +41,6 @@ import {
 import type { RunEvents } from './run-events.js';
 import { warmStartedWeights, warmStartProblems } from './warm-start.js';
 
-export { importPlugins } from './preflight.js';
-
 export interface TrainRunOptions {
   readonly config: RunConfig;
   /** The run directory (created if missing). */
