@@ -1,4 +1,4 @@
-import { aggregationWeights, type LossAggMode } from '@moerl/algos';
+import { aggregationWeights, type GlobalBatch, type LossAggMode } from '@moerl/algos';
 import { MoerlError } from '@moerl/core';
 
 /** What the CISPO loss reads; every array holds one value per token of the flattened batch. */
@@ -18,6 +18,8 @@ export interface CispoConfig {
   /** ε_high: the importance weight is capped at 1 + ε_high. */
   readonly clipRatioHigh: number;
   readonly lossAggMode: LossAggMode;
+  /** Normalise by the whole step's totals (see @moerl/algos `globalBatchOf`), not this batch's. */
+  readonly globalBatch?: GlobalBatch;
 }
 
 export interface CispoLossResult {
@@ -72,7 +74,13 @@ export function cispoLoss(
     );
   }
   // Checks the offsets and the mask, and gives each token its aggregation weight (0 when masked).
-  const aggregation = aggregationWeights(sequenceOffsets, responseMask, config.lossAggMode);
+  const aggregation = aggregationWeights(
+    sequenceOffsets,
+    responseMask,
+    config.lossAggMode,
+    undefined,
+    config.globalBatch,
+  );
   const tokens = aggregation.length;
   checkTokens('logprobs', logprobs, tokens);
   checkTokens('oldLogprobs', oldLogprobs, tokens);

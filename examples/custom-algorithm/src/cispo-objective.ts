@@ -8,7 +8,8 @@ export const CISPO_DEFAULT_CLIP_RATIO_HIGH = 0.28;
 /**
  * The CISPO objective for one batch, built from the options every objective factory of @moerl/algos
  * receives: `batch` (offsets, old logprobs, advantages, mask), `clipRatioHigh` (default 0.28) and
- * `lossAggMode` (default `token-mean`). Other options (KL, importance sampling, entropy) are not supported
+ * `lossAggMode` (default `token-mean`) and `globalBatch` (the trainer's step totals, so mini-batches sum to
+ * the step's gradient). Other options (KL, importance sampling, entropy) are not supported
  * and are refused rather than ignored.
  */
 export function createCispoObjective(options: ObjectiveOptions): Objective {
@@ -23,6 +24,7 @@ export function createCispoObjective(options: ObjectiveOptions): Objective {
   const config = {
     clipRatioHigh: options.clipRatioHigh ?? CISPO_DEFAULT_CLIP_RATIO_HIGH,
     lossAggMode: options.lossAggMode ?? 'token-mean',
+    ...(options.globalBatch === undefined ? {} : { globalBatch: options.globalBatch }),
   };
   const base = {
     sequenceOffsets: batch.sequenceOffsets,
