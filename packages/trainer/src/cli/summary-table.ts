@@ -1,8 +1,6 @@
 import type { RunRecord } from '../metrics/step-metrics.js';
 import { summarizeRun } from '../report/run-summary.js';
-
-const cell = (value: number, digits: number, exponent = false) =>
-  !Number.isFinite(value) ? '–' : exponent ? value.toExponential(2) : value.toFixed(digits);
+import { tableCell, textTable } from '../report/text-table.js';
 
 /** A fixed-width table of the figures that show the R3 effect, one row per run. */
 export function summaryTable(runs: readonly (RunRecord & { readonly wallSeconds?: number })[]): string {
@@ -26,26 +24,17 @@ export function summaryTable(runs: readonly (RunRecord & { readonly wallSeconds?
       lastQuarter.reduce((total, row) => total + row.rewardMean, 0) / Math.max(1, lastQuarter.length);
     return [
       run.name,
-      cell(summary.initialEvalAccuracy, 3),
-      cell(summary.finalEvalAccuracy, 3),
-      cell(reward, 3),
-      cell(summary.meanKlFree, 0, true),
-      cell(summary.meanKlReplay, 0, true),
-      cell(summary.meanExtremeTokenFractionFree, 4),
-      cell(summary.meanExtremeTokenFractionReplay, 4),
-      cell(summary.meanRoutingDisagreement, 4),
-      cell(summary.meanTokensWithRoutingDifference, 3),
-      cell(run.wallSeconds ?? summary.rolloutSeconds + summary.trainSeconds, 1),
+      tableCell(summary.initialEvalAccuracy, 3),
+      tableCell(summary.finalEvalAccuracy, 3),
+      tableCell(reward, 3),
+      tableCell(summary.meanKlFree, 0, true),
+      tableCell(summary.meanKlReplay, 0, true),
+      tableCell(summary.meanExtremeTokenFractionFree, 4),
+      tableCell(summary.meanExtremeTokenFractionReplay, 4),
+      tableCell(summary.meanRoutingDisagreement, 4),
+      tableCell(summary.meanTokensWithRoutingDifference, 3),
+      tableCell(run.wallSeconds ?? summary.rolloutSeconds + summary.trainSeconds, 1),
     ];
   });
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => row[column]!.length)),
-  );
-  const format = (row: readonly string[]) =>
-    row
-      .map((text, column) => (column === 0 ? text.padEnd(widths[column]!) : text.padStart(widths[column]!)))
-      .join('  ');
-  return [format(header), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(format)].join(
-    '\n',
-  );
+  return textTable(header, rows);
 }

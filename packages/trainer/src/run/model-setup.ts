@@ -32,3 +32,14 @@ export function modelConfigFor(config: RunConfig, task: Task): ModelConfig {
 export function initialWeights(config: RunConfig, modelConfig: ModelConfig): NamedTensors {
   return createRandomWeights(modelConfig, config.model.initSeed ?? config.seed);
 }
+
+/** The tfjs trainer options every trainer of a run shares (the warm start's and RL's). */
+export function sharedTrainerOptions(config: RunConfig): {
+  readonly weightDecay: number;
+  readonly routerAuxLossCoefficient: number;
+} {
+  return {
+    weightDecay: config.train.weightDecay,
+    routerAuxLossCoefficient: config.train.routerAuxLossCoefficient,
+  };
+}

@@ -23,7 +23,7 @@ import { checkUpdate } from './checked-update.js';
 import { evaluateAccuracy } from './evaluate.js';
 import { miniBatchRanges } from './mini-batches.js';
 import { mismatchMetrics } from './mismatch-metrics.js';
-import { initialWeights, maxNewTokensOf } from './model-setup.js';
+import { initialWeights, maxNewTokensOf, sharedTrainerOptions } from './model-setup.js';
 import { preflightRun, prepareRunDirectory } from './preflight.js';
 import { collectRollouts, type RolloutBatch, trainingBatchOf } from './rollout-batch.js';
 import { createRunEngine } from './rollout-engine.js';
@@ -369,8 +369,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     seed: config.seed,
     maxGradNorm: config.train.maxGradNorm,
     backendOptions: {
-      weightDecay: config.train.weightDecay,
-      routerAuxLossCoefficient: config.train.routerAuxLossCoefficient,
+      ...sharedTrainerOptions(config),
       schedule:
         config.train.schedule === 'cosine'
           ? {

@@ -10,7 +10,7 @@ import type { RunConfig } from '../config/run-config-schema.js';
 import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
 import type { Task, TaskExample } from '../tasks/task.js';
 import type { ResolvedRunBackends } from './backends.js';
-import { initialWeights } from './model-setup.js';
+import { initialWeights, sharedTrainerOptions } from './model-setup.js';
 import type { RunEvents } from './run-events.js';
 
 export interface WarmStartProgress {
@@ -117,10 +117,7 @@ export async function warmStartedWeights(options: {
     config: modelConfig,
     seed: config.seed,
     maxGradNorm: config.train.maxGradNorm,
-    backendOptions: {
-      weightDecay: config.train.weightDecay,
-      routerAuxLossCoefficient: config.train.routerAuxLossCoefficient,
-    },
+    backendOptions: sharedTrainerOptions(config),
     weights,
     learningRate: config.warmStart.learningRate,
   });

@@ -1,5 +1,6 @@
 import { createRandom, type Fp8WeightOptions, type InferencePrecision, type NamedTensors } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
+import { tableCell, textTable } from '../report/text-table.js';
 import { resolveRunBackends } from '../run/backends.js';
 import { type MismatchMetrics, mismatchMetrics } from '../run/mismatch-metrics.js';
 import { maxNewTokensOf, modelConfigFor } from '../run/model-setup.js';
@@ -153,8 +154,8 @@ export async function precisionPanel(options: PrecisionPanelOptions): Promise<Pr
   return { rows, prompts, samplesPerPrompt: config.rollout.groupSize };
 }
 
-const cell = (value: number, digits: number, exponent = false) =>
-  !Number.isFinite(value) ? '–' : exponent ? value.toExponential(2) : value.toFixed(digits);
+/** Flipped tokens below which the panel does not print the KL ratio on them. */
+const MIN_FLIPPED_TOKENS = 20;
 
 /** The panel as a fixed-width table, one row per variant. */
 export function precisionPanelTable(rows: readonly PrecisionPanelRow[]): string {
@@ -179,27 +180,21 @@ export function precisionPanelTable(rows: readonly PrecisionPanelRow[]): string 
         : row.routingDisagreement.reduce((sum, value) => sum + value, 0) / row.routingDisagreement.length;
     return [
       row.variant,
-      cell(flips, 4),
-      cell(row.flippedTokenFraction, 3),
-      cell(row.klFree, 0, true),
-      cell(row.klReplay, 0, true),
-      cell(row.klFree / row.klReplay, 2),
-      cell(row.maxAbsDeltaFree, 3),
-      cell(row.maxAbsDeltaReplay, 3),
-      cell(row.extremeTokenFractionFree, 4),
-      cell(row.extremeTokenFractionReplay, 4),
-      cell(row.klFreeShareOnFlippedTokens, 2),
-      cell(row.klFreeFlipped / row.klReplayFlipped, 1),
+      tableCell(flips, 4),
+      tableCell(row.flippedTokenFraction, 3),
+      tableCell(row.klFree, 0, true),
+      tableCell(row.klReplay, 0, true),
+      tableCell(row.klFree / row.klReplay, 2),
+      tableCell(row.maxAbsDeltaFree, 3),
+      tableCell(row.maxAbsDeltaReplay, 3),
+      tableCell(row.extremeTokenFractionFree, 4),
+      tableCell(row.extremeTokenFractionReplay, 4),
+      tableCell(row.klFreeShareOnFlippedTokens, 2),
+      // A ratio over a handful of tokens says nothing: shown from MIN_FLIPPED_TOKENS flipped tokens on.
+      row.flippedTokenFraction * row.tokens >= MIN_FLIPPED_TOKENS
+        ? tableCell(row.klFreeFlipped / row.klReplayFlipped, 1)
+        : `(${Math.round(row.flippedTokenFraction * row.tokens)} tok)`,
     ];
   });
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...body.map((row) => row[column]!.length)),
-  );
-  const format = (row: readonly string[]) =>
-    row
-      .map((text, column) => (column === 0 ? text.padEnd(widths[column]!) : text.padStart(widths[column]!)))
-      .join('  ');
-  return [format(header), widths.map((width) => '-'.repeat(width)).join('  '), ...body.map(format)].join(
-    '\n',
-  );
+  return textTable(header, body);
 }

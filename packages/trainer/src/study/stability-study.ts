@@ -4,6 +4,7 @@ import { deepMerge, validateRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfig } from '../config/run-config-schema.js';
 import type { RunRecord } from '../metrics/step-metrics.js';
 import { writeHtmlReport } from '../report/html-report.js';
+import { tableCell, textTable } from '../report/text-table.js';
 import type { RunEvents } from '../run/run-events.js';
 import { trainRun } from '../run/train-run.js';
 import {
@@ -251,9 +252,6 @@ export function describeCriteria(criteria: CollapseCriteria): string {
   ].join('\n');
 }
 
-const cell = (value: number, digits: number, exponent = false) =>
-  !Number.isFinite(value) ? '–' : exponent ? value.toExponential(2) : value.toFixed(digits);
-
 /** One row per arm: seeds, collapses, accuracy (mean ± sd), gain with CI, KL free/replay and tails. */
 export function armTable(summaries: readonly ArmSummary[]): string {
   const header = [
@@ -273,25 +271,16 @@ export function armTable(summaries: readonly ArmSummary[]): string {
   const body = summaries.map((s) => [
     s.arm,
     `${s.collapsed}/${s.seeds}`,
-    cell(s.initialEvalAccuracy, 3),
-    `${cell(s.finalEvalAccuracy.mean, 3)} ±${cell(s.finalEvalAccuracy.sd, 3)}`,
-    `${cell(s.gain.value, 3)} [${cell(s.gain.low, 3)}, ${cell(s.gain.high, 3)}]`,
-    `${cell(s.seenEvalAccuracy.before, 3)}/${cell(s.seenEvalAccuracy.after, 3)}`,
-    cell(s.meanKlFree, 0, true),
-    cell(s.meanKlReplay, 0, true),
-    `${cell(s.klRatioMedian, 2)}/${cell(s.klRatioP90, 1)}`,
-    cell(s.extremeTokenFractionFree, 4),
-    cell(s.extremeTokenFractionReplay, 4),
-    `${cell(s.maxAbsDeltaFree, 2)}/${cell(s.maxAbsDeltaReplay, 2)}`,
+    tableCell(s.initialEvalAccuracy, 3),
+    `${tableCell(s.finalEvalAccuracy.mean, 3)} ±${tableCell(s.finalEvalAccuracy.sd, 3)}`,
+    `${tableCell(s.gain.value, 3)} [${tableCell(s.gain.low, 3)}, ${tableCell(s.gain.high, 3)}]`,
+    `${tableCell(s.seenEvalAccuracy.before, 3)}/${tableCell(s.seenEvalAccuracy.after, 3)}`,
+    tableCell(s.meanKlFree, 0, true),
+    tableCell(s.meanKlReplay, 0, true),
+    `${tableCell(s.klRatioMedian, 2)}/${tableCell(s.klRatioP90, 1)}`,
+    tableCell(s.extremeTokenFractionFree, 4),
+    tableCell(s.extremeTokenFractionReplay, 4),
+    `${tableCell(s.maxAbsDeltaFree, 2)}/${tableCell(s.maxAbsDeltaReplay, 2)}`,
   ]);
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...body.map((row) => row[column]!.length)),
-  );
-  const format = (row: readonly string[]) =>
-    row
-      .map((text, column) => (column === 0 ? text.padEnd(widths[column]!) : text.padStart(widths[column]!)))
-      .join('  ');
-  return [format(header), widths.map((width) => '-'.repeat(width)).join('  '), ...body.map(format)].join(
-    '\n',
-  );
+  return textTable(header, body);
 }
