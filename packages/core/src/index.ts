@@ -39,6 +39,7 @@ export type {
   LogprobOptions,
   LogprobResult,
   PolicyTrainer,
+  RoutingOptions,
   TrainingBatch,
   TrainingSequence,
   TrainStepOptions,

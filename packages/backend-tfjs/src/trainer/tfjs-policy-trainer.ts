@@ -205,7 +205,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
   ): Promise<TrainStepResult> => {
     assertOpen();
     const temperature = checkTemperature(stepOptions.temperature ?? 1);
-    const sequences = prepareTrainingBatch(config, batch, stepOptions.routing);
+    const sequences = prepareTrainingBatch(config, batch, stepOptions);
     const withEntropy = objective.needsEntropy === true;
     const microBatches = padMicroBatches(sequences);
     const totalRows = microBatches.reduce((rows, padded) => rows + padded.rows.length, 0);
@@ -366,7 +366,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     async logprobs(batch: TrainingBatch, logprobOptions: LogprobOptions): Promise<LogprobResult> {
       assertOpen();
       const temperature = checkTemperature(logprobOptions.temperature ?? 1);
-      const sequences = prepareTrainingBatch(config, batch, logprobOptions.routing);
+      const sequences = prepareTrainingBatch(config, batch, logprobOptions);
       const result = evaluate(padMicroBatches(sequences), temperature, logprobOptions.returnEntropy === true);
       return {
         logprobs: result.logprobs,

@@ -13,14 +13,26 @@ export interface TrainingSequence {
    * token, route freely; their outputs feed no loss). Required when `routing: 'replay'`.
    */
   readonly routing?: RoutingRecord;
+  /**
+   * The weight version of the engine that produced this sequence's logprobs (`Trajectory.weightVersion`).
+   * When it and `routing.weightVersion` are both set and differ, replay refuses the pair (`ROUTING_STALE`)
+   * unless `allowStaleRouting` is set: a route travels with its token's logprob and their version.
+   */
+  readonly weightVersion?: number;
+}
+
+/** Options every trainer call that may replay routing accepts. */
+export interface RoutingOptions {
+  readonly routing: RoutingMode;
+  /** Replay routing whose weight version differs from its sequence's `weightVersion`. Default false. */
+  readonly allowStaleRouting?: boolean;
 }
 
 export interface TrainingBatch {
   readonly sequences: readonly TrainingSequence[];
 }
 
-export interface LogprobOptions {
-  readonly routing: RoutingMode;
+export interface LogprobOptions extends RoutingOptions {
   /** Logprobs of softmax(logits / temperature), matching the engine's definition. Default 1. */
   readonly temperature?: number;
   readonly returnEntropy?: boolean;
@@ -35,8 +47,7 @@ export interface LogprobResult {
   readonly routing?: readonly RoutingRecord[];
 }
 
-export interface TrainStepOptions {
-  readonly routing: RoutingMode;
+export interface TrainStepOptions extends RoutingOptions {
   readonly temperature?: number;
 }
 

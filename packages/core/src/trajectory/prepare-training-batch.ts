@@ -1,5 +1,5 @@
 import { type ModelConfig, moeLayerIndices } from '../config/model-config.js';
-import type { TrainingBatch } from '../contracts/policy-trainer.js';
+import type { RoutingOptions, TrainingBatch } from '../contracts/policy-trainer.js';
 import type { RoutingMode } from '../contracts/replay-mode.js';
 import { MoerlError } from '../errors/moerl-error.js';
 import { type RoutingRecord, sliceRoutingRecord, validateRoutingRecord } from '../routing/routing-record.js';
@@ -20,12 +20,17 @@ export interface PreparedTrainingSequence {
  * inside the vocabulary (all of them: the final token is never fed, so no forward pass would check it), and
  * in replay mode a routing record on every sequence (`ROUTING_MISSING`, listed for all sequences at once)
  * of the model's shape covering prompt + response − 1 positions, or one more (`ROUTING_SHAPE` otherwise).
+ * A record whose `weightVersion` differs from its sequence's `weightVersion` (the version of the engine
+ * logprobs it is paired with) is `ROUTING_STALE`, naming both, unless `options.allowStaleRouting`; either
+ * version unset skips the check. Pass the trainer call's options (or just the routing mode).
  */
 export function prepareTrainingBatch(
   config: ModelConfig,
   batch: TrainingBatch,
-  mode: RoutingMode,
+  options: RoutingMode | RoutingOptions,
 ): PreparedTrainingSequence[] {
+  const { routing: mode, allowStaleRouting = false } =
+    typeof options === 'object' && options !== null ? options : { routing: options };
   if (batch === null || typeof batch !== 'object' || !Array.isArray(batch.sequences)) {
     throw new MoerlError('INVALID_ARGUMENT', 'batch.sequences must be an array of training sequences');
   }
@@ -75,6 +80,20 @@ export function prepareTrainingBatch(
         });
       }
       throw error;
+    }
+    const routeVersion = record.weightVersion;
+    const logprobVersion = sequence.weightVersion;
+    if (
+      !allowStaleRouting &&
+      routeVersion !== undefined &&
+      logprobVersion !== undefined &&
+      routeVersion !== logprobVersion
+    ) {
+      throw new MoerlError(
+        'ROUTING_STALE',
+        `Sequence ${index}: routing was recorded under weight version ${routeVersion}, its engine logprobs under version ${logprobVersion}; a route must be replayed with the logprobs of its own version (allowStaleRouting: true to replay it anyway)`,
+        { details: { sequence: index, routingVersion: routeVersion, logprobVersion } },
+      );
     }
     if (record.positions !== fed && record.positions !== fed + 1) {
       throw new MoerlError(
