@@ -38,6 +38,7 @@ export type { Objective, ObjectiveInput, ObjectiveResult } from './contracts/obj
 export type {
   LogprobOptions,
   LogprobResult,
+  PartialReplayOptions,
   PolicyTrainer,
   RoutingOptions,
   TrainingBatch,

@@ -136,4 +136,30 @@ describe('prepareTrainingBatch', () => {
       );
     });
   });
+
+  describe('partialReplay', () => {
+    const batch = { sequences: [sequence({ routing: routing(3) })] };
+    const partial = (minScoreRatio: number, routingMode: 'free' | 'replay' = 'replay') => ({
+      routing: routingMode,
+      partialReplay: { minScoreRatio },
+    });
+
+    it('is UNSUPPORTED for a trainer without the capability, never ignored', () => {
+      expect(codeOf(() => prepareTrainingBatch(config, batch, partial(0.5)))).toBe('UNSUPPORTED');
+      expect(codeOf(() => prepareTrainingBatch(config, batch, partial(0.5), { partialReplay: false }))).toBe(
+        'UNSUPPORTED',
+      );
+      expect(prepareTrainingBatch(config, batch, partial(0.5), { partialReplay: true })).toHaveLength(1);
+    });
+
+    it.each([
+      ['a negative ratio', -0.1, 'replay'],
+      ['a non-finite ratio', Number.POSITIVE_INFINITY, 'replay'],
+      ['free routing', 0.5, 'free'],
+    ] as const)('rejects %s', (_name, ratio, mode) => {
+      expect(
+        codeOf(() => prepareTrainingBatch(config, batch, partial(ratio, mode), { partialReplay: true })),
+      ).toBe('INVALID_ARGUMENT');
+    });
+  });
 });

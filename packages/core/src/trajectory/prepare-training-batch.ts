@@ -1,4 +1,5 @@
 import { type ModelConfig, moeLayerIndices } from '../config/model-config.js';
+import type { PolicyTrainerCapabilities } from '../contracts/capabilities.js';
 import type { RoutingOptions, TrainingBatch } from '../contracts/policy-trainer.js';
 import type { RoutingMode } from '../contracts/replay-mode.js';
 import { MoerlError } from '../errors/moerl-error.js';
@@ -22,15 +23,21 @@ export interface PreparedTrainingSequence {
  * of the model's shape covering prompt + response − 1 positions, or one more (`ROUTING_SHAPE` otherwise).
  * A record whose `weightVersion` differs from its sequence's `weightVersion` (the version of the engine
  * logprobs it is paired with) is `ROUTING_STALE`, naming both, unless `options.allowStaleRouting`; either
- * version unset skips the check. Pass the trainer call's options (or just the routing mode).
+ * version unset skips the check. Pass the trainer call's options (or just the routing mode) and the trainer's
+ * capabilities: `partialReplay` needs `routing: 'replay'` and a finite ratio ≥ 0 (`INVALID_ARGUMENT`), and is
+ * `UNSUPPORTED` unless `capabilities.partialReplay`.
  */
 export function prepareTrainingBatch(
   config: ModelConfig,
   batch: TrainingBatch,
   options: RoutingMode | RoutingOptions,
+  capabilities?: Pick<PolicyTrainerCapabilities, 'partialReplay'>,
 ): PreparedTrainingSequence[] {
-  const { routing: mode, allowStaleRouting = false } =
-    typeof options === 'object' && options !== null ? options : { routing: options };
+  const {
+    routing: mode,
+    allowStaleRouting = false,
+    partialReplay,
+  } = typeof options === 'object' && options !== null ? options : ({ routing: options } as RoutingOptions);
   if (batch === null || typeof batch !== 'object' || !Array.isArray(batch.sequences)) {
     throw new MoerlError('INVALID_ARGUMENT', 'batch.sequences must be an array of training sequences');
   }
@@ -39,6 +46,7 @@ export function prepareTrainingBatch(
       details: { found: mode },
     });
   }
+  if (partialReplay !== undefined) checkPartialReplay(partialReplay, mode, capabilities);
   const { sequences } = batch;
   if (mode === 'replay') {
     const missing = sequences.flatMap((sequence, index) => (sequence.routing === undefined ? [index] : []));
@@ -111,4 +119,31 @@ export function prepareTrainingBatch(
       replay: record.positions === fed ? record : sliceRoutingRecord(record, 0, fed),
     };
   });
+}
+
+function checkPartialReplay(
+  partialReplay: NonNullable<RoutingOptions['partialReplay']>,
+  mode: RoutingMode,
+  capabilities: Pick<PolicyTrainerCapabilities, 'partialReplay'> | undefined,
+): void {
+  const ratio = partialReplay?.minScoreRatio;
+  if (typeof ratio !== 'number' || !Number.isFinite(ratio) || ratio < 0) {
+    throw new MoerlError(
+      'INVALID_ARGUMENT',
+      `partialReplay.minScoreRatio must be a finite number ≥ 0, found ${String(ratio)}`,
+      { details: { field: 'partialReplay.minScoreRatio', found: ratio } },
+    );
+  }
+  if (mode !== 'replay') {
+    throw new MoerlError('INVALID_ARGUMENT', `partialReplay needs routing: 'replay', found '${mode}'`, {
+      details: { field: 'partialReplay', routing: mode },
+    });
+  }
+  if (capabilities?.partialReplay !== true) {
+    throw new MoerlError(
+      'UNSUPPORTED',
+      'partialReplay was asked for, but this trainer does not claim the partialReplay capability',
+      { details: { capability: 'partialReplay' } },
+    );
+  }
 }

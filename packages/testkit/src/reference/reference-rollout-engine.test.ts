@@ -75,4 +75,18 @@ describe('reference rollout engine versions', () => {
       trainer.logprobs({ sequences: [sequence(before, 3)] }, { routing: 'replay', allowStaleRouting: true }),
     ).resolves.toBeDefined();
   });
+
+  it('a trainer without the partialReplay capability refuses it (UNSUPPORTED), never ignoring it', async () => {
+    const weights = createRandomWeights(config, 4);
+    const [trajectory] = await createReferenceRolloutEngine({ config, weights }).generate(
+      [request('p')],
+      params,
+    );
+    const trainer = createReferencePolicyTrainer({ config, weights });
+    expect(trainer.capabilities.partialReplay).toBeUndefined();
+    const sequences = [{ ...trajectory!, routing: trajectory!.routing! }];
+    await expect(
+      trainer.logprobs({ sequences }, { routing: 'replay', partialReplay: { minScoreRatio: 0.5 } }),
+    ).rejects.toSatisfy((error) => MoerlError.isInstance(error, 'UNSUPPORTED'));
+  });
 });
