@@ -38,7 +38,9 @@ export type { Objective, ObjectiveInput, ObjectiveResult } from './contracts/obj
 export type {
   LogprobOptions,
   LogprobResult,
+  PartialReplayOptions,
   PolicyTrainer,
+  RoutingOptions,
   TrainingBatch,
   TrainingSequence,
   TrainStepOptions,

@@ -157,6 +157,8 @@ describe('createOnnxRolloutEngine', () => {
     const after = await engine.generate(group(1), sampling());
     expect(after[0]!.cachedPromptTokens).toBe(0);
     expect(after[0]!.weightVersion).toBe(1);
+    expect(hit[0]!.routing!.weightVersion).toBe(0);
+    expect(after[0]!.routing!.weightVersion).toBe(1);
   });
 
   it('a ragged greedy batch gives each request the tokens it gets alone', async () => {

@@ -248,7 +248,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
             promptIds: Int32Array.from(sequence.request.promptIds),
             responseIds: sequence.responseIds,
             engineLogprobs: sequence.logprobs,
-            routing: sequence.routing,
+            routing: { ...sequence.routing, weightVersion: version },
             finishReason: sequence.finishReason,
             weightVersion: version,
             cachedPromptTokens: sequence.cachedPromptTokens,

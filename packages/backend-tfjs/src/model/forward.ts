@@ -39,6 +39,8 @@ export interface ForwardOptions {
   readonly positionTables?: PositionTableCache;
   /** Also return what the load-balancing loss needs (`routerStats`). */
   readonly routerStats?: boolean;
+  /** Partial replay of the `replay` records (see `PartialReplayOptions` in @moerl/core). */
+  readonly partialReplay?: { readonly minScoreRatio: number };
 }
 
 /** Router statistics over the real (non-padding) rows of every MoE layer of one forward pass. */
@@ -58,6 +60,9 @@ export interface ForwardResult {
   readonly routing: RoutingRecord[];
   /** When asked for and the model has MoE layers. */
   readonly routerStats?: RouterStats;
+  /** Expert slots replayed from a record (all MoE layers), and how many partial replay replaced. */
+  readonly replayedSlots: number;
+  readonly replacedSlots: number;
 }
 
 /*
@@ -81,7 +86,11 @@ export function forwardHidden(
   const experts = options.experts ?? 'gathered';
   const moeCount = moeLayerIndices(config).length;
   const chosen = new Int32Array(rows * moeCount * config.topK);
-  const freeNeeded = needsFreeRouting(batch, replay);
+  const minScoreRatio = options.partialReplay?.minScoreRatio;
+  // The host needs the router probabilities wherever the trainer's own scores pick or judge experts.
+  const hostProbabilities = minScoreRatio !== undefined || needsFreeRouting(batch, replay);
+  let replayedSlots = 0;
+  let replacedSlots = 0;
 
   const p = (name: string) => parameters.get(name);
   const bias = (name: string) => (config.attentionBias ? (p(name) as tf.Tensor1D) : undefined);
@@ -157,9 +166,12 @@ export function forwardHidden(
         moeLayers: moeCount,
         ordinal,
         replay,
-        probabilities: freeNeeded ? (probabilities.dataSync() as Float32Array) : undefined,
+        probabilities: hostProbabilities ? (probabilities.dataSync() as Float32Array) : undefined,
         chosen,
+        ...(minScoreRatio === undefined ? {} : { minScoreRatio }),
       });
+      replayedSlots += plan.replayedSlots;
+      replacedSlots += plan.replacedSlots;
       output = mixExperts(parameters, prefix, mlpInput, probabilities, plan, experts);
       if (collectStats) {
         realRowMask ??= tf.tensor2d(
@@ -204,6 +216,8 @@ export function forwardHidden(
   return {
     hidden,
     routing,
+    replayedSlots,
+    replacedSlots,
     ...(probabilitySum === undefined ? {} : { routerStats: { probabilitySum, expertCounts, realRows } }),
   };
 }

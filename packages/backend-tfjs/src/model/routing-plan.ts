@@ -8,6 +8,9 @@ export interface LayerRoutingPlan {
   readonly padding: Float32Array;
   /** The rows each expert serves, ascending. */
   readonly expertRows: readonly Int32Array[];
+  /** Expert slots taken from a replay record, and how many of them partial replay gave to the trainer. */
+  readonly replayedSlots: number;
+  readonly replacedSlots: number;
 }
 
 export interface PaddedLayout {
@@ -42,6 +45,37 @@ export function topKIndices(
   }
 }
 
+/**
+ * Partial replay of one row (prime-rl): keeps a replayed expert when `probabilities[offset + expert]` is at
+ * least `minScoreRatio` × the trainer's k-th largest probability; every other slot takes the trainer's best
+ * expert (its top-k order) that is not yet in the row. Overwrites `ids` in place and returns how many slots
+ * it replaced. `trainerTop` is scratch of length k.
+ */
+export function mixReplayedRow(
+  ids: Int32Array,
+  probabilities: ArrayLike<number>,
+  offset: number,
+  numExperts: number,
+  minScoreRatio: number,
+  trainerTop: Int32Array,
+): number {
+  const k = ids.length;
+  topKIndices(probabilities, offset, numExperts, k, trainerTop);
+  const threshold = minScoreRatio * probabilities[offset + trainerTop[k - 1]!]!;
+  const keep = Array.from(ids, (expert) => probabilities[offset + expert]! >= threshold);
+  let replaced = 0;
+  let next = 0;
+  for (let slot = 0; slot < k; slot++) {
+    if (keep[slot]) continue;
+    // The trainer's best not-yet-chosen expert: its top-k always holds one (at most k − 1 others are taken).
+    while (ids.some((expert, index) => expert === trainerTop[next] && (keep[index] || index < slot))) next++;
+    ids[slot] = trainerTop[next]!;
+    next++;
+    replaced++;
+  }
+  return replaced;
+}
+
 /** True when some real position of the layout has no replayed experts (so the router must choose). */
 export function needsFreeRouting(
   layout: PaddedLayout,
@@ -64,8 +98,14 @@ export function planLayerRouting(options: {
   readonly replay: readonly (RoutingRecord | undefined)[];
   readonly probabilities: Float32Array | undefined;
   readonly chosen: Int32Array;
+  /** Partial replay's ratio (needs `probabilities`); undefined replays every id as recorded. */
+  readonly minScoreRatio?: number;
 }): LayerRoutingPlan {
-  const { layout, numExperts, topK, moeLayers, ordinal, replay, probabilities, chosen } = options;
+  const { layout, numExperts, topK, moeLayers, ordinal, replay, probabilities, chosen, minScoreRatio } =
+    options;
+  const trainerTop = new Int32Array(topK);
+  let replayedSlots = 0;
+  let replacedSlots = 0;
   const rows = layout.size * layout.length;
   const mask = new Float32Array(rows * numExperts);
   const padding = new Float32Array(rows);
@@ -82,6 +122,18 @@ export function planLayerRouting(options: {
       if (record !== undefined && position < record.positions) {
         const start = (position * record.moeLayers + ordinal) * record.topK;
         for (let k = 0; k < topK; k++) ids[k] = record.experts[start + k]!;
+        replayedSlots += topK;
+        if (minScoreRatio !== undefined) {
+          if (probabilities === undefined) throw new Error('internal: partial replay without probabilities');
+          replacedSlots += mixReplayedRow(
+            ids,
+            probabilities,
+            row * numExperts,
+            numExperts,
+            minScoreRatio,
+            trainerTop,
+          );
+        }
       } else {
         if (probabilities === undefined) throw new Error('internal: free routing without probabilities');
         topKIndices(probabilities, row * numExperts, numExperts, topK, ids);
@@ -105,5 +157,5 @@ export function planLayerRouting(options: {
       }
     }
   }
-  return { mask, padding, expertRows };
+  return { mask, padding, expertRows, replayedSlots, replacedSlots };
 }

@@ -18,6 +18,9 @@ export interface SurrogateOptions {
   readonly temperature: number;
   readonly withEntropy: boolean;
   readonly experts: ExpertComputation;
+  /** Partial replay of `replay`; the pass adds its replayed and replaced expert slots to `replayCounts`. */
+  readonly partialReplay?: { readonly minScoreRatio: number };
+  readonly replayCounts?: { replayed: number; replaced: number };
   /** RoPE tables and causal masks kept across passes; built per pass without one. */
   readonly positionTables?: PositionTableCache;
   /**
@@ -54,7 +57,12 @@ export function surrogateGradients(
       experts: options.experts,
       routerStats: aux !== undefined,
       ...(options.positionTables === undefined ? {} : { positionTables: options.positionTables }),
+      ...(options.partialReplay === undefined ? {} : { partialReplay: options.partialReplay }),
     });
+    if (options.replayCounts !== undefined) {
+      options.replayCounts.replayed += forward.replayedSlots;
+      options.replayCounts.replaced += forward.replacedSlots;
+    }
     const out = tokenLogprobs(
       parameters,
       forward.hidden,

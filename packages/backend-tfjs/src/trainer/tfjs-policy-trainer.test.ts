@@ -180,6 +180,47 @@ describe('TfjsPolicyTrainer: logprobs and routing', () => {
   });
 });
 
+describe('TfjsPolicyTrainer: partial replay', () => {
+  it('ratio 0 is full replay, a huge ratio is free routing, and both report the replace rate', async () => {
+    const subject = await trainer({}, { microBatchSize: 2 });
+    expect(subject.capabilities.partialReplay).toBe(true);
+    const { config } = conformanceFixture();
+    const free = await subject.logprobs(batch, { routing: 'free' });
+    // Every replayed expert rotated by one: valid routing the trainer would not choose.
+    const shifted = attachRouting(
+      batch,
+      free.routing!.map((record) => ({
+        ...record,
+        experts: record.experts.map((id) => (id + 1) % config.numExperts),
+      })),
+    );
+    const replayed = await subject.logprobs(shifted, { routing: 'replay' });
+    const full = await subject.logprobs(shifted, { routing: 'replay', partialReplay: { minScoreRatio: 0 } });
+    expect([...full.logprobs]).toEqual([...replayed.logprobs]);
+    expect(full.replaceRate).toBe(0);
+    expect(replayed.replaceRate).toBeUndefined();
+    const own = await subject.logprobs(shifted, { routing: 'replay', partialReplay: { minScoreRatio: 1e9 } });
+    expect([...own.logprobs]).toEqual([...free.logprobs]);
+    expect(own.replaceRate).toBe(1);
+    const half = await subject.logprobs(shifted, {
+      routing: 'replay',
+      partialReplay: { minScoreRatio: 0.5 },
+    });
+    expect(half.replaceRate).toBeGreaterThanOrEqual(0);
+    expect(half.replaceRate).toBeLessThanOrEqual(1);
+
+    const step = await subject.trainStep(shifted, negativeMeanLogprobObjective(), {
+      routing: 'replay',
+      partialReplay: { minScoreRatio: 1e9 },
+    });
+    expect(step.metrics.replaceRate).toBe(1);
+    await expect(
+      subject.logprobs(batch, { routing: 'free', partialReplay: { minScoreRatio: 0.5 } }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await subject.dispose();
+  });
+});
+
 describe('TfjsPolicyTrainer: trainStep', () => {
   it('rejects missing routing before computing anything and leaves the weights alone', async () => {
     const subject = await trainer();

@@ -8,6 +8,7 @@ import {
   type NamedTensors,
   type Objective,
   type ObjectiveResult,
+  type PartialReplayOptions,
   type PolicyTrainer,
   type PolicyTrainerCapabilities,
   prepareTrainingBatch,
@@ -39,11 +40,17 @@ import { type ResolvedTrainerOptions, resolveTrainerOptions } from './trainer-op
 export const TFJS_TRAINER_CAPABILITIES: PolicyTrainerCapabilities = {
   recordRouting: true,
   routingReplay: true,
+  partialReplay: true,
   entropy: true,
   checkpoints: true,
 };
 
 export const DEFAULT_LEARNING_RATE = 1e-4;
+
+/** Fraction of replayed expert slots that partial replay gave to the trainer (0 when none was replayed). */
+function replaceRateOf(counts: { readonly replayed: number; readonly replaced: number }): number {
+  return counts.replayed === 0 ? 0 : counts.replaced / counts.replayed;
+}
 
 export interface TfjsTrainerStats {
   /** Optimizer updates applied. */
@@ -132,12 +139,15 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     microBatches: readonly PaddedSequences[],
     temperature: number,
     withEntropy: boolean,
+    partialReplay: PartialReplayOptions | undefined,
   ): {
     logprobs: Float32Array;
     entropy: Float32Array | undefined;
     offsets: Int32Array;
     routing: RoutingRecord[];
+    replayCounts: { replayed: number; replaced: number };
   } => {
+    const replayCounts = { replayed: 0, replaced: 0 };
     const routing: RoutingRecord[] = [];
     // Offsets are known up front, so each micro-batch writes its slice in place (no growing arrays).
     const sequenceCount = microBatches.reduce((count, padded) => count + padded.batch.size, 0);
@@ -159,7 +169,10 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
           replay: padded.replay,
           experts: settings.experts,
           positionTables,
+          ...(partialReplay === undefined ? {} : { partialReplay }),
         });
+        replayCounts.replayed += forward.replayedSlots;
+        replayCounts.replaced += forward.replacedSlots;
         routing.push(...forward.routing);
         if (padded.rows.length > 0) {
           const out = tokenLogprobs(
@@ -175,7 +188,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
         }
       });
     });
-    return { logprobs, entropy, offsets, routing };
+    return { logprobs, entropy, offsets, routing, replayCounts };
   };
 
   const checkObjectiveResult = (objective: Objective, result: ObjectiveResult, tokens: number) => {
@@ -205,7 +218,9 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
   ): Promise<TrainStepResult> => {
     assertOpen();
     const temperature = checkTemperature(stepOptions.temperature ?? 1);
-    const sequences = prepareTrainingBatch(config, batch, stepOptions.routing);
+    const sequences = prepareTrainingBatch(config, batch, stepOptions, TFJS_TRAINER_CAPABILITIES);
+    const { partialReplay } = stepOptions;
+    const replayCounts = { replayed: 0, replaced: 0 };
     const withEntropy = objective.needsEntropy === true;
     const microBatches = padMicroBatches(sequences);
     const totalRows = microBatches.reduce((rows, padded) => rows + padded.rows.length, 0);
@@ -271,7 +286,12 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
         surrogateGradients(
           parameters,
           padded,
-          { ...common, ...routerAux(padded), replay: padded.replay },
+          {
+            ...common,
+            ...routerAux(padded),
+            replay: padded.replay,
+            ...(partialReplay === undefined ? {} : { partialReplay, replayCounts }),
+          },
           (logprobs, entropy) => {
             evaluated = evaluateObjective({ logprobs, offsets: padded.offsets, entropy });
             return { gradient: safe(evaluated.gradient)!, entropyGradient: safe(evaluated.entropyGradient) };
@@ -287,7 +307,10 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
      * records the routing it used (free or replayed), and the taped passes replay exactly that routing.
      */
     const forwardThenTapedPasses = (): ObjectiveResult => {
-      const first = evaluate(microBatches, temperature, withEntropy);
+      // Partial replay decides here; the taped passes replay the routing it settled on.
+      const first = evaluate(microBatches, temperature, withEntropy, partialReplay);
+      replayCounts.replayed += first.replayCounts.replayed;
+      replayCounts.replaced += first.replayCounts.replaced;
       const evaluated = evaluateObjective(first);
       let start = 0;
       let sequenceIndex = 0;
@@ -315,15 +338,17 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
       const result = only !== undefined && only.rows.length > 0 ? singlePass(only) : forwardThenTapedPasses();
 
       const { loss } = result;
-      const metrics =
-        settings.routerAuxLossCoefficient > 0 && imbalance.length > 0
+      const metrics = {
+        ...result.metrics,
+        ...(settings.routerAuxLossCoefficient > 0 && imbalance.length > 0
           ? {
-              ...result.metrics,
               routerAuxLoss: auxLoss,
               // The busiest expert's load over a balanced one's, worst MoE layer (1 = balanced).
               expertLoadImbalance: Math.max(...imbalance),
             }
-          : result.metrics;
+          : {}),
+        ...(partialReplay === undefined ? {} : { replaceRate: replaceRateOf(replayCounts) }),
+      };
       const gradNorm =
         total.size === 0
           ? 0
@@ -366,13 +391,20 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
     async logprobs(batch: TrainingBatch, logprobOptions: LogprobOptions): Promise<LogprobResult> {
       assertOpen();
       const temperature = checkTemperature(logprobOptions.temperature ?? 1);
-      const sequences = prepareTrainingBatch(config, batch, logprobOptions.routing);
-      const result = evaluate(padMicroBatches(sequences), temperature, logprobOptions.returnEntropy === true);
+      const sequences = prepareTrainingBatch(config, batch, logprobOptions, TFJS_TRAINER_CAPABILITIES);
+      const { partialReplay } = logprobOptions;
+      const result = evaluate(
+        padMicroBatches(sequences),
+        temperature,
+        logprobOptions.returnEntropy === true,
+        partialReplay,
+      );
       return {
         logprobs: result.logprobs,
         sequenceOffsets: result.offsets,
         ...(result.entropy === undefined ? {} : { entropy: result.entropy }),
         ...(logprobOptions.routing === 'free' ? { routing: result.routing } : {}),
+        ...(partialReplay === undefined ? {} : { replaceRate: replaceRateOf(result.replayCounts) }),
       };
     },
 

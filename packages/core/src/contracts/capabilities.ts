@@ -22,6 +22,8 @@ export interface PolicyTrainerCapabilities {
   readonly recordRouting: boolean;
   /** Accepts `routing: 'replay'` with a RoutingRecord per sequence. */
   readonly routingReplay: boolean;
+  /** Honours `partialReplay` on replayed routing (prime-rl's score-ratio test) and reports `replaceRate`. */
+  readonly partialReplay?: boolean;
   /** Can return per-token entropy. */
   readonly entropy: boolean;
   /** saveCheckpoint / loadCheckpoint. */

@@ -4,6 +4,8 @@ export const MOERL_ERROR_CODES = [
   'CHECKPOINT_INVALID',
   'ROUTING_SHAPE',
   'ROUTING_MISSING',
+  /** Routing paired with engine logprobs (or other routing) of a different weight version. */
+  'ROUTING_STALE',
   'NON_FINITE',
   'BACKEND_UNAVAILABLE',
   'BACKEND_CONFLICT',

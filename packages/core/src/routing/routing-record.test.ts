@@ -126,4 +126,30 @@ describe('slice and concat', () => {
     expect(joined.experts[12]).toBe(299);
     expect(() => concatRoutingRecords([])).toThrow(MoerlError);
   });
+
+  it('carries the weight version through create, slice and concat of one version', () => {
+    const stamped = { ...record, weightVersion: 7 };
+    expect(
+      createRoutingRecord({ positions: 1, moeLayers: 1, topK: 1, numExperts: 2, weightVersion: 7 }, [1]),
+    ).toMatchObject({ weightVersion: 7 });
+    expect(sliceRoutingRecord(stamped, 1, 3).weightVersion).toBe(7);
+    const joined = concatRoutingRecords([sliceRoutingRecord(stamped, 0, 1), sliceRoutingRecord(stamped, 1)]);
+    expect(joined).toEqual(stamped);
+    expect('weightVersion' in sliceRoutingRecord(record, 0, 1)).toBe(false);
+  });
+
+  it('refuses to join routes of different versions, and leaves the version unknown when one is unknown', () => {
+    const early = { ...sliceRoutingRecord(record, 0, 2), weightVersion: 3 };
+    const late = { ...sliceRoutingRecord(record, 2), weightVersion: 4 };
+    try {
+      concatRoutingRecords([early, late]);
+      expect.unreachable();
+    } catch (error) {
+      expect(MoerlError.isInstance(error, 'ROUTING_STALE')).toBe(true);
+      expect((error as MoerlError).message).toMatch(/record 0 has version 3, record 1 has version 4/);
+    }
+    const unknown = concatRoutingRecords([early, sliceRoutingRecord(record, 2)]);
+    expect(unknown.weightVersion).toBeUndefined();
+    expect([...unknown.experts]).toEqual([...record.experts]);
+  });
 });

@@ -15,6 +15,12 @@ export interface RoutingRecord {
   readonly moeLayers: number;
   readonly topK: number;
   readonly experts: ExpertIdArray;
+  /**
+   * The weight version of the model that chose these experts, when known. Engines stamp it (it equals the
+   * trajectory's `weightVersion`); a trainer replaying the record refuses to pair it with engine logprobs of
+   * another version (`ROUTING_STALE`, see `prepareTrainingBatch`).
+   */
+  readonly weightVersion?: number;
 }
 
 export interface RoutingShape {
@@ -30,7 +36,7 @@ export function expertIdArrayFor(numExperts: number, length: number): ExpertIdAr
 
 /** A record of the given shape, filled with `experts` (copied) or zeros. */
 export function createRoutingRecord(
-  shape: RoutingShape & { readonly numExperts: number },
+  shape: RoutingShape & { readonly numExperts: number; readonly weightVersion?: number },
   experts?: ArrayLike<number>,
 ): RoutingRecord {
   const length = shape.positions * shape.moeLayers * shape.topK;
@@ -55,7 +61,17 @@ export function createRoutingRecord(
       array[index] = id;
     }
   }
-  return { positions: shape.positions, moeLayers: shape.moeLayers, topK: shape.topK, experts: array };
+  return {
+    positions: shape.positions,
+    moeLayers: shape.moeLayers,
+    topK: shape.topK,
+    experts: array,
+    ...versionOf(shape.weightVersion),
+  };
+}
+
+function versionOf(weightVersion: number | undefined): { weightVersion?: number } {
+  return weightVersion === undefined ? {} : { weightVersion };
 }
 
 export interface RoutingExpectation {
@@ -85,6 +101,9 @@ export function routingRecordProblems(
     const wanted = expected[size];
     if (wanted !== undefined && value !== wanted) problems.push(`${size} must be ${wanted}, found ${value}`);
   }
+  const version = record.weightVersion;
+  if (version !== undefined && (!Number.isInteger(version) || version < 0))
+    problems.push(`weightVersion must be a non-negative integer when set, found ${version}`);
   if (!(record.experts instanceof Uint8Array || record.experts instanceof Uint16Array)) {
     problems.push('experts must be a Uint8Array or Uint16Array');
     return problems;
@@ -134,7 +153,7 @@ export function validateRoutingRecord(record: RoutingRecord, expected: RoutingEx
   }
 }
 
-/** The experts of positions [start, end) as a new record (copied, so the source can be freed). */
+/** The experts of positions [start, end) as a new record (copied, so the source can be freed); keeps the weight version. */
 export function sliceRoutingRecord(
   record: RoutingRecord,
   start: number,
@@ -158,10 +177,15 @@ export function sliceRoutingRecord(
     ...shapeOf(record),
     positions: end - start,
     experts: record.experts.slice(start * row, end * row),
+    ...versionOf(record.weightVersion),
   };
 }
 
-/** Joins records along the position axis; all must share moeLayers and topK. */
+/**
+ * Joins records along the position axis; all must share moeLayers and topK. Records that carry a weight
+ * version must carry the same one (a route from another version is stale: `ROUTING_STALE`); the result
+ * carries it when every record does, and no version when some record has none (unknown).
+ */
 export function concatRoutingRecords(records: readonly RoutingRecord[]): RoutingRecord {
   const first = records[0];
   if (first === undefined) {
@@ -180,6 +204,18 @@ export function concatRoutingRecords(records: readonly RoutingRecord[]): Routing
     positions += record.positions;
     wide ||= record.experts instanceof Uint16Array;
   }
+  const versioned = records.flatMap((record, index) =>
+    record.weightVersion === undefined ? [] : [{ index, version: record.weightVersion }],
+  );
+  const other = versioned.find(({ version }) => version !== versioned[0]!.version);
+  if (other !== undefined) {
+    const base = versioned[0]!;
+    throw new MoerlError(
+      'ROUTING_STALE',
+      `Cannot join routing of different weight versions: record ${base.index} has version ${base.version}, record ${other.index} has version ${other.version}`,
+      { details: { versions: records.map((record) => record.weightVersion ?? null) } },
+    );
+  }
   const experts = wide
     ? new Uint16Array(positions * first.moeLayers * first.topK)
     : new Uint8Array(positions * first.moeLayers * first.topK);
@@ -188,7 +224,8 @@ export function concatRoutingRecords(records: readonly RoutingRecord[]): Routing
     experts.set(record.experts, offset);
     offset += record.experts.length;
   }
-  return { ...shapeOf(first), positions, experts };
+  const version = versioned.length === records.length ? versioned[0]!.version : undefined;
+  return { ...shapeOf(first), positions, experts, ...versionOf(version) };
 }
 
 function shapeOf(record: RoutingRecord): RoutingShape {

@@ -91,4 +91,75 @@ describe('prepareTrainingBatch', () => {
     );
     expect(codeOf(() => prepareTrainingBatch(config, {} as never, 'free'))).toBe('INVALID_ARGUMENT');
   });
+
+  describe('versions travel with data', () => {
+    const versioned = (routeVersion: number | undefined, logprobVersion: number | undefined) =>
+      sequence({
+        routing: { ...routing(3), ...(routeVersion === undefined ? {} : { weightVersion: routeVersion }) },
+        ...(logprobVersion === undefined ? {} : { weightVersion: logprobVersion }),
+      });
+
+    it('refuses a route of version v paired with engine logprobs of version w ≠ v, naming both', () => {
+      try {
+        prepareTrainingBatch(config, { sequences: [versioned(4, 4), versioned(3, 5)] }, 'replay');
+        expect.unreachable();
+      } catch (error) {
+        expect(MoerlError.isInstance(error, 'ROUTING_STALE')).toBe(true);
+        expect((error as MoerlError).message).toMatch(/Sequence 1: .*version 3.*version 5/);
+        expect((error as MoerlError).details).toEqual({ sequence: 1, routingVersion: 3, logprobVersion: 5 });
+      }
+    });
+
+    it('replays the mismatched pair when the caller allows it, and keeps the version on the cut record', () => {
+      const [prepared] = prepareTrainingBatch(
+        config,
+        { sequences: [sequence({ routing: { ...routing(4), weightVersion: 3 }, weightVersion: 5 })] },
+        { routing: 'replay', allowStaleRouting: true },
+      );
+      expect(prepared!.replay).toMatchObject({ positions: 3, weightVersion: 3 });
+    });
+
+    it('accepts a stale but consistent pair (both older than any trainer) and unknown versions', () => {
+      const sequences = [versioned(2, 2), versioned(undefined, 7), versioned(7, undefined)];
+      expect(prepareTrainingBatch(config, { sequences }, { routing: 'replay' })).toHaveLength(3);
+    });
+
+    it('ignores versions in free mode, where no routing is replayed', () => {
+      expect(
+        prepareTrainingBatch(config, { sequences: [versioned(3, 5)] }, 'free')[0]!.replay,
+      ).toBeUndefined();
+    });
+
+    it('rejects a weightVersion that is not a non-negative integer', () => {
+      expect(codeOf(() => prepareTrainingBatch(config, { sequences: [versioned(-1, -1)] }, 'replay'))).toBe(
+        'ROUTING_SHAPE',
+      );
+    });
+  });
+
+  describe('partialReplay', () => {
+    const batch = { sequences: [sequence({ routing: routing(3) })] };
+    const partial = (minScoreRatio: number, routingMode: 'free' | 'replay' = 'replay') => ({
+      routing: routingMode,
+      partialReplay: { minScoreRatio },
+    });
+
+    it('is UNSUPPORTED for a trainer without the capability, never ignored', () => {
+      expect(codeOf(() => prepareTrainingBatch(config, batch, partial(0.5)))).toBe('UNSUPPORTED');
+      expect(codeOf(() => prepareTrainingBatch(config, batch, partial(0.5), { partialReplay: false }))).toBe(
+        'UNSUPPORTED',
+      );
+      expect(prepareTrainingBatch(config, batch, partial(0.5), { partialReplay: true })).toHaveLength(1);
+    });
+
+    it.each([
+      ['a negative ratio', -0.1, 'replay'],
+      ['a non-finite ratio', Number.POSITIVE_INFINITY, 'replay'],
+      ['free routing', 0.5, 'free'],
+    ] as const)('rejects %s', (_name, ratio, mode) => {
+      expect(
+        codeOf(() => prepareTrainingBatch(config, batch, partial(ratio, mode), { partialReplay: true })),
+      ).toBe('INVALID_ARGUMENT');
+    });
+  });
 });

@@ -1,5 +1,6 @@
 import { type ModelConfig, moeLayerIndices } from '../config/model-config.js';
-import type { TrainingBatch } from '../contracts/policy-trainer.js';
+import type { PolicyTrainerCapabilities } from '../contracts/capabilities.js';
+import type { RoutingOptions, TrainingBatch } from '../contracts/policy-trainer.js';
 import type { RoutingMode } from '../contracts/replay-mode.js';
 import { MoerlError } from '../errors/moerl-error.js';
 import { type RoutingRecord, sliceRoutingRecord, validateRoutingRecord } from '../routing/routing-record.js';
@@ -20,12 +21,23 @@ export interface PreparedTrainingSequence {
  * inside the vocabulary (all of them: the final token is never fed, so no forward pass would check it), and
  * in replay mode a routing record on every sequence (`ROUTING_MISSING`, listed for all sequences at once)
  * of the model's shape covering prompt + response − 1 positions, or one more (`ROUTING_SHAPE` otherwise).
+ * A record whose `weightVersion` differs from its sequence's `weightVersion` (the version of the engine
+ * logprobs it is paired with) is `ROUTING_STALE`, naming both, unless `options.allowStaleRouting`; either
+ * version unset skips the check. Pass the trainer call's options (or just the routing mode) and the trainer's
+ * capabilities: `partialReplay` needs `routing: 'replay'` and a finite ratio ≥ 0 (`INVALID_ARGUMENT`), and is
+ * `UNSUPPORTED` unless `capabilities.partialReplay`.
  */
 export function prepareTrainingBatch(
   config: ModelConfig,
   batch: TrainingBatch,
-  mode: RoutingMode,
+  options: RoutingMode | RoutingOptions,
+  capabilities?: Pick<PolicyTrainerCapabilities, 'partialReplay'>,
 ): PreparedTrainingSequence[] {
+  const {
+    routing: mode,
+    allowStaleRouting = false,
+    partialReplay,
+  } = typeof options === 'object' && options !== null ? options : ({ routing: options } as RoutingOptions);
   if (batch === null || typeof batch !== 'object' || !Array.isArray(batch.sequences)) {
     throw new MoerlError('INVALID_ARGUMENT', 'batch.sequences must be an array of training sequences');
   }
@@ -34,6 +46,7 @@ export function prepareTrainingBatch(
       details: { found: mode },
     });
   }
+  if (partialReplay !== undefined) checkPartialReplay(partialReplay, mode, capabilities);
   const { sequences } = batch;
   if (mode === 'replay') {
     const missing = sequences.flatMap((sequence, index) => (sequence.routing === undefined ? [index] : []));
@@ -76,6 +89,20 @@ export function prepareTrainingBatch(
       }
       throw error;
     }
+    const routeVersion = record.weightVersion;
+    const logprobVersion = sequence.weightVersion;
+    if (
+      !allowStaleRouting &&
+      routeVersion !== undefined &&
+      logprobVersion !== undefined &&
+      routeVersion !== logprobVersion
+    ) {
+      throw new MoerlError(
+        'ROUTING_STALE',
+        `Sequence ${index}: routing was recorded under weight version ${routeVersion}, its engine logprobs under version ${logprobVersion}; a route must be replayed with the logprobs of its own version (allowStaleRouting: true to replay it anyway)`,
+        { details: { sequence: index, routingVersion: routeVersion, logprobVersion } },
+      );
+    }
     if (record.positions !== fed && record.positions !== fed + 1) {
       throw new MoerlError(
         'ROUTING_SHAPE',
@@ -92,4 +119,31 @@ export function prepareTrainingBatch(
       replay: record.positions === fed ? record : sliceRoutingRecord(record, 0, fed),
     };
   });
+}
+
+function checkPartialReplay(
+  partialReplay: NonNullable<RoutingOptions['partialReplay']>,
+  mode: RoutingMode,
+  capabilities: Pick<PolicyTrainerCapabilities, 'partialReplay'> | undefined,
+): void {
+  const ratio = partialReplay?.minScoreRatio;
+  if (typeof ratio !== 'number' || !Number.isFinite(ratio) || ratio < 0) {
+    throw new MoerlError(
+      'INVALID_ARGUMENT',
+      `partialReplay.minScoreRatio must be a finite number ≥ 0, found ${String(ratio)}`,
+      { details: { field: 'partialReplay.minScoreRatio', found: ratio } },
+    );
+  }
+  if (mode !== 'replay') {
+    throw new MoerlError('INVALID_ARGUMENT', `partialReplay needs routing: 'replay', found '${mode}'`, {
+      details: { field: 'partialReplay', routing: mode },
+    });
+  }
+  if (capabilities?.partialReplay !== true) {
+    throw new MoerlError(
+      'UNSUPPORTED',
+      'partialReplay was asked for, but this trainer does not claim the partialReplay capability',
+      { details: { capability: 'partialReplay' } },
+    );
+  }
 }

@@ -248,7 +248,7 @@ export function createReferencePolicyTrainer(options: CreateTrainerOptions): Pol
     async logprobs(batch, logprobOptions): Promise<LogprobResult> {
       assertOpen();
       const temperature = checkTemperature(logprobOptions.temperature ?? 1);
-      const sequences = prepareTrainingBatch(config, batch, logprobOptions.routing);
+      const sequences = prepareTrainingBatch(config, batch, logprobOptions, CAPABILITIES);
       const passes = sequences.map(forward);
       const { logprobs, sequenceOffsets, entropy } = gather(
         passes,
@@ -274,7 +274,7 @@ export function createReferencePolicyTrainer(options: CreateTrainerOptions): Pol
         );
       }
       const temperature = checkTemperature(stepOptions.temperature ?? 1);
-      const sequences = prepareTrainingBatch(config, batch, stepOptions.routing);
+      const sequences = prepareTrainingBatch(config, batch, stepOptions, CAPABILITIES);
       const passes = sequences.map(forward);
       const current = gather(passes, temperature, objective.needsEntropy === true);
       const input: ObjectiveInput =

@@ -89,7 +89,7 @@ export function createReferenceRolloutEngine(options: CreateEngineOptions): Roll
       promptIds: Int32Array.from(request.promptIds),
       responseIds: Int32Array.from(tokens.slice(request.promptIds.length)),
       engineLogprobs: Float32Array.from(logprobs),
-      routing,
+      routing: { ...routing, weightVersion },
       finishReason,
       weightVersion,
     };

@@ -17,6 +17,11 @@ export interface StepMetrics {
   /** Share of tokens whose importance weight exp(old − engine logprob) exceeds the TIS cap. */
   readonly tisClipFraction?: number;
   readonly expertLoadImbalance?: number;
+  /**
+   * Staleness of the replayed routes: the trainer's weight version minus the version that recorded the
+   * routing, the largest over the step's trajectories (0 in a synchronous run; NaN without engine routing).
+   */
+  readonly routeAge?: number;
   /** Update steps skipped because the loss or a gradient was not finite (cumulative). */
   readonly skippedSteps: number;
   /**

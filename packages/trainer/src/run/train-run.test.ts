@@ -144,6 +144,8 @@ describe('trainRun', () => {
       expect(row.loss).toBeNaN();
       expect(Number.isFinite(row.klReplay)).toBe(true);
       expect(row.tisClipFraction).toBeGreaterThanOrEqual(0);
+      // Synchronous: every step replays routes of the weights the trainer holds.
+      expect(row.routeAge).toBe(0);
       if (row.evalAccuracy !== undefined) expect(row.evalAccuracy).toBe(result.initialEvalAccuracy);
     }
   });

@@ -291,6 +291,8 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
       routerAuxLoss: mean(auxLosses),
       expertLoadImbalance: mean(loadImbalances),
       tisClipFraction: truncatedShare(oldLogprobs, rollouts.engineLogprobs, a.importanceSamplingThreshold),
+      // The trainer holds version step − 1 (the engine gets version `step` after the update).
+      routeAge: routeAge(rollouts.trajectories, step - 1),
       ...mismatch,
       prefixCacheHitRate: rollouts.promptTokens === 0 ? 0 : cachedTokens / rollouts.promptTokens,
       rolloutTokensPerSecond: (rollouts.promptTokens + rollouts.responseTokens) / rolloutSeconds,
@@ -303,6 +305,14 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
       trainSeconds,
     },
   };
+}
+
+/** Trainer weight version − routing version, the largest over the trajectories with routing (NaN: none). */
+function routeAge(trajectories: RolloutBatch['trajectories'], trainerVersion: number): number {
+  const ages = trajectories.flatMap(({ routing, weightVersion }) =>
+    routing === null ? [] : [trainerVersion - (routing.weightVersion ?? weightVersion)],
+  );
+  return ages.length === 0 ? Number.NaN : Math.max(...ages);
 }
 
 /** Share of tokens whose importance weight exp(old − engine) exceeds the TIS cap (what truncation clips). */
