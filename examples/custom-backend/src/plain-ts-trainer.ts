@@ -130,7 +130,9 @@ export function createPlainTsTrainer(options: CreateTrainerOptions): PolicyTrain
 
   const run = (
     batch: Parameters<PolicyTrainer['logprobs']>[0],
-    routing: 'free' | 'replay',
+    // The caller's routing options as they came (mode, partialReplay, allowStaleRouting): core's
+    // prepareTrainingBatch checks them against this trainer's capabilities, so nothing is ignored silently.
+    routing: Parameters<PolicyTrainer['logprobs']>[1],
     temperature: number,
   ) => {
     if (!(temperature > 0) || !Number.isFinite(temperature)) {
@@ -142,7 +144,7 @@ export function createPlainTsTrainer(options: CreateTrainerOptions): PolicyTrain
         },
       );
     }
-    const passes = prepareTrainingBatch(config, batch, routing).map(forward);
+    const passes = prepareTrainingBatch(config, batch, routing, PLAIN_TS_CAPABILITIES).map(forward);
     const sequenceOffsets = new Int32Array(passes.length + 1);
     passes.forEach(({ sequence }, i) => {
       sequenceOffsets[i + 1] = sequenceOffsets[i]! + sequence.tokens.length - sequence.promptLength;
@@ -169,7 +171,7 @@ export function createPlainTsTrainer(options: CreateTrainerOptions): PolicyTrain
       }
       const { passes, logprobs, sequenceOffsets } = run(
         batch,
-        logprobOptions.routing,
+        logprobOptions,
         logprobOptions.temperature ?? 1,
       );
       return logprobOptions.routing === 'free'
@@ -186,7 +188,7 @@ export function createPlainTsTrainer(options: CreateTrainerOptions): PolicyTrain
         );
       }
       const temperature = stepOptions.temperature ?? 1;
-      const { passes, logprobs, sequenceOffsets } = run(batch, stepOptions.routing, temperature);
+      const { passes, logprobs, sequenceOffsets } = run(batch, stepOptions, temperature);
       const { loss, gradient, metrics } = objective.evaluate({ logprobs, sequenceOffsets });
       if (gradient.length !== logprobs.length) {
         throw new MoerlError(

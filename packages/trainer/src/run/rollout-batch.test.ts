@@ -1,48 +1,46 @@
-import { createRandom, type GenerateRequest, type RolloutEngine, type Trajectory } from '@moerl/core';
+import { createModelConfig, createRoutingRecord, prepareTrainingBatch, type Trajectory } from '@moerl/core';
 import { describe, expect, it } from 'vitest';
-import { createReverseTask } from '../tasks/builtin-tasks.js';
-import type { Task } from '../tasks/task.js';
-import { collectRollouts } from './rollout-batch.js';
+import { trainingBatchOf } from './rollout-batch.js';
 
-/** An engine that answers every request with the same response ids. */
-function fixedEngine(responseIds: number[]): RolloutEngine {
+const config = createModelConfig({
+  vocabSize: 8,
+  hiddenSize: 8,
+  numLayers: 1,
+  numAttentionHeads: 2,
+  numKeyValueHeads: 1,
+  numExperts: 4,
+  topK: 2,
+  moeIntermediateSize: 4,
+  intermediateSize: 8,
+  mlpOnlyLayers: [],
+  maxPositionEmbeddings: 16,
+});
+
+function trajectory(engineVersion: number, routeVersion: number): Trajectory {
+  const routing = createRoutingRecord(
+    { positions: 3, moeLayers: 1, topK: 2, numExperts: 4 },
+    [0, 1, 2, 3, 1, 2],
+  );
   return {
-    generate: async (requests: readonly GenerateRequest[]) =>
-      requests.map(
-        (request) =>
-          ({
-            id: request.id,
-            groupId: request.groupId,
-            promptIds: request.promptIds,
-            responseIds: Int32Array.from(responseIds),
-            engineLogprobs: new Float32Array(responseIds.length),
-            routing: null,
-          }) as unknown as Trajectory,
-      ),
-  } as unknown as RolloutEngine;
+    id: 'a',
+    groupId: 'g',
+    promptIds: Int32Array.of(1, 2),
+    responseIds: Int32Array.of(3, 4),
+    engineLogprobs: Float32Array.of(-1, -2),
+    routing: { ...routing, weightVersion: routeVersion },
+    finishReason: 'stop',
+    weightVersion: engineVersion,
+  };
 }
 
-const options = {
-  groupSize: 2,
-  sampling: { temperature: 1, topP: 1, topK: 0, maxNewTokens: 4, stopTokenIds: [], seed: 0 },
-  random: createRandom(1),
-  formatReward: 0,
-  idPrefix: 's1',
-};
-
-describe('collectRollouts', () => {
-  it('refuses a non-finite reward, naming the task, the example and the response', async () => {
-    const base = createReverseTask();
-    const example = { prompt: 'ab', answer: 'ba' };
-    for (const reward of [Number.NaN, Number.POSITIVE_INFINITY]) {
-      const task: Task = { ...base, score: () => ({ correct: false, reward }) };
-      const response = base.answerIds(example);
-      await expect(collectRollouts(fixedEngine(response), task, [example], options)).rejects.toMatchObject({
-        code: 'NON_FINITE',
-        message: `task "reverse": score() must return a finite reward, found ${reward} for the example with prompt "ab" (answer "ba") and response ${JSON.stringify(base.tokenizer.decode(response))}`,
-      });
-    }
-    const scored = await collectRollouts(fixedEngine(base.answerIds(example)), base, [example], options);
-    expect(Array.from(scored.rewards)).toEqual([1, 1]);
+describe('trainingBatchOf', () => {
+  it('pairs each route with the version of its engine logprobs, so a mismatch is refused, not replayed', () => {
+    const consistent = trainingBatchOf([trajectory(3, 3)], 'engine');
+    expect(consistent.sequences[0]!.weightVersion).toBe(3);
+    expect(() => prepareTrainingBatch(config, consistent, 'replay')).not.toThrow();
+    const mixed = trainingBatchOf([trajectory(3, 2)], 'engine');
+    expect(() => prepareTrainingBatch(config, mixed, 'replay')).toThrow(
+      expect.objectContaining({ code: 'ROUTING_STALE' }),
+    );
   });
 });

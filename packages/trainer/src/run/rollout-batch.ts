@@ -107,6 +107,9 @@ export function trainingBatchOf(
       promptIds: trajectory.promptIds,
       responseIds: trajectory.responseIds,
       ...(routing === 'engine' && trajectory.routing !== null ? { routing: trajectory.routing } : {}),
+      // The version of the engine logprobs this sequence carries: replaying a route of another version
+      // beside them is refused (ROUTING_STALE), never silent.
+      weightVersion: trajectory.weightVersion,
     })),
   };
 }
