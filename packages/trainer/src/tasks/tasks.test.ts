@@ -1,6 +1,6 @@
 import { createRandom, MoerlError } from '@moerl/core';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   createAdditionTask,
   createLongAdditionTask,
@@ -234,5 +234,19 @@ describe('task registry and held-out problems', () => {
       generate: () => ({ prompt: 'a', answer: 'b' }),
     });
     expect(() => sampleTrainingExamples(tiny, 1, createRandom(0), new Set(['a']))).toThrow(/held-out/);
+  });
+});
+
+describe('the process-wide task registry', () => {
+  it('is shared by a second copy of the module, as a plugin with its own install of @moerl/trainer has', async () => {
+    const first = await import('./task-registry.js');
+    vi.resetModules();
+    const second = await import('./task-registry.js');
+    expect(second.registerTask).not.toBe(first.registerTask); // really two module instances
+    second.registerTask('second-copy', () => createReverseTask(), { replace: true });
+    expect(first.listTasks()).toContain('second-copy');
+    expect(first.listTasks()).toContain('addition');
+    expect(first.createTask('second-copy').name).toBe('reverse');
+    expect(Object.getOwnPropertySymbols(globalThis)).toContain(Symbol.for('moerl.tasks.v1'));
   });
 });
