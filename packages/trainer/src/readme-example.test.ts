@@ -23,3 +23,21 @@ describe('README example: a user task', () => {
     );
   });
 });
+
+describe('README example: graded rewards', () => {
+  it('is examples/graded-task.ts, and scores partial answers with the reward hook', async () => {
+    const readme = await readFile(new URL('README.md', packageRoot), 'utf8');
+    const example = await readFile(new URL('examples/graded-task.ts', packageRoot), 'utf8');
+    expect([...readme.matchAll(/```ts\n([\s\S]*?)```/g)][1]?.[1]).toBe(example);
+    const lines: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((line: string) => void lines.push(line));
+    try {
+      await import('../examples/graded-task.js');
+    } finally {
+      log.mockRestore();
+    }
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/: reward 1\.00, correct true$/);
+    expect(lines[1]).toMatch(/: reward 0\.(50|67|75), correct false$/);
+  });
+});

@@ -1,5 +1,5 @@
 import type { Objective } from '@moerl/core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { expectMoerlError, randomBatch } from '../__fixtures__/random-batch.js';
 import { assertGradientMatches, checkObjectiveGradient } from '../gradient-check/gradient-check.js';
 import { createObjectiveRegistry } from './objective-registry.js';
@@ -102,5 +102,23 @@ describe('objective registry', () => {
     expect(registry.create('gspo', { batch }).name).toBe('stub');
     expectMoerlError(() => registry.create('nope', { batch }), 'INVALID_ARGUMENT', 'name');
     expectMoerlError(() => registry.register('', stub), 'INVALID_ARGUMENT', 'name');
+  });
+});
+
+describe('the process-wide objective registry', () => {
+  it('is shared by a second copy of the module, as a plugin with its own install of @moerl/algos has', async () => {
+    const first = await import('./objective-registry.js');
+    vi.resetModules();
+    const second = await import('./objective-registry.js');
+    expect(second.registerObjective).not.toBe(first.registerObjective); // really two module instances
+    const factory = () => ({
+      name: 'second-copy',
+      evaluate: () => ({ loss: 0, gradient: new Float32Array(), metrics: {} }),
+    });
+    second.registerObjective('second-copy', factory, { replace: true });
+    expect(first.listObjectives()).toContain('second-copy');
+    expect(first.listObjectives()).toContain('grpo');
+    expect(first.createObjective('second-copy', { batch: randomBatch(3).batch }).name).toBe('second-copy');
+    expect(Object.getOwnPropertySymbols(globalThis)).toContain(Symbol.for('moerl.objectives.v1'));
   });
 });

@@ -99,12 +99,21 @@ export function createObjectiveRegistry(options: { readonly builtIns?: boolean }
   };
 }
 
-// The package-wide registry, made on first use so that importing the package does nothing.
-let defaultRegistry: ObjectiveRegistry | undefined;
+// The process-wide registry, made on first use so that importing the package does nothing. It hangs off
+// globalThis under a Symbol.for key, so that a plugin importing its own copy of @moerl/algos registers
+// where the trainer's copy reads; each copy adds the built-ins the first one lacked (never replacing).
+const GLOBAL_KEY = Symbol.for('moerl.objectives.v1');
+let builtInsAdded = false;
 
 function registry(): ObjectiveRegistry {
-  defaultRegistry ??= createObjectiveRegistry();
-  return defaultRegistry;
+  const holder = globalThis as { [GLOBAL_KEY]?: ObjectiveRegistry };
+  if (holder[GLOBAL_KEY] === undefined) holder[GLOBAL_KEY] = createObjectiveRegistry();
+  else if (!builtInsAdded) {
+    for (const [name, factory] of Object.entries(BUILT_IN_OBJECTIVES))
+      if (!holder[GLOBAL_KEY].has(name)) holder[GLOBAL_KEY].register(name, factory);
+  }
+  builtInsAdded = true;
+  return holder[GLOBAL_KEY];
 }
 
 /** Adds an objective to the package-wide registry under `name`. */

@@ -390,6 +390,23 @@ describe('TfjsPolicyTrainer: trainStep', () => {
   });
 });
 
+describe('TfjsPolicyTrainer: learning rate', () => {
+  it('reports the scheduled rate each update applied in metrics.learningRate', async () => {
+    const schedule = { kind: 'warmup-cosine', warmupSteps: 2, totalSteps: 6 } as const;
+    const run = await trainer({ learningRate: 1e-2 }, { schedule });
+    const rates: number[] = [];
+    for (let step = 0; step < 4; step++)
+      rates.push(
+        (await run.trainStep(batch, negativeMeanLogprobObjective(), { routing: 'free' })).metrics
+          .learningRate!,
+      );
+    // Warmup 1e-2 · (k+1)/2, then cosine over 4 updates: progress 0, then 1/4.
+    const expected = [5e-3, 1e-2, 1e-2, 1e-2 * 0.5 * (1 + Math.cos(Math.PI / 4))];
+    for (const [index, rate] of rates.entries()) expect(rate).toBeCloseTo(expected[index]!, 12);
+    await run.dispose();
+  });
+});
+
 describe('TfjsPolicyTrainer: checkpoints', () => {
   it('resuming after a simulated crash gives the same next step as an uninterrupted run', async () => {
     const directory = await temporaryDirectory();

@@ -375,7 +375,8 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
         optimizer.apply(clipped, learningRate);
         if (clip !== 1) for (const gradient of clipped.values()) gradient.dispose();
       }
-      return { loss, gradNorm, skipped: false, metrics };
+      // The rate this update applied (the schedule's), so a run log can show it.
+      return { loss, gradNorm, skipped: false, metrics: { ...metrics, learningRate } };
     } finally {
       disposeTotal();
     }

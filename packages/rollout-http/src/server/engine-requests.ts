@@ -55,3 +55,17 @@ export function sampleRequests(prompts: readonly Int32Array[], n: number, baseId
     })),
   );
 }
+
+/**
+ * The stop tokens of a request as SGLang and vLLM read them: the request's own `stop_token_ids` plus the
+ * model's EOS (`eosTokenId` of its config), unless the request sets `ignore_eos`.
+ */
+export function stopTokenIdsOf(
+  given: readonly number[] | null | undefined,
+  ignoreEos: boolean | null | undefined,
+  eosTokenId: number | undefined,
+): number[] {
+  const ids = [...(given ?? [])];
+  if (ignoreEos !== true && eosTokenId !== undefined && !ids.includes(eosTokenId)) ids.push(eosTokenId);
+  return ids;
+}

@@ -16,6 +16,8 @@ export const samplingParamsSchema = z.strictObject({
   top_k: z.number().int().min(-1).optional(),
   max_new_tokens: z.number().int().min(1).optional(),
   stop_token_ids: z.array(tokenId).optional(),
+  /** Generation stops at the model's EOS (`eos_token_id`) too, unless this is true. */
+  ignore_eos: z.boolean().optional(),
   n: z.number().int().min(1).max(256).optional(),
   sampling_seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 });

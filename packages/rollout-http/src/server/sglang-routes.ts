@@ -11,7 +11,13 @@ import {
 import { routingToHiddenLayers } from '../routing/wire-routing.js';
 import { encodeBase64 } from '../wire/base64.js';
 import { writeIntegersLE } from '../wire/integer-array.js';
-import { checkedPrompts, checkPromptStart, sampleRequests, tokenized } from './engine-requests.js';
+import {
+  checkedPrompts,
+  checkPromptStart,
+  sampleRequests,
+  stopTokenIdsOf,
+  tokenized,
+} from './engine-requests.js';
 import {
   describeZodError,
   type GenerateBody,
@@ -48,7 +54,7 @@ export function sglangRoutes(context: RouteContext, options: SglangRouteOptions)
     const n = body.sampling_params?.n ?? 1;
     const startLen = body.routed_experts_start_len ?? 0;
     checkPromptStart(startLen, prompts, 'routed_experts_start_len');
-    const params = samplingParamsOf(body);
+    const params = samplingParamsOf(body, engine.config.eosTokenId);
     const requests = sampleRequests(prompts, n, `moerl-${nextId++}`);
     const trajectories = await context.generate(requests, params);
     context.counters.generated += trajectories.length;
@@ -141,7 +147,7 @@ function promptIdsOf(body: GenerateBody, context: RouteContext): (readonly numbe
   return tokenized(texts, context.tokenizer, 'text', 'input_ids');
 }
 
-function samplingParamsOf(body: GenerateBody): SamplingParams {
+function samplingParamsOf(body: GenerateBody, eosTokenId: number | undefined): SamplingParams {
   const params = body.sampling_params ?? {};
   return {
     ...DEFAULT_SAMPLING_PARAMS,
@@ -149,7 +155,7 @@ function samplingParamsOf(body: GenerateBody): SamplingParams {
     topP: params.top_p ?? 1,
     topK: params.top_k === undefined || params.top_k === -1 ? 0 : params.top_k,
     maxNewTokens: params.max_new_tokens ?? 128,
-    stopTokenIds: params.stop_token_ids ?? [],
+    stopTokenIds: stopTokenIdsOf(params.stop_token_ids, params.ignore_eos, eosTokenId),
     // SGLang draws a fresh seed when none is given: a client that sends none gets new samples each call.
     seed: params.sampling_seed ?? randomInt(2 ** 31),
   };

@@ -23,6 +23,8 @@ export const completionsBodySchema = z.strictObject({
   top_k: z.number().int().min(-1).nullish(),
   seed: z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER).nullish(),
   stop_token_ids: z.array(tokenId).nullish(),
+  /** Generation stops at the model's EOS (`eos_token_id`) too, unless this is true. */
+  ignore_eos: z.boolean().nullish(),
   /** Only 0 (the sampled token's logprob) is implemented. */
   logprobs: z.number().int().min(0).nullish(),
   return_tokens_as_token_ids: z.boolean().nullish(),

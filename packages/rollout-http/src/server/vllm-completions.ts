@@ -1,6 +1,12 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { DEFAULT_SAMPLING_PARAMS, type SamplingParams, type Trajectory } from '@moerl/core';
-import { checkedPrompts, checkPromptStart, sampleRequests, tokenized } from './engine-requests.js';
+import {
+  checkedPrompts,
+  checkPromptStart,
+  sampleRequests,
+  stopTokenIdsOf,
+  tokenized,
+} from './engine-requests.js';
 import { describeZodError } from './generate-schema.js';
 import { HttpError, type JsonRoute } from './http-plumbing.js';
 import type { RouteContext } from './route-context.js';
@@ -51,7 +57,7 @@ export function vllmCompletionRoutes(
     checkPromptStart(promptStart, prompts, 'routed_experts_prompt_start');
     const n = body.n ?? 1;
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
-    const params = samplingParamsOf(body);
+    const params = samplingParamsOf(body, engine.config.eosTokenId);
     const requests = sampleRequests(prompts, n, id);
     const trajectories = await context.generate(requests, params);
     context.counters.generated += trajectories.length;
@@ -136,14 +142,14 @@ function promptIdsOf(body: CompletionsBody, context: RouteContext): (readonly nu
   return typeof prompt[0] === 'number' ? [prompt as number[]] : (prompt as number[][]);
 }
 
-function samplingParamsOf(body: CompletionsBody): SamplingParams {
+function samplingParamsOf(body: CompletionsBody, eosTokenId: number | undefined): SamplingParams {
   return {
     ...DEFAULT_SAMPLING_PARAMS,
     temperature: body.temperature ?? 1,
     topP: body.top_p ?? 1,
     topK: body.top_k === undefined || body.top_k === null || body.top_k === -1 ? 0 : body.top_k,
     maxNewTokens: body.max_tokens ?? DEFAULT_MAX_TOKENS,
-    stopTokenIds: body.stop_token_ids ?? [],
+    stopTokenIds: stopTokenIdsOf(body.stop_token_ids, body.ignore_eos, eosTokenId),
     // vLLM draws a fresh seed when none is given: a client that sends none gets new samples each call.
     seed: body.seed ?? randomInt(2 ** 31),
   };

@@ -143,6 +143,7 @@ async function headGradientOfOneStep(
     temperature: options.temperature,
   });
   expect(result.skipped).toBe(false);
+  expect(result.metrics.learningRate).toBe(1); // the rate the update applied, reported for run logs
   const before = data(weights, 'lm_head.weight');
   const after = data(await trainer.exportWeights(), 'lm_head.weight');
   await trainer.dispose();

@@ -324,7 +324,7 @@ export function createReferencePolicyTrainer(options: CreateTrainerOptions): Pol
       next.set('lm_head.weight', float32Tensor(head.shape, updated));
       model = createReferenceModel(config, next);
       weights = next;
-      return { loss, gradNorm, skipped: false, metrics };
+      return { loss, gradNorm, skipped: false, metrics: { ...metrics, learningRate } };
     },
 
     async exportWeights() {

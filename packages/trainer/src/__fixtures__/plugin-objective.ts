@@ -17,7 +17,7 @@ registerObjective(
         loss -= (batch.advantages[index]! * logprobs[index]!) / count;
         gradient[index] = -batch.advantages[index]! / count;
       }
-      return { loss, gradient, metrics: {} };
+      return { loss, gradient, metrics: { pluginTokens: count } };
     },
   }),
   { replace: true },

@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import { serveOnnxEngine } from '../serve/serve-onnx-engine.js';
@@ -119,6 +120,23 @@ describe('moerl CLI', () => {
       expect(notRun.code).toBe(2);
       expect(notRun.stderr).toBe(
         `moerl: eval: ${directory} is not a run directory (expected the config.json a run writes, found notes.txt)\n`,
+      );
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('config --tasks imports the config file’s plugins, resolved from the file’s directory', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'moerl-cli-'));
+    try {
+      const plugin = fileURLToPath(new URL('../__fixtures__/plugin-task.ts', import.meta.url));
+      await writeFile(
+        join(directory, 'run.json'),
+        JSON.stringify({ plugins: [relative(directory, plugin)] }),
+      );
+      expect(await run('config', '--tasks')).not.toContain('test-plugin-task');
+      expect(await run('config', '--tasks', '-c', join(directory, 'run.json'))).toContain(
+        'test-plugin-task\n',
       );
     } finally {
       await rm(directory, { recursive: true, force: true });

@@ -528,6 +528,11 @@ export function createProgram(): Command {
         const { configDocsMarkdown } = await import('../config/config-docs.js');
         process.stdout.write(`${configDocsMarkdown()}\n`);
       } else if (flags.tasks === true) {
+        // A config's plugins may register tasks: import them first.
+        if (flags.config !== undefined || flags.set !== undefined || flags.preset !== undefined) {
+          const { importPlugins } = await import('../run/preflight.js');
+          await importPlugins((await configFrom(flags)).plugins);
+        }
         const { listTasks } = await import('../tasks/task-registry.js');
         process.stdout.write(`${listTasks().join('\n')}\n`);
       } else {

@@ -16,6 +16,18 @@ export function stepLine(runName: string, row: StepMetrics, steps: number): stri
   );
 }
 
+/**
+ * The RL bar's value and label for a phase of `step`: steps done so far (never below 0), and the phase; the
+ * evaluation before the first step (step 0) is labelled as such rather than counted as step −1.
+ */
+export function phaseBar(
+  phase: 'rollout' | 'train' | 'eval',
+  step: number,
+): { readonly value: number; readonly label: string } {
+  if (step <= 0) return { value: 0, label: phase === 'eval' ? 'eval before RL' : `RL (${phase})` };
+  return { value: step - 1, label: `RL (${phase})` };
+}
+
 export interface ProgressOptions {
   readonly runName: string;
   readonly quiet?: boolean;
@@ -72,8 +84,9 @@ export function progressEvents(options: ProgressOptions): RunEvents & { stop(): 
       }
     },
     phase: (phase, step, steps) => {
-      stepBar ??= bars.create(steps, step - 1, { phase: 'RL', detail: '' });
-      stepBar.update(step - 1, { phase: `RL (${phase})` });
+      const { value, label } = phaseBar(phase, step);
+      stepBar ??= bars.create(steps, value, { phase: label, detail: '' });
+      stepBar.update(value, { phase: label });
     },
     step: (row, steps) => {
       stepBar?.update(row.step, {

@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { MoerlError } from '@moerl/core';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { anchorPlugins } from './plugin-specifiers.js';
 import { listPresets, PRESETS } from './presets.js';
 import { type RunConfig, type RunConfigInput, runConfigSchema } from './run-config-schema.js';
 
@@ -130,8 +131,17 @@ export async function resolveRunConfig(options: ResolveRunConfigOptions = {}): P
     }
     merged = deepMerge(merged, preset as Plain);
   }
-  if (options.file !== undefined) merged = deepMerge(merged, await readConfigFile(options.file));
-  if (options.config !== undefined) merged = deepMerge(merged, options.config as Plain);
-  for (const assignment of options.overrides ?? []) merged = deepMerge(merged, parseOverride(assignment));
+  // Plugin paths and package names resolve from the config file's directory, or the working directory.
+  if (options.file !== undefined) {
+    merged = deepMerge(
+      merged,
+      anchorPlugins(await readConfigFile(options.file), dirname(resolve(options.file))),
+    );
+  }
+  if (options.config !== undefined)
+    merged = deepMerge(merged, anchorPlugins(options.config as Plain, process.cwd()));
+  for (const assignment of options.overrides ?? []) {
+    merged = deepMerge(merged, anchorPlugins(parseOverride(assignment), process.cwd()));
+  }
   return validateRunConfig(merged, options.file === undefined ? 'config' : `config (${options.file})`);
 }

@@ -252,7 +252,9 @@ export const runConfigSchema = z.strictObject({
   plugins: z
     .array(z.string())
     .default([])
-    .describe('Modules imported before the run, e.g. packages that register objectives or tasks.'),
+    .describe(
+      'Modules imported before the run, e.g. packages that register objectives or tasks. Paths and package names resolve from the config file’s directory (the working directory for --set).',
+    ),
 });
 
 export type RunConfig = z.output<typeof runConfigSchema>;

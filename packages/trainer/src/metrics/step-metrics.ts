@@ -3,7 +3,16 @@
  * per-token means of the k3 estimator between trainer and engine logprobs on the same tokens.
  */
 export interface StepMetrics {
+  /** When the row was written (after the step and its evaluation), ISO 8601 in UTC. Absent in rows written before it existed. */
+  readonly time?: string;
   readonly step: number;
+  /** The learning rate of the step's last applied update, as the trainer reports it (absent when it does not). */
+  readonly learningRate?: number;
+  /**
+   * Mean over the step's applied updates of every numeric metric the objective returned (e.g. a custom
+   * objective's own), by name; a metric NaN on every update is NaN.
+   */
+  readonly objective?: Readonly<Record<string, number>>;
   readonly rewardMean: number;
   readonly rewardStd: number;
   /** Fraction of sampled responses that were exactly right. */

@@ -19,6 +19,7 @@ afterAll(async () => rm(root, { recursive: true, force: true }));
 /** The metrics that must not depend on wall time or on what happened to be in the prefix cache. */
 function deterministic(row: StepMetrics) {
   const {
+    time,
     rolloutSeconds,
     trainSeconds,
     rolloutTokensPerSecond,
@@ -49,6 +50,10 @@ describe('trainRun', () => {
         expect(Number.isFinite(row[key]), `${key} at step ${row.step}`).toBe(true);
       }
       expect(row.routingDisagreement).toHaveLength(2);
+      expect(row.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(row.learningRate).toBeGreaterThan(0);
+      expect(row.learningRate).toBeLessThanOrEqual(config.train.learningRate);
+      expect(Number.isFinite(row.objective?.clipFraction)).toBe(true);
     }
     expect(result.metrics.filter((row) => row.evalAccuracy !== undefined).map((row) => row.step)).toEqual([
       2, 4,
@@ -100,6 +105,8 @@ describe('trainRun', () => {
     const result = await trainRun({ config, directory: join(root, 'plugin') });
     expect(result.metrics).toHaveLength(1);
     expect(pluginCalls.evaluate - before).toBe(2); // one evaluation per mini-batch
+    // The objective's own metrics reach metrics.jsonl, averaged over the step's updates.
+    expect(result.metrics[0]!.objective?.pluginTokens).toBeGreaterThan(0);
   });
 
   it('names a plugin it cannot import', async () => {

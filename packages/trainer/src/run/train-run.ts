@@ -9,11 +9,13 @@ import {
   readSafetensorsFile,
   type SamplingParams,
   type TrainingBatch,
+  type TrainStepResult,
   writeSafetensorsFile,
 } from '@moerl/core';
 import { validateRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfig } from '../config/run-config-schema.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
+import { updateMetrics } from '../metrics/update-metrics.js';
 import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
 import type { Task } from '../tasks/task.js';
 import { createEvalSet } from '../tasks/task-registry.js';
@@ -206,6 +208,7 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
   const clipFractions: number[] = [];
   const auxLosses: number[] = [];
   const loadImbalances: number[] = [];
+  const results: TrainStepResult[] = [];
   let skipped = 0;
   const a = config.algorithm;
   // Reference logprobs for the KL term, computed with the routing the old logprobs used.
@@ -256,6 +259,7 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
     for (const { batch, objective } of parts) {
       updates++;
       const result = await trainer.trainStep(batch, objective, { routing: routingMode, temperature });
+      results.push(result);
       if (result.skipped) skipped++;
       else {
         losses.push(result.loss);
@@ -303,6 +307,7 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
         Math.max(trainSeconds, 1e-9),
       rolloutSeconds,
       trainSeconds,
+      ...updateMetrics(results),
     },
   };
 }
@@ -505,6 +510,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
           seenEvalAccuracy = await evaluateAccuracy(engine, task, seenSet, maxNewTokens);
       }
       const full: StepMetrics = {
+        time: new Date().toISOString(),
         ...row,
         skippedSteps,
         ...(stepSkipped ? { skipped: true } : {}),

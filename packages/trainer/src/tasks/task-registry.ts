@@ -9,7 +9,7 @@ import type { Task, TaskExample } from './task.js';
 
 export type TaskFactory = () => Task;
 
-const factories = new Map<string, TaskFactory>([
+const BUILT_IN_TASKS: readonly (readonly [string, TaskFactory])[] = [
   ['addition', () => createAdditionTask()],
   ['addition-3', () => createLongAdditionTask(3)],
   ['addition-3-reversed', () => createLongAdditionTask(3, { reversed: true })],
@@ -17,10 +17,28 @@ const factories = new Map<string, TaskFactory>([
   ['reverse', () => createReverseTask()],
   ['reverse-8', () => createReverseTask(8)],
   ['sort-digits-8', () => createSortDigitsTask(8)],
-]);
+];
+
+// The process-wide task table hangs off globalThis under a Symbol.for key, so that a plugin importing its
+// own copy of @moerl/trainer registers where the CLI's copy reads; each copy adds the built-ins the first
+// one lacked (never replacing).
+const GLOBAL_KEY = Symbol.for('moerl.tasks.v1');
+let builtInsAdded = false;
+
+function taskFactories(): Map<string, TaskFactory> {
+  const holder = globalThis as { [GLOBAL_KEY]?: Map<string, TaskFactory> };
+  holder[GLOBAL_KEY] ??= new Map();
+  const factories = holder[GLOBAL_KEY];
+  if (!builtInsAdded) {
+    for (const [name, factory] of BUILT_IN_TASKS) if (!factories.has(name)) factories.set(name, factory);
+    builtInsAdded = true;
+  }
+  return factories;
+}
 
 /** Adds a task by name (for `moerl train --task <name>` and configs). Replacing a name needs `replace`. */
 export function registerTask(name: string, factory: TaskFactory, options: { replace?: boolean } = {}): void {
+  const factories = taskFactories();
   if (factories.has(name) && options.replace !== true) {
     throw new MoerlError('CONFIG_INVALID', `A task named "${name}" is already registered`, {
       details: { field: 'task', found: name },
@@ -30,11 +48,11 @@ export function registerTask(name: string, factory: TaskFactory, options: { repl
 }
 
 export function listTasks(): string[] {
-  return [...factories.keys()].sort();
+  return [...taskFactories().keys()].sort();
 }
 
 export function createTask(name: string): Task {
-  const factory = factories.get(name);
+  const factory = taskFactories().get(name);
   if (factory === undefined) {
     throw new MoerlError(
       'CONFIG_INVALID',

@@ -8,7 +8,10 @@ export interface TaskExample {
 }
 
 export interface TaskScore {
-  /** The reward of the response (1 for an exact answer; the format reward, or 0, otherwise). */
+  /**
+   * The reward of the response: the task's `reward` hook when it has one (0 for a response that never ended
+   * or is malformed); otherwise 1 for a correct answer and the format reward, or 0, for a wrong one.
+   */
   readonly reward: number;
   readonly correct: boolean;
 }
@@ -51,8 +54,19 @@ export interface TaskDefinition {
   /** How many distinct problems `generate` can produce, when known. */
   readonly problemCount?: number;
   generate(random: SeededRandom): TaskExample;
-  /** Whether `response` (decoded text, without `<eos>`) solves `example`. Default: exact match with the answer. */
+  /**
+   * Whether `response` (decoded text, without `<eos>`) solves `example`: what `accuracy` and evaluations
+   * count, and the reward (1, else the format reward) when there is no `reward` hook. Default: exact match
+   * with the answer.
+   */
   isCorrect?(example: TaskExample, response: string): boolean;
+  /**
+   * A graded reward in [0, 1] for `response` (decoded text, without `<eos>`), used instead of the exact-match
+   * reward and the format reward. Called only for responses that ended with `<eos>` and consist of answer
+   * characters; others get 0. A non-finite or out-of-range value stops the run with an error naming the task
+   * and the example.
+   */
+  reward?(example: TaskExample, response: string): number;
 }
 
 export function defineTask(definition: TaskDefinition): Task {
@@ -87,8 +101,31 @@ export function defineTask(definition: TaskDefinition): Task {
       const clean =
         text.length === body.length && [...text].every((character) => answerCharacters.has(character));
       const correct = terminated && clean && isCorrect(example, text);
+      if (definition.reward !== undefined) {
+        return { correct, reward: terminated && clean ? checkedReward(definition, example, text) : 0 };
+      }
       const formatReward = options.formatReward ?? 0;
       return { correct, reward: correct ? 1 : terminated && clean && text.length > 0 ? formatReward : 0 };
     },
   };
+}
+
+function checkedReward(definition: TaskDefinition, example: TaskExample, response: string): number {
+  const reward = definition.reward!(example, response);
+  if (typeof reward !== 'number' || !Number.isFinite(reward) || reward < 0 || reward > 1) {
+    throw new MoerlError(
+      typeof reward === 'number' && !Number.isFinite(reward) ? 'NON_FINITE' : 'INVALID_ARGUMENT',
+      `task "${definition.name}": reward() must return a number in [0, 1], found ${String(reward)} for the example with prompt ${JSON.stringify(example.prompt)} (answer ${JSON.stringify(example.answer)}) and response ${JSON.stringify(response)}`,
+      {
+        details: {
+          task: definition.name,
+          prompt: example.prompt,
+          answer: example.answer,
+          response,
+          found: String(reward),
+        },
+      },
+    );
+  }
+  return reward;
 }

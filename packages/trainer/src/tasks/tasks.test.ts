@@ -1,6 +1,6 @@
 import { createRandom, MoerlError } from '@moerl/core';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   createAdditionTask,
   createLongAdditionTask,
@@ -159,6 +159,61 @@ describe('task registry and held-out problems', () => {
     expect(() => registerTask('parity', () => task)).toThrow(/already registered/);
   });
 
+  it('scores with a graded reward hook when given, isCorrect still deciding correctness', () => {
+    const task = defineTask({
+      name: 'graded-copy',
+      description: 'copy the word; partial credit per matching character',
+      alphabet: 'ab?',
+      answerAlphabet: 'ab',
+      maxPromptLength: 3,
+      maxAnswerLength: 2,
+      generate: () => ({ prompt: 'ab?', answer: 'ab' }),
+      reward: (example, response) =>
+        [...example.answer].filter((character, index) => response[index] === character).length /
+        example.answer.length,
+    });
+    const example = task.generate(createRandom(1));
+    const ids = (text: string, end = true) => [
+      ...task.tokenizer.encode(text),
+      ...(end ? [task.tokenizer.eosId] : []),
+    ];
+    expect(task.score(example, ids('ab'))).toEqual({ correct: true, reward: 1 });
+    // The hook replaces the format reward: half right earns 0.5 whatever formatReward says.
+    expect(task.score(example, ids('aa'), { formatReward: 0.1 })).toEqual({ correct: false, reward: 0.5 });
+    // A response that never ended gets 0, as without the hook.
+    expect(task.score(example, ids('ab', false))).toEqual({ correct: false, reward: 0 });
+  });
+
+  it('refuses a reward hook value that is not finite or not in [0, 1], naming the task and the example', () => {
+    const withReward = (value: number) =>
+      defineTask({
+        name: 'bad-reward',
+        description: 'returns a fixed reward',
+        alphabet: 'a?',
+        maxPromptLength: 2,
+        maxAnswerLength: 1,
+        generate: () => ({ prompt: 'a?', answer: 'a' }),
+        reward: () => value,
+      });
+    for (const [value, code] of [
+      [Number.NaN, 'NON_FINITE'],
+      [Number.POSITIVE_INFINITY, 'NON_FINITE'],
+      [1.5, 'INVALID_ARGUMENT'],
+      [-0.1, 'INVALID_ARGUMENT'],
+    ] as const) {
+      const task = withReward(value);
+      const example = task.generate(createRandom(1));
+      expect(() => task.score(example, task.answerIds(example)), String(value)).toThrow(
+        expect.objectContaining({
+          code,
+          message: expect.stringMatching(
+            /task "bad-reward": reward\(\) must return a number in \[0, 1\].*prompt "a\?"/,
+          ),
+        }),
+      );
+    }
+  });
+
   it('draws distinct eval problems, reproducibly, and never trains on them', () => {
     const task = createSortDigitsTask();
     const evalSet = createEvalSet(task, 50, 7);
@@ -179,5 +234,19 @@ describe('task registry and held-out problems', () => {
       generate: () => ({ prompt: 'a', answer: 'b' }),
     });
     expect(() => sampleTrainingExamples(tiny, 1, createRandom(0), new Set(['a']))).toThrow(/held-out/);
+  });
+});
+
+describe('the process-wide task registry', () => {
+  it('is shared by a second copy of the module, as a plugin with its own install of @moerl/trainer has', async () => {
+    const first = await import('./task-registry.js');
+    vi.resetModules();
+    const second = await import('./task-registry.js');
+    expect(second.registerTask).not.toBe(first.registerTask); // really two module instances
+    second.registerTask('second-copy', () => createReverseTask(), { replace: true });
+    expect(first.listTasks()).toContain('second-copy');
+    expect(first.listTasks()).toContain('addition');
+    expect(first.createTask('second-copy').name).toBe('reverse');
+    expect(Object.getOwnPropertySymbols(globalThis)).toContain(Symbol.for('moerl.tasks.v1'));
   });
 });
