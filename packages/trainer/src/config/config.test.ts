@@ -100,4 +100,14 @@ describe('run config', () => {
     expect(parseOverride('a.b=[1,2]')).toEqual({ a: { b: [1, 2] } });
     expect(parseOverride('name=hello world')).toEqual({ name: 'hello world' });
   });
+
+  it('takes every KL estimator @moerl/algos has (abs and the straight-through forms) and refuses others', async () => {
+    for (const estimator of ['abs', 'low_var_kl+', 'k3']) {
+      const config = await resolveRunConfig({ config: { algorithm: { klEstimator: estimator } } });
+      expect(config.algorithm.klEstimator).toBe(estimator);
+    }
+    await expect(resolveRunConfig({ config: { algorithm: { klEstimator: 'k4' } } })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+    });
+  });
 });

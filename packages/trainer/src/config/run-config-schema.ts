@@ -1,3 +1,4 @@
+import { KL_ESTIMATORS } from '@moerl/algos';
 import { z } from 'zod';
 
 /**
@@ -136,7 +137,7 @@ const algorithmSchema = z
       .string()
       .default('grpo')
       .describe(
-        'Objective name from the @moerl/algos registry (grpo, ppo-clip, dapo, dr-grpo, gspo, gspo-token, or a plugin’s).',
+        'Objective name from the @moerl/algos registry (grpo, ppo-clip, dapo, dr-grpo, gspo, gspo-token, cispo, sapo, icepop, or a plugin’s).',
       ),
     advantage: z
       .enum(['grpo', 'dr-grpo', 'rloo', 'reinforce++'])
@@ -153,7 +154,12 @@ const algorithmSchema = z
       .nonnegative()
       .default(0)
       .describe('Coefficient of a KL loss against the warm-started reference policy (0 disables).'),
-    klEstimator: z.enum(['k1', 'k2', 'k3']).default('k3').describe('KL estimator of the KL loss.'),
+    klEstimator: z
+      .enum(KL_ESTIMATORS)
+      .default('k3')
+      .describe(
+        'KL estimator of the KL loss: k1, k2, k3 (low_var_kl: k3 with verl’s clamps), abs; a trailing + keeps the value with k2’s gradient (verl’s straight-through forms).',
+      ),
     importanceSampling: z
       .enum(['none', 'truncate', 'mask'])
       .default('none')
