@@ -102,11 +102,13 @@ describe('run config', () => {
   });
 
   it('takes every KL estimator @moerl/algos has (abs and the straight-through forms) and refuses others', async () => {
-    for (const estimator of ['abs', 'low_var_kl+', 'k3']) {
+    for (const estimator of ['abs', 'low_var_kl+', 'k3'] as const) {
       const config = await resolveRunConfig({ config: { algorithm: { klEstimator: estimator } } });
       expect(config.algorithm.klEstimator).toBe(estimator);
     }
-    await expect(resolveRunConfig({ config: { algorithm: { klEstimator: 'k4' } } })).rejects.toMatchObject({
+    await expect(
+      resolveRunConfig({ config: { algorithm: { klEstimator: 'k4' as never } } }),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
     });
   });
