@@ -1,3 +1,4 @@
+import { finiteMax, finiteMean } from '../metrics/finite-stats.js';
 import type { RunRecord } from '../metrics/step-metrics.js';
 
 /** The figures a person compares across runs first. */
@@ -28,19 +29,6 @@ export interface RunSummary {
   readonly trainSeconds: number;
 }
 
-const finite = (values: readonly (number | undefined)[]) =>
-  values.filter((value): value is number => value !== undefined && Number.isFinite(value));
-
-function mean(values: readonly (number | undefined)[]): number {
-  const kept = finite(values);
-  return kept.length === 0 ? Number.NaN : kept.reduce((sum, value) => sum + value, 0) / kept.length;
-}
-
-function max(values: readonly (number | undefined)[]): number {
-  const kept = finite(values);
-  return kept.length === 0 ? Number.NaN : Math.max(...kept);
-}
-
 export function summarizeRun(run: RunRecord): RunSummary {
   const rows = run.metrics;
   const lastQuarter = rows.slice(Math.floor((rows.length * 3) / 4));
@@ -50,16 +38,16 @@ export function summarizeRun(run: RunRecord): RunSummary {
     steps: rows.length,
     initialEvalAccuracy: run.initialEvalAccuracy ?? Number.NaN,
     finalEvalAccuracy: evals.at(-1)?.evalAccuracy ?? Number.NaN,
-    finalAccuracy: mean(lastQuarter.map((row) => row.accuracy)),
-    meanKlFree: mean(rows.map((row) => row.klFree)),
-    meanKlReplay: mean(rows.map((row) => row.klReplay)),
-    meanExtremeTokenFractionFree: mean(rows.map((row) => row.extremeTokenFractionFree)),
-    meanExtremeTokenFractionReplay: mean(rows.map((row) => row.extremeTokenFractionReplay)),
-    meanRoutingDisagreement: mean(rows.map((row) => mean(row.routingDisagreement))),
-    meanTokensWithRoutingDifference: mean(rows.map((row) => row.tokensWithRoutingDifference)),
-    maxAbsDeltaFree: max(rows.map((row) => row.maxAbsDeltaFree)),
-    maxAbsDeltaReplay: max(rows.map((row) => row.maxAbsDeltaReplay)),
-    meanKlFreeShareOnFlippedTokens: mean(rows.map((row) => row.klFreeShareOnFlippedTokens)),
+    finalAccuracy: finiteMean(lastQuarter.map((row) => row.accuracy)),
+    meanKlFree: finiteMean(rows.map((row) => row.klFree)),
+    meanKlReplay: finiteMean(rows.map((row) => row.klReplay)),
+    meanExtremeTokenFractionFree: finiteMean(rows.map((row) => row.extremeTokenFractionFree)),
+    meanExtremeTokenFractionReplay: finiteMean(rows.map((row) => row.extremeTokenFractionReplay)),
+    meanRoutingDisagreement: finiteMean(rows.map((row) => finiteMean(row.routingDisagreement))),
+    meanTokensWithRoutingDifference: finiteMean(rows.map((row) => row.tokensWithRoutingDifference)),
+    maxAbsDeltaFree: finiteMax(rows.map((row) => row.maxAbsDeltaFree)),
+    maxAbsDeltaReplay: finiteMax(rows.map((row) => row.maxAbsDeltaReplay)),
+    meanKlFreeShareOnFlippedTokens: finiteMean(rows.map((row) => row.klFreeShareOnFlippedTokens)),
     skippedSteps: rows.at(-1)?.skippedSteps ?? 0,
     rolloutSeconds: rows.reduce((sum, row) => sum + row.rolloutSeconds, 0),
     trainSeconds: rows.reduce((sum, row) => sum + row.trainSeconds, 0),

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { MoerlError } from '@moerl/core';
 import { deepMerge, validateRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfig } from '../config/run-config-schema.js';
+import { finiteMax, finiteMean, finiteValues } from '../metrics/finite-stats.js';
 import type { RunRecord } from '../metrics/step-metrics.js';
 import { writeHtmlReport } from '../report/html-report.js';
 import { tableCell, textTable } from '../report/text-table.js';
@@ -68,19 +69,9 @@ export interface StabilityStudyResult {
   readonly reportPath: string;
 }
 
-const finite = (values: readonly (number | undefined)[]) =>
-  values.filter((value): value is number => value !== undefined && Number.isFinite(value));
-const mean = (values: readonly (number | undefined)[]) => {
-  const kept = finite(values);
-  return kept.length === 0 ? Number.NaN : kept.reduce((sum, value) => sum + value, 0) / kept.length;
-};
-function largest(values: readonly (number | undefined)[]): number {
-  const kept = finite(values);
-  return kept.length === 0 ? Number.NaN : Math.max(...kept);
-}
 function sd(values: readonly number[]): number {
   if (values.length < 2) return Number.NaN;
-  const m = mean(values);
+  const m = finiteMean(values);
   return Math.sqrt(values.reduce((sum, value) => sum + (value - m) ** 2, 0) / (values.length - 1));
 }
 function quantile(values: readonly number[], q: number): number {
@@ -112,37 +103,37 @@ export function summarizeArm(arm: string, runs: readonly StudyRun[], evalSize: n
     (run) => run.metrics.filter((row) => row.evalAccuracy !== undefined).at(-1)?.evalAccuracy ?? Number.NaN,
   );
   const initials = runs.map((run) => run.initialEvalAccuracy ?? Number.NaN);
-  const before = mean(initials);
-  const after = mean(finals);
+  const before = finiteMean(initials);
+  const after = finiteMean(finals);
   const n = evalSize * runs.length;
   const se = Math.sqrt((before * (1 - before)) / n + (after * (1 - after)) / n);
   const rows = runs.flatMap((run) => run.metrics);
-  const ratios = finite(rows.map((row) => row.klFree / row.klReplay));
+  const ratios = finiteValues(rows.map((row) => row.klFree / row.klReplay));
   return {
     arm,
     seeds: runs.length,
     collapsed: runs.filter((run) => run.collapse.collapsed).length,
     initialEvalAccuracy: before,
-    finalEvalAccuracy: { mean: after, sd: sd(finite(finals)) },
+    finalEvalAccuracy: { mean: after, sd: sd(finiteValues(finals)) },
     seenEvalAccuracy: {
-      before: mean(runs.map((run) => run.initialSeenEvalAccuracy)),
-      after: mean(
+      before: finiteMean(runs.map((run) => run.initialSeenEvalAccuracy)),
+      after: finiteMean(
         runs.map(
           (run) => run.metrics.filter((row) => row.seenEvalAccuracy !== undefined).at(-1)?.seenEvalAccuracy,
         ),
       ),
     },
     gain: { value: after - before, low: after - before - 1.96 * se, high: after - before + 1.96 * se },
-    meanKlFree: mean(rows.map((row) => row.klFree)),
-    meanKlReplay: mean(rows.map((row) => row.klReplay)),
+    meanKlFree: finiteMean(rows.map((row) => row.klFree)),
+    meanKlReplay: finiteMean(rows.map((row) => row.klReplay)),
     klRatioMedian: quantile(ratios, 0.5),
     klRatioP90: quantile(ratios, 0.9),
-    extremeTokenFractionFree: mean(rows.map((row) => row.extremeTokenFractionFree)),
-    extremeTokenFractionReplay: mean(rows.map((row) => row.extremeTokenFractionReplay)),
-    maxAbsDeltaFree: largest(rows.map((row) => row.maxAbsDeltaFree)),
-    maxAbsDeltaReplay: largest(rows.map((row) => row.maxAbsDeltaReplay)),
-    klFreeShareOnFlippedTokens: mean(rows.map((row) => row.klFreeShareOnFlippedTokens)),
-    tokensWithRoutingDifference: mean(rows.map((row) => row.tokensWithRoutingDifference)),
+    extremeTokenFractionFree: finiteMean(rows.map((row) => row.extremeTokenFractionFree)),
+    extremeTokenFractionReplay: finiteMean(rows.map((row) => row.extremeTokenFractionReplay)),
+    maxAbsDeltaFree: finiteMax(rows.map((row) => row.maxAbsDeltaFree)),
+    maxAbsDeltaReplay: finiteMax(rows.map((row) => row.maxAbsDeltaReplay)),
+    klFreeShareOnFlippedTokens: finiteMean(rows.map((row) => row.klFreeShareOnFlippedTokens)),
+    tokensWithRoutingDifference: finiteMean(rows.map((row) => row.tokensWithRoutingDifference)),
   };
 }
 
