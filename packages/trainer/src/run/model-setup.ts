@@ -1,4 +1,4 @@
-import { createModelConfig, type ModelConfig, type NamedTensors } from '@moerl/core';
+import { createModelConfig, type ModelConfig, type NamedTensors, type SamplingParams } from '@moerl/core';
 import { createRandomWeights } from '@moerl/testkit';
 import type { RunConfig } from '../config/run-config-schema.js';
 import type { Task } from '../tasks/task.js';
@@ -42,4 +42,21 @@ export function sharedTrainerOptions(config: RunConfig): {
     weightDecay: config.train.weightDecay,
     routerAuxLossCoefficient: config.train.routerAuxLossCoefficient,
   };
+}
+
+/** How the run's engine samples (the step's seed goes in per call). */
+export function samplingParamsFor(config: RunConfig, task: Task, seed = 0): SamplingParams {
+  return {
+    temperature: config.rollout.temperature,
+    topP: config.rollout.topP,
+    topK: config.rollout.topK,
+    maxNewTokens: maxNewTokensOf(config, task),
+    stopTokenIds: [task.tokenizer.eosId],
+    seed,
+  };
+}
+
+/** The temperature the trainer scores sampled tokens at: the sampling one, or 1 for greedy sampling. */
+export function logprobTemperatureOf(config: RunConfig): number {
+  return config.rollout.temperature === 0 ? 1 : config.rollout.temperature;
 }

@@ -25,7 +25,13 @@ import { checkUpdate } from './checked-update.js';
 import { evaluateAccuracy } from './evaluate.js';
 import { miniBatchRanges } from './mini-batches.js';
 import { mismatchMetrics } from './mismatch-metrics.js';
-import { initialWeights, maxNewTokensOf, sharedTrainerOptions } from './model-setup.js';
+import {
+  initialWeights,
+  logprobTemperatureOf,
+  maxNewTokensOf,
+  samplingParamsFor,
+  sharedTrainerOptions,
+} from './model-setup.js';
 import { preflightRun, prepareRunDirectory } from './preflight.js';
 import { collectRollouts, type RolloutBatch, trainingBatchOf } from './rollout-batch.js';
 import { createRunEngine } from './rollout-engine.js';
@@ -371,14 +377,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   const evalSet = createEvalSet(task, config.eval.size, config.seed);
   const heldOut = new Set(evalSet.map((example) => example.prompt));
   const maxNewTokens = maxNewTokensOf(config, task);
-  const sampling: SamplingParams = {
-    temperature: config.rollout.temperature,
-    topP: config.rollout.topP,
-    topK: config.rollout.topK,
-    maxNewTokens,
-    stopTokenIds: [task.tokenizer.eosId],
-    seed: 0,
-  };
+  const sampling = samplingParamsFor(config, task);
   const trainerOptions = {
     config: modelConfig,
     seed: config.seed,
@@ -466,7 +465,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     engine,
     sampling,
     heldOut,
-    logprobTemperature: config.rollout.temperature === 0 ? 1 : config.rollout.temperature,
+    logprobTemperature: logprobTemperatureOf(config),
     reference,
   };
 

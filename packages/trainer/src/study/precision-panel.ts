@@ -3,7 +3,7 @@ import type { RunConfig } from '../config/run-config-schema.js';
 import { tableCell, textTable } from '../report/text-table.js';
 import { resolveRunBackends } from '../run/backends.js';
 import { type MismatchMetrics, mismatchMetrics } from '../run/mismatch-metrics.js';
-import { maxNewTokensOf, modelConfigFor } from '../run/model-setup.js';
+import { logprobTemperatureOf, modelConfigFor, samplingParamsFor } from '../run/model-setup.js';
 import { collectRollouts, trainingBatchOf } from '../run/rollout-batch.js';
 import type { RunEvents } from '../run/run-events.js';
 import { warmStartedWeights } from '../run/warm-start.js';
@@ -40,8 +40,6 @@ export interface PrecisionPanelRow extends MismatchMetrics {
   /** Quantiles of |trainer − engine| over every sampled token, free and replayed. */
   readonly absDeltaQuantilesFree: Readonly<Record<'p50' | 'p90' | 'p99', number>>;
   readonly absDeltaQuantilesReplay: Readonly<Record<'p50' | 'p90' | 'p99', number>>;
-  /** Fraction of tokens whose routing flipped (any layer): the tokens the split below is about. */
-  readonly flippedTokenFraction: number;
 }
 
 export interface PrecisionPanelOptions {
@@ -98,7 +96,7 @@ export async function precisionPanel(options: PrecisionPanelOptions): Promise<Pr
   const prompts = options.prompts ?? 64;
   const examples = sampleTrainingExamples(task, prompts, createRandom(config.seed).fork('panel'), heldOut);
   const trainer = await backends.createTrainer({ config: modelConfig, weights, seed: config.seed });
-  const temperature = config.rollout.temperature === 0 ? 1 : config.rollout.temperature;
+  const temperature = logprobTemperatureOf(config);
   const rows: PrecisionPanelRow[] = [];
   try {
     for (const variant of variants) {
@@ -117,14 +115,7 @@ export async function precisionPanel(options: PrecisionPanelOptions): Promise<Pr
         // The same prompts and sampling seeds for every variant, so they differ by precision only.
         const rollouts = await collectRollouts(engine, task, examples, {
           groupSize: config.rollout.groupSize,
-          sampling: {
-            temperature: config.rollout.temperature,
-            topP: config.rollout.topP,
-            topK: config.rollout.topK,
-            maxNewTokens: maxNewTokensOf(config, task),
-            stopTokenIds: [task.tokenizer.eosId],
-            seed: 1,
-          },
+          sampling: samplingParamsFor(config, task, 1),
           random: createRandom(config.seed).fork('panel-sampling'),
           formatReward: config.task.formatReward,
           idPrefix: 'panel',
@@ -142,7 +133,6 @@ export async function precisionPanel(options: PrecisionPanelOptions): Promise<Pr
           ...mismatch,
           absDeltaQuantilesFree: quantiles(absDeltas(free.logprobs, rollouts.engineLogprobs)),
           absDeltaQuantilesReplay: quantiles(absDeltas(replay.logprobs, rollouts.engineLogprobs)),
-          flippedTokenFraction: mismatch.tokensWithRoutingDifference,
         });
       } finally {
         await engine.dispose();
@@ -181,7 +171,7 @@ export function precisionPanelTable(rows: readonly PrecisionPanelRow[]): string 
     return [
       row.variant,
       tableCell(flips, 4),
-      tableCell(row.flippedTokenFraction, 3),
+      tableCell(row.tokensWithRoutingDifference, 3),
       tableCell(row.klFree, 0, true),
       tableCell(row.klReplay, 0, true),
       tableCell(row.klFree / row.klReplay, 2),
@@ -191,9 +181,9 @@ export function precisionPanelTable(rows: readonly PrecisionPanelRow[]): string 
       tableCell(row.extremeTokenFractionReplay, 4),
       tableCell(row.klFreeShareOnFlippedTokens, 2),
       // A ratio over a handful of tokens says nothing: shown from MIN_FLIPPED_TOKENS flipped tokens on.
-      row.flippedTokenFraction * row.tokens >= MIN_FLIPPED_TOKENS
+      row.tokensWithRoutingDifference * row.tokens >= MIN_FLIPPED_TOKENS
         ? tableCell(row.klFreeFlipped / row.klReplayFlipped, 1)
-        : `(${Math.round(row.flippedTokenFraction * row.tokens)} tok)`,
+        : `(${Math.round(row.tokensWithRoutingDifference * row.tokens)} tok)`,
     ];
   });
   return textTable(header, body);
