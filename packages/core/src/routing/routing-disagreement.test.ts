@@ -18,6 +18,8 @@ describe('routingDisagreement', () => {
     expect(result.positionsWithAnyDifference).toBe(3 / 4);
     expect([...result.differingChoicesPerLayer]).toEqual([1, 3]);
     expect(result.differingPositions).toBe(3);
+    // Positions 0 (layer 1), 2 (layer 0) and 3 (layer 1) differ; position 1 is identical.
+    expect([...result.positionDiffers]).toEqual([1, 0, 1, 1]);
     expect(result.choicesPerLayer).toBe(8);
   });
 

@@ -12,6 +12,8 @@ export interface RoutingDisagreement {
   readonly differingChoicesPerLayer: Int32Array;
   /** How many positions differ in at least one layer (`positionsWithAnyDifference` × positions). */
   readonly differingPositions: number;
+  /** Per position: 1 where the expert sets differ in at least one layer, else 0. */
+  readonly positionDiffers: Uint8Array;
   /** Expert choices compared per layer: positions × topK. */
   readonly choicesPerLayer: number;
 }
@@ -31,6 +33,7 @@ export function routingDisagreement(a: RoutingRecord, b: RoutingRecord): Routing
   }
   const { positions, moeLayers, topK } = a;
   const differing = new Int32Array(moeLayers);
+  const positionDiffers = new Uint8Array(positions);
   let positionsDiffering = 0;
   for (let position = 0; position < positions; position++) {
     let anyLayer = false;
@@ -46,7 +49,10 @@ export function routingDisagreement(a: RoutingRecord, b: RoutingRecord): Routing
         }
       }
     }
-    if (anyLayer) positionsDiffering++;
+    if (anyLayer) {
+      positionsDiffering++;
+      positionDiffers[position] = 1;
+    }
   }
   const choicesPerLayer = positions * topK;
   let total = 0;
@@ -62,6 +68,7 @@ export function routingDisagreement(a: RoutingRecord, b: RoutingRecord): Routing
     positionsWithAnyDifference: positions === 0 ? 0 : positionsDiffering / positions,
     differingChoicesPerLayer: differing,
     differingPositions: positionsDiffering,
+    positionDiffers,
     choicesPerLayer,
   };
 }

@@ -1,5 +1,11 @@
 import { logprobMismatch, routingMismatch } from '@moerl/algos';
-import type { LogprobResult, RoutingRecord, Trajectory } from '@moerl/core';
+import {
+  type LogprobResult,
+  type RoutingRecord,
+  routingDisagreement,
+  sliceRoutingRecord,
+  type Trajectory,
+} from '@moerl/core';
 
 export interface MismatchMetrics {
   readonly klFree: number;
@@ -68,23 +74,13 @@ export function tokensWithFlippedRouting(
     const engine = trajectory.routing;
     const trainer = trainerRouting?.[index];
     if (engine === null || trainer === undefined || engine.moeLayers === 0) return;
-    const { moeLayers, topK } = engine;
-    const width = moeLayers * topK;
+    // Positions from the last prompt token on produce the response tokens, one each.
     const first = trajectory.promptIds.length - 1;
-    for (let t = 0; t < trajectory.responseIds.length; t++) {
-      const row = (first + t) * width;
-      let differs = false;
-      for (let layer = 0; layer < moeLayers && !differs; layer++) {
-        const start = row + layer * topK;
-        for (let k = 0; k < topK && !differs; k++) {
-          const id = engine.experts[start + k];
-          let found = false;
-          for (let j = 0; j < topK && !found; j++) found = trainer.experts[start + j] === id;
-          differs = !found;
-        }
-      }
-      flags[sequenceOffsets[index]! + t] = differs ? 1 : 0;
-    }
+    const { positionDiffers } = routingDisagreement(
+      sliceRoutingRecord(engine, first),
+      sliceRoutingRecord(trainer, first),
+    );
+    flags.set(positionDiffers.subarray(0, trajectory.responseIds.length), sequenceOffsets[index]!);
   });
   return flags;
 }
