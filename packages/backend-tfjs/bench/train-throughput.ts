@@ -4,7 +4,9 @@
  *   1. tokens/s of trainStep on the demo config per available tfjs backend, free routing vs R3 replay
  *      (interleaved, so drift hits both alike; best of STEPS runs each), and the replay overhead;
  *   2. gathered vs dense-masked experts on a 16-expert top-2 config;
- *   3. the same model step in PyTorch CPU (python3 + torch), when available, as an outside reference.
+ *   3. the same model step in PyTorch CPU (python3 + torch), when available, as an outside reference;
+ *   4. whether cost follows the active experts: top-8 of 64 and of 128 against top-8 of 8 (the same active
+ *      compute) at a small shape (the demo's: per-expert overhead dominates) and a wide one.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -245,13 +247,69 @@ function torchSection(tfjsGatheredSeconds: number): void {
       break;
     }
     failure = (result.stderr ?? String(result.error)).trim().split('\n').pop() ?? failure;
+    seconds = Number.NaN;
   }
-  if (!Number.isFinite(seconds)) {
+  if (!(seconds > 0)) {
     console.log(`PyTorch unavailable (${failure})`);
     return;
   }
   console.log(`PyTorch: ${(fedTokens / seconds).toFixed(0)} tok/s`);
   console.log(`tfjs (gathered) / PyTorch step time: ${(tfjsGatheredSeconds / seconds).toFixed(2)}×`);
+}
+
+const SHAPES = {
+  small: { hiddenSize: 64, moeIntermediateSize: 32 },
+  wide: { hiddenSize: 128, moeIntermediateSize: 128 },
+} as const;
+
+/** `trainStep` and `logprobs` seconds (best of interleaved runs) of top-8-of-`experts` at one shape. */
+async function activeExpertsSection(backend: TfjsBackendName): Promise<void> {
+  console.log(
+    `\n## 4. cost follows active experts: top-8 of N vs top-8 of 8 (4 layers, 3 MoE; ${SEQUENCES} × ${PROMPT + RESPONSE} tokens; ${backend})`,
+  );
+  console.log('shape | experts | trainStep s | ×(8 of 8) | logprobs s | ×(8 of 8)');
+  const objective = negativeMeanLogprobObjective();
+  for (const [shape, sizes] of Object.entries(SHAPES)) {
+    const trainers: { experts: number; trainer: TfjsPolicyTrainer; batch: TrainingBatch }[] = [];
+    for (const experts of [8, 64, 128]) {
+      const config = createModelConfig({
+        vocabSize: 64,
+        numLayers: 4,
+        numAttentionHeads: 4,
+        numKeyValueHeads: 2,
+        numExperts: experts,
+        topK: 8,
+        mlpOnlyLayers: [0],
+        normTopKProb: true,
+        ...sizes,
+      });
+      trainers.push({ experts, trainer: await makeTrainer(config, backend), batch: makeBatch(config) });
+    }
+    const train = new Map<number, number[]>();
+    const score = new Map<number, number[]>();
+    for (const { experts, trainer, batch } of trainers) {
+      await trainer.trainStep(batch, objective, { routing: 'free' });
+      train.set(experts, []);
+      score.set(experts, []);
+    }
+    for (let step = 0; step < STEPS; step++) {
+      for (const { experts, trainer, batch } of trainers) {
+        train
+          .get(experts)!
+          .push(await timeStep(() => trainer.trainStep(batch, objective, { routing: 'free' })));
+        score.get(experts)!.push(await timeStep(() => trainer.logprobs(batch, { routing: 'free' })));
+      }
+    }
+    const base = { train: best(train.get(8)!), score: best(score.get(8)!) };
+    for (const { experts, trainer } of trainers) {
+      const t = best(train.get(experts)!);
+      const l = best(score.get(experts)!);
+      console.log(
+        `${shape.padEnd(5)} | ${String(experts).padStart(7)} | ${t.toFixed(3).padStart(11)} | ${(t / base.train).toFixed(2).padStart(9)} | ${l.toFixed(3).padStart(10)} | ${(l / base.score).toFixed(2).padStart(9)}`,
+      );
+      await trainer.dispose();
+    }
+  }
 }
 
 console.log(
@@ -260,3 +318,4 @@ console.log(
 await backendSection();
 const gathered = await expertsSection('tfjs-wasm');
 torchSection(gathered);
+await activeExpertsSection('tfjs-wasm');

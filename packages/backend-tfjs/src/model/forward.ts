@@ -260,30 +260,19 @@ function mixExperts(
     return sum;
   }
 
-  // Gathered: one gather of every (row, expert) pair in expert order, one SwiGLU per used expert, one
-  // scatter-add back. The gate of pair (row, e) is element row · numExperts + e of the flattened gates.
-  const used = plan.expertRows.flatMap((expertRows, index) => (expertRows.length > 0 ? [index] : []));
-  const pairRows = new Int32Array(plan.expertRows.reduce((sum, expertRows) => sum + expertRows.length, 0));
-  const gateIndex = new Int32Array(pairRows.length);
-  let offset = 0;
-  for (const index of used) {
-    for (const row of plan.expertRows[index]!) {
-      pairRows[offset] = row;
-      gateIndex[offset] = row * numExperts + index;
-      offset++;
-    }
-  }
-  if (pairRows.length === 0) return tf.zeros([rows, config.hiddenSize]);
-  const selected = gatherRows(input, pairRows);
-  const pieces = tf.split(
-    selected,
-    used.map((index) => plan.expertRows[index]!.length),
-    0,
-  ) as tf.Tensor2D[];
-  const outputs = used.map((index, piece) => expert(index, pieces[piece]!));
-  const combined = outputs.length === 1 ? outputs[0]! : (tf.concat(outputs, 0) as tf.Tensor2D);
-  const pairGates = gatherRows(tf.reshape(gates, [rows * numExperts, 1]) as tf.Tensor2D, gateIndex);
-  return scatterRows(tf.mul(combined, pairGates) as tf.Tensor2D, pairRows, rows);
+  // Gathered: per used expert, a gather of its rows, its SwiGLU, its gates, and a scatter-add back. No
+  // split or concat of one big pair tensor: tfjs-backend-wasm slices by copying the whole input once per
+  // piece, which made the split cost grow with experts × pairs.
+  const flatGates = tf.reshape(gates, [rows * numExperts, 1]) as tf.Tensor2D;
+  let sum: tf.Tensor2D | undefined;
+  plan.expertRows.forEach((expertRows, index) => {
+    if (expertRows.length === 0) return;
+    const gateIndex = expertRows.map((row) => row * numExperts + index);
+    const weighted = tf.mul(expert(index, gatherRows(input, expertRows)), gatherRows(flatGates, gateIndex));
+    const scattered = scatterRows(weighted as tf.Tensor2D, expertRows, rows);
+    sum = sum === undefined ? scattered : (tf.add(sum, scattered) as tf.Tensor2D);
+  });
+  return sum ?? tf.zeros([rows, config.hiddenSize]);
 }
 
 /** `[rows, vocab]` logits of the given rows of `hidden`. */
