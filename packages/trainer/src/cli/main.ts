@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { type InferencePrecision, MoerlError } from '@moerl/core';
 import { Command, CommanderError, Option } from 'commander';
@@ -343,10 +344,22 @@ export function createProgram(): Command {
     .option('--seeds <seeds>', 'seeds, comma-separated', '0,1')
     .option('-o, --out <dir>', 'directory for the runs, report.html and study.json', 'runs/study')
     .option('--force', 'replace runs already in the output directory')
+    .option(
+      '-j, --jobs <n>',
+      'seeds run side by side, each in its own process (default: one per core, at most one per seed; results do not depend on it)',
+      (value) => Number.parseInt(value, 10),
+    )
     .option('-q, --quiet', 'no progress output')
     .action(
       async (
-        flags: ConfigFlags & { arms: string; seeds: string; out: string; force?: boolean; quiet?: boolean },
+        flags: ConfigFlags & {
+          arms: string;
+          seeds: string;
+          out: string;
+          force?: boolean;
+          quiet?: boolean;
+          jobs?: number;
+        },
       ) => {
         const base = await configFrom(flags);
         const [
@@ -366,6 +379,10 @@ export function createProgram(): Command {
           .filter(Boolean)
           .map((seed) => Number.parseInt(seed, 10));
         for (const arm of arms) armConfig(base, arm, 0);
+        if (flags.jobs !== undefined && !(Number.isInteger(flags.jobs) && flags.jobs > 0)) {
+          throw new MoerlError('INVALID_ARGUMENT', `--jobs must be a positive integer, found ${flags.jobs}`);
+        }
+        const jobs = flags.jobs ?? Math.min(availableParallelism(), seeds.length);
         const interrupt = interruptSignal();
         const result = await stabilityStudy({
           base,
@@ -374,7 +391,9 @@ export function createProgram(): Command {
           directory: flags.out,
           force: flags.force === true,
           signal: interrupt.signal,
-          eventsFor: (name) => progressEvents({ runName: name, quiet: flags.quiet === true }),
+          jobs,
+          eventsFor: (name) =>
+            progressEvents({ runName: name, quiet: flags.quiet === true, plain: jobs > 1 }),
         }).finally(() => interrupt.dispose());
         await writeFileAtomic(
           join(flags.out, 'study.json'),

@@ -34,6 +34,8 @@ export interface ProgressOptions {
   /** Machine-readable: one JSON object per step on stdout, nothing else. */
   readonly json?: boolean;
   readonly stream?: NodeJS.WriteStream;
+  /** Plain lines even on a terminal: runs side by side cannot share one set of bars. */
+  readonly plain?: boolean;
 }
 
 /** Progress bars with ETA on a terminal; plain lines otherwise; nothing with --quiet; JSON with --json. */
@@ -47,7 +49,7 @@ export function progressEvents(options: ProgressOptions): RunEvents & { stop(): 
   }
   if (options.quiet === true) return { stop() {} };
   const say = (line: string) => stream.write(`${line}\n`);
-  if (!stream.isTTY) {
+  if (!stream.isTTY || options.plain === true) {
     let lastWarm = 0;
     return {
       log: (line) => say(`[${options.runName}] ${line}`),

@@ -102,5 +102,37 @@ describe('stabilityStudy (smoke run on a tiny model)', () => {
     expect(html).toContain('R3-s2');
     expect(html).toContain('<h2>Verdict</h2>');
     expect(html).toContain('within 10 steps');
+
+    // The same study with the seeds in two child processes: the same runs, step for step, apart from clocks.
+    const parallel = await stabilityStudy({
+      base,
+      arms: ['free', 'R3'],
+      seeds: [1, 2],
+      directory: join(root, 'parallel'),
+      jobs: 2,
+    });
+    const clockless = (runs: readonly StudyRun[]) =>
+      runs.map((entry) => ({
+        name: entry.name,
+        initial: entry.initialEvalAccuracy,
+        metrics: entry.metrics.map((row) =>
+          Object.fromEntries(Object.entries(row).filter(([key]) => !/time|second/i.test(key))),
+        ),
+      }));
+    expect(clockless(parallel.runs)).toEqual(clockless(result.runs));
+    expect(parallel.verdict).toBe(result.verdict);
+  });
+
+  it('a parallel study reports a failing run with its error', async () => {
+    const base = await resolveRunConfig({ config: { ...tinyRun, train: { steps: 1 } } });
+    const directory = join(root, 'occupied');
+    await stabilityStudy({ base, arms: ['free'], seeds: [3], directory });
+    // The run directory now holds a run: without force, the child process refuses it and says so.
+    await expect(
+      stabilityStudy({ base, arms: ['free'], seeds: [3, 4], directory, jobs: 2 }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/free-s3 already holds a run/),
+    });
   });
 });

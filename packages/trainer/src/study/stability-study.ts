@@ -14,6 +14,7 @@ import {
   DEFAULT_COLLAPSE_CRITERIA,
   detectCollapse,
 } from './collapse.js';
+import { runInWorkers, type WorkerRunResult } from './run-in-workers.js';
 import { STUDY_ARMS } from './study-arms.js';
 
 type Plain = Record<string, unknown>;
@@ -60,6 +61,11 @@ export interface StabilityStudyOptions {
   readonly title?: string;
   /** Replace run directories that already hold a run (otherwise refused). */
   readonly force?: boolean;
+  /**
+   * Child processes running seeds side by side (default 1: every run in this process). Each process runs
+   * one seed's arms one after another, sharing their warm start; results do not depend on it.
+   */
+  readonly jobs?: number;
 }
 
 export interface StabilityStudyResult {
@@ -163,44 +169,73 @@ export function studyVerdict(summaries: readonly ArmSummary[]): string {
   return parts.join(' ');
 }
 
-/** Runs every arm over every seed (warm starts shared per seed), detects collapses, summarises, reports. */
+/** Runs every arm over every seed (warm starts shared per seed, seeds side by side with `jobs`), detects collapses, summarises, reports. */
 export async function stabilityStudy(options: StabilityStudyOptions): Promise<StabilityStudyResult> {
   const criteria = options.criteria ?? DEFAULT_COLLAPSE_CRITERIA;
   const configs = options.seeds.flatMap((seed) =>
     options.arms.map((arm) => ({ arm, seed, config: armConfig(options.base, arm, seed) })),
   );
+  const collapseOf = (config: RunConfig, result: Omit<WorkerRunResult, 'name' | 'wallSeconds'>) =>
+    detectCollapse(
+      result.metrics,
+      result.initialEvalAccuracy,
+      criteria,
+      config.train.miniBatches * config.train.epochs,
+    );
   const runs: StudyRun[] = [];
-  for (const { arm, seed, config } of configs) {
-    const events = options.eventsFor?.(config.name);
-    const start = performance.now();
-    try {
-      const result = await trainRun({
-        config,
-        directory: join(options.directory, config.name),
-        ...(options.force === undefined ? {} : { force: options.force }),
-        ...(events === undefined ? {} : { events }),
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
-      runs.push({
-        name: config.name,
-        arm,
-        seed,
-        config,
-        metrics: result.metrics,
-        initialEvalAccuracy: result.initialEvalAccuracy,
-        initialSeenEvalAccuracy: result.initialSeenEvalAccuracy,
-        collapse: detectCollapse(
-          result.metrics,
-          result.initialEvalAccuracy,
-          criteria,
-          config.train.miniBatches * config.train.epochs,
-        ),
-        wallSeconds: (performance.now() - start) / 1000,
-      });
-    } finally {
-      events?.stop?.();
+  const record = (arm: string, seed: number, config: RunConfig, result: WorkerRunResult) =>
+    runs.push({
+      name: config.name,
+      arm,
+      seed,
+      config,
+      metrics: result.metrics,
+      initialEvalAccuracy: result.initialEvalAccuracy,
+      initialSeenEvalAccuracy: result.initialSeenEvalAccuracy,
+      collapse: collapseOf(config, result),
+      wallSeconds: result.wallSeconds,
+    });
+  const directoryOf = (config: RunConfig) => join(options.directory, config.name);
+  if ((options.jobs ?? 1) > 1) {
+    const groups = options.seeds.map((seed) =>
+      configs
+        .filter((entry) => entry.seed === seed)
+        .map(({ config }) => ({ config, directory: directoryOf(config) })),
+    );
+    const results = await runInWorkers(groups, {
+      jobs: options.jobs ?? 1,
+      force: options.force === true,
+      ...(options.eventsFor === undefined ? {} : { eventsFor: options.eventsFor }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    for (const { arm, seed, config } of configs) {
+      const result = results.get(config.name);
+      if (result !== undefined) record(arm, seed, config, result);
     }
-    if (options.signal?.aborted === true) break;
+  } else {
+    for (const { arm, seed, config } of configs) {
+      const events = options.eventsFor?.(config.name);
+      const start = performance.now();
+      try {
+        const result = await trainRun({
+          config,
+          directory: directoryOf(config),
+          ...(options.force === undefined ? {} : { force: options.force }),
+          ...(events === undefined ? {} : { events }),
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        });
+        record(arm, seed, config, {
+          name: config.name,
+          metrics: result.metrics,
+          initialEvalAccuracy: result.initialEvalAccuracy,
+          initialSeenEvalAccuracy: result.initialSeenEvalAccuracy,
+          wallSeconds: (performance.now() - start) / 1000,
+        });
+      } finally {
+        events?.stop?.();
+      }
+      if (options.signal?.aborted === true) break;
+    }
   }
   const summaries = options.arms.map((arm) =>
     summarizeArm(
