@@ -112,6 +112,15 @@ const rolloutSchema = z
       .prefault({})
       .describe('Settings of rollout.precision fp8.'),
     prefixCache: z.boolean().default(true).describe('Reuse KV and routing of shared prefixes in the engine.'),
+    async: z
+      .number()
+      .int()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe(
+        'Rollouts sampled ahead of training: 0 (synchronous: each step samples with the weights it trains), or 1 (one step off-policy, as AReaL and slime run it: while the trainer trains step N the engine samples step N+1 with the weights of step N − 1; the engine takes new weights between batches). R3 replays the routing the engine recorded with its version; rolloutStaleness reports the lag. A resumed run restarts the pipeline: its first step is on-policy.',
+      ),
     servers: z
       .array(z.url({ protocol: /^https?$/ }))
       .default([])

@@ -31,6 +31,11 @@ export interface StepMetrics {
    * routing, the largest over the step's trajectories (0 in a synchronous run; NaN without engine routing).
    */
   readonly routeAge?: number;
+  /**
+   * The trainer's weight version minus the oldest version that sampled the step's rollouts: 0 in a synchronous
+   * run, 1 from the second step on with rollout.async 1.
+   */
+  readonly rolloutStaleness?: number;
   /** Update steps skipped because the loss or a gradient was not finite (cumulative). */
   readonly skippedSteps: number;
   /**
@@ -72,6 +77,8 @@ export interface StepMetrics {
   readonly trainTokensPerSecond: number;
   readonly rolloutSeconds: number;
   readonly trainSeconds: number;
+  /** How long the step waited for its rollouts (with rollout.async, what the overlap with training left). */
+  readonly rolloutWaitSeconds?: number;
   /** Held-out accuracy, on steps where an evaluation ran. */
   readonly evalAccuracy?: number;
   /** Greedy accuracy on problems the warm start trained on (up to eval.size of them), on the same steps. */

@@ -24,6 +24,7 @@ function deterministic(row: StepMetrics) {
     trainSeconds,
     rolloutTokensPerSecond,
     trainTokensPerSecond,
+    rolloutWaitSeconds,
     prefixCacheHitRate,
     ...rest
   } = row;
@@ -155,5 +156,33 @@ describe('trainRun', () => {
       expect(row.routeAge).toBe(0);
       if (row.evalAccuracy !== undefined) expect(row.evalAccuracy).toBe(result.initialEvalAccuracy);
     }
+  });
+
+  it('rollout.async 1: each next batch is sampled before the update, with the weights of the step before, and the lag is reported', async () => {
+    const base = { ...tiny, replay: 'R3' as const };
+    const pipelined = await trainRun({
+      config: await resolveRunConfig({ config: { ...base, rollout: { ...tiny.rollout, async: 1 } } }),
+      directory: join(root, 'async'),
+    });
+    const sync = await trainRun({
+      config: await resolveRunConfig({ config: base }),
+      directory: join(root, 'async-sync'),
+    });
+    // A frozen run samples every step with the warm-started weights (version 0).
+    const frozen = await trainRun({
+      config: await resolveRunConfig({ config: { ...base, train: { ...tiny.train, frozen: true } } }),
+      directory: join(root, 'async-frozen'),
+    });
+    const rows = pipelined.metrics;
+    expect(rows.map((row) => row.rolloutStaleness)).toEqual([0, 1, 1, 1]);
+    expect(sync.metrics.map((row) => row.rolloutStaleness)).toEqual([0, 0, 0, 0]);
+    // The routing R3 replays is the one recorded with those rollouts, and says how old it is.
+    expect(rows.map((row) => row.routeAge)).toEqual([0, 1, 1, 1]);
+    // Step 1 is on-policy in both runs: the same batch, the same update.
+    expect(deterministic(rows[0]!)).toEqual(deterministic(sync.metrics[0]!));
+    // Step 2's batch came from version 0 (the weights before step 1's update), as the frozen run's did.
+    const sampled = (row: StepMetrics) => [row.rewardMean, row.accuracy, row.responseLength];
+    expect(sampled(rows[1]!)).toEqual(sampled(frozen.metrics[1]!));
+    for (const row of rows) expect(Number.isFinite(row.klReplay) && Number.isFinite(row.loss)).toBe(true);
   });
 });

@@ -148,8 +148,15 @@ interface StepContext {
   readonly reference: PolicyTrainer | undefined;
 }
 
-async function rlStep(context: StepContext, step: number, events: RunEvents | undefined) {
-  const { config, task, trainer, engine } = context;
+/** One step's rollouts, sampled by the engine at whatever weight version it holds when the call starts. */
+interface CollectedRollouts {
+  readonly rollouts: RolloutBatch;
+  readonly rolloutSeconds: number;
+  readonly cachedTokens: number;
+}
+
+async function collectStepRollouts(context: StepContext, step: number): Promise<CollectedRollouts> {
+  const { config, task, engine } = context;
   const random = createRandom(config.seed).fork(`step:${step}`);
   const examples = sampleTrainingExamples(
     task,
@@ -157,8 +164,6 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
     random.fork('prompts'),
     context.heldOut,
   );
-
-  events?.phase?.('rollout', step, config.train.steps);
   const cachedBefore = engine.stats().cachedPromptTokens;
   const rolloutStart = performance.now();
   const rollouts: RolloutBatch = await collectRollouts(engine, task, examples, {
@@ -169,8 +174,21 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
     idPrefix: `s${step}`,
   });
   const rolloutSeconds = (performance.now() - rolloutStart) / 1000;
-  const cachedTokens = engine.stats().cachedPromptTokens - cachedBefore;
+  return { rollouts, rolloutSeconds, cachedTokens: engine.stats().cachedPromptTokens - cachedBefore };
+}
 
+/**
+ * Trains on one step's rollouts. The engine keeps its weights: the caller hands it `weights` once no batch
+ * is being sampled (with rollout.async the next step's batch may still be running).
+ */
+async function trainOnRollouts(
+  context: StepContext,
+  step: number,
+  collected: CollectedRollouts,
+  events: RunEvents | undefined,
+) {
+  const { config, trainer, engine } = context;
+  const { rollouts, rolloutSeconds, cachedTokens } = collected;
   events?.phase?.('train', step, config.train.steps);
   const trainStart = performance.now();
   const engineBatch = trainingBatchOf(rollouts.trajectories, 'engine');
@@ -281,7 +299,6 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
     events?.log?.(`step ${step} skipped, update undone: ${checked.rolledBack}`);
   // Skipped: the weights left the step as they entered it (every update skipped, or the update undone).
   const stepSkipped = checked.rolledBack !== undefined || (updates > 0 && skipped === updates);
-  await engine.updateWeights(checked.weights, step);
   const trainSeconds = (performance.now() - trainStart) / 1000;
 
   const rewards = Array.from(rollouts.rewards);
@@ -289,6 +306,7 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
   return {
     skipped: checked.rolledBack === undefined ? skipped : updates,
     stepSkipped,
+    weights: checked.weights,
     metrics: {
       step,
       rewardMean,
@@ -303,6 +321,9 @@ async function rlStep(context: StepContext, step: number, events: RunEvents | un
       tisClipFraction: truncatedShare(oldLogprobs, rollouts.engineLogprobs, a.importanceSamplingThreshold),
       // The trainer holds version step − 1 (the engine gets version `step` after the update).
       routeAge: routeAge(rollouts.trajectories, step - 1),
+      rolloutStaleness: Math.max(
+        ...rollouts.trajectories.map(({ weightVersion }) => step - 1 - weightVersion),
+      ),
       ...mismatch,
       prefixCacheHitRate: rollouts.promptTokens === 0 ? 0 : cachedTokens / rollouts.promptTokens,
       rolloutTokensPerSecond: (rollouts.promptTokens + rollouts.responseTokens) / rolloutSeconds,
@@ -476,6 +497,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   // (or reverse, …) from memorising.
   const seen = warmStartProblems(config, task, heldOut, config.eval.size);
   const seenSet = seen.examples;
+  let prefetched: Promise<CollectedRollouts> | undefined;
   try {
     if (options.resume === true) {
       ({ evalAccuracy: initialEvalAccuracy, seenEvalAccuracy: initialSeenEvalAccuracy } =
@@ -497,7 +519,28 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       );
     }
     for (let step = firstStep; step <= config.train.steps; step++) {
-      const { metrics: row, skipped, stepSkipped } = await rlStep(context, step, events);
+      events?.phase?.('rollout', step, config.train.steps);
+      const waitStart = performance.now();
+      const collected = await (prefetched ?? collectStepRollouts(context, step));
+      const rolloutWaitSeconds = (performance.now() - waitStart) / 1000;
+      // rollout.async 1: the engine samples the next step's batch, with the weights it holds now, while the
+      // trainer trains on this one.
+      prefetched =
+        config.rollout.async > 0 && step < config.train.steps
+          ? collectStepRollouts(context, step + 1)
+          : undefined;
+      // Its failure surfaces where it is awaited, not as an unhandled rejection while the trainer works.
+      prefetched?.catch(() => undefined);
+      const {
+        metrics: trained,
+        skipped,
+        stepSkipped,
+        weights,
+      } = await trainOnRollouts(context, step, collected, events);
+      // The engine's weights change between batches, never in the middle of one.
+      if (prefetched !== undefined) await prefetched.catch(() => undefined);
+      await engine.updateWeights(weights, step);
+      const row = { ...trained, rolloutWaitSeconds };
       skippedSteps += skipped;
       let evalAccuracy: number | undefined;
       let seenEvalAccuracy: number | undefined;
@@ -534,6 +577,8 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       }
     }
   } finally {
+    // A batch still being sampled (a step that threw) finishes before its engine goes away.
+    await prefetched?.catch(() => undefined);
     await engine.dispose();
     await reference?.dispose();
     await trainer.dispose();
