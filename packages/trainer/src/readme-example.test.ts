@@ -1,5 +1,9 @@
-import { readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import { resolveRunConfig } from './config/resolve-run-config.js';
+import { preflightRun } from './run/preflight.js';
 import { listTasks } from './tasks/task-registry.js';
 
 const packageRoot = new URL('../', import.meta.url);
@@ -39,5 +43,25 @@ describe('README example: graded rewards', () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/: reward 1\.00, correct true$/);
     expect(lines[1]).toMatch(/: reward 0\.(50|67|75), correct false$/);
+  });
+});
+
+describe('root README: the first run a user writes', () => {
+  it('its run.yaml is a valid config that passes every check a run makes before it starts', async () => {
+    const readme = await readFile(new URL('../../README.md', packageRoot), 'utf8');
+    const yaml = /Describe a run in a YAML file, `run.yaml`:\n\n```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(yaml).toBeDefined();
+    const directory = await mkdtemp(join(tmpdir(), 'moerl-readme-'));
+    try {
+      const file = join(directory, 'run.yaml');
+      await writeFile(file, yaml!);
+      const config = await resolveRunConfig({ file });
+      expect(config).toMatchObject({ name: 'first-run', replay: 'R3', task: { name: 'reverse-8' } });
+      await expect(preflightRun(config)).resolves.toBeDefined();
+      // The README promises a ten-line file.
+      expect(yaml!.trim().split('\n').length).toBeLessThanOrEqual(10);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 });

@@ -87,6 +87,27 @@ describe('moerl CLI', () => {
     expect(docs).toContain('`rollout.precision`');
   });
 
+  it('prints the config JSON Schema, and lists bench only inside a checkout', async () => {
+    const schema = JSON.parse(await run('config', '--json-schema')) as {
+      properties: Record<string, unknown>;
+    };
+    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['$schema', 'train', 'rollout']));
+    const commands = (visible: boolean) =>
+      createProgram()
+        .commands.filter((command) => !(command as unknown as { _hidden: boolean })._hidden === visible)
+        .map((command) => command.name());
+    expect(commands(true)).toContain('bench');
+    const outside = await mkdtemp(join(tmpdir(), 'moerl-outside-'));
+    const cwd = vi.spyOn(process, 'cwd').mockReturnValue(outside);
+    try {
+      expect(commands(true)).not.toContain('bench');
+      expect(commands(false)).toContain('bench');
+    } finally {
+      cwd.mockRestore();
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+
   it('rejects a bad config with the field named', async () => {
     await expect(run('train', '--set', 'rollout.groupSize=0', '--quiet')).rejects.toThrow(
       /rollout\.groupSize/,

@@ -9,6 +9,7 @@ import type { RunRecord, StepMetrics } from '../metrics/step-metrics.js';
 import { summarizeRun } from '../report/run-summary.js';
 import { assertRunDirectory, runPaths } from '../run/run-directory.js';
 import { STUDY_ARMS } from '../study/study-arms.js';
+import { workspaceRoot } from './run-benchmarks.js';
 import { summaryTable } from './summary-table.js';
 
 // The heavy modules (TensorFlow.js and onnxruntime through the backends, vega for the report) are
@@ -466,7 +467,8 @@ export function createProgram(): Command {
     });
 
   program
-    .command('bench')
+    // Installed from npm there are no benchmarks to run: the command shows only inside a checkout.
+    .command('bench', { hidden: workspaceRoot(process.cwd()) === undefined })
     .description('run the benchmarks of the packages (inside a moerl checkout) and print their ratios')
     .option('--quick', 'fewer rounds')
     .option('--only <packages>', 'package folders, comma-separated (e.g. router-cache,algos)')
@@ -541,9 +543,16 @@ export function createProgram(): Command {
     program.command('config').description('print the resolved config, or every field with its default'),
   )
     .addOption(new Option('--docs', 'print the documentation of every field (Markdown)'))
+    .option(
+      '--json-schema',
+      'print the JSON Schema of config files (save it and point a file’s "$schema" at it for editor completion)',
+    )
     .option('--tasks', 'list the registered tasks')
-    .action(async (flags: ConfigFlags & { docs?: boolean; tasks?: boolean }) => {
-      if (flags.docs === true) {
+    .action(async (flags: ConfigFlags & { docs?: boolean; tasks?: boolean; jsonSchema?: boolean }) => {
+      if (flags.jsonSchema === true) {
+        const { configJsonSchema } = await import('../config/config-docs.js');
+        process.stdout.write(json(configJsonSchema()));
+      } else if (flags.docs === true) {
         const { configDocsMarkdown } = await import('../config/config-docs.js');
         process.stdout.write(`${configDocsMarkdown()}\n`);
       } else if (flags.tasks === true) {

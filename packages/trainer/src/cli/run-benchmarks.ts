@@ -4,7 +4,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MoerlError } from '@moerl/core';
 
-function workspaceRoot(start: string): string | undefined {
+/** The moerl checkout holding `start`, if any (the benchmarks live there, not in the published packages). */
+export function workspaceRoot(start: string): string | undefined {
   for (let directory = start; ; directory = dirname(directory)) {
     if (existsSync(join(directory, 'pnpm-workspace.yaml'))) return directory;
     if (dirname(directory) === directory) return undefined;

@@ -23,9 +23,21 @@ function typeOf(node: JsonSchemaNode): string {
   return Array.isArray(node.type) ? node.type.join(' | ') : (node.type ?? 'unknown');
 }
 
+/**
+ * The run config's JSON Schema (draft 2020-12), as a config file is written: defaults shown, every field
+ * optional. Editors that read `$schema` (VS Code for JSON, the YAML language server for YAML) complete and
+ * check config files with it.
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(runConfigSchema, { io: 'input', unrepresentable: 'any' }),
+    title: 'moerl run config',
+  };
+}
+
 /** Every leaf field of the run config with its type, default and description, from the schema itself. */
 export function configFields(): ConfigField[] {
-  const schema = z.toJSONSchema(runConfigSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
+  const schema = configJsonSchema() as JsonSchemaNode;
   const fields: ConfigField[] = [];
   const visit = (node: JsonSchemaNode, path: string) => {
     if (node.type === 'object' && node.properties !== undefined) {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MoerlError } from '@moerl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configFields } from './config-docs.js';
+import { configFields, configJsonSchema } from './config-docs.js';
 import { PRESETS } from './presets.js';
 import { deepMerge, parseOverride, resolveRunConfig } from './resolve-run-config.js';
 
@@ -93,6 +93,25 @@ describe('run config', () => {
       type: 'integer',
       defaultValue: 30,
     });
+  });
+
+  it('exports a JSON Schema that describes every key of a resolved config and refuses unknown ones', async () => {
+    type Node = { properties?: Record<string, Node>; additionalProperties?: unknown; default?: unknown };
+    const schema = configJsonSchema() as Node;
+    const file = join(directory, 'with-schema.json');
+    await writeFile(file, JSON.stringify({ $schema: './moerl.schema.json', train: { steps: 3 } }));
+    const config = await resolveRunConfig({ preset: 'demo', file });
+    expect(config.$schema).toBe('./moerl.schema.json');
+    const walk = (value: unknown, node: Node, path: string) => {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
+      expect(node.additionalProperties, path).toBe(false);
+      for (const [key, child] of Object.entries(value)) {
+        expect(node.properties?.[key], `${path}.${key}`).toBeDefined();
+        walk(child, node.properties![key]!, `${path}.${key}`);
+      }
+    };
+    walk(config, schema, 'config');
+    expect(schema.properties?.rollout?.properties?.async?.default).toBe(0);
   });
 
   it('merges objects deeply and replaces arrays', () => {

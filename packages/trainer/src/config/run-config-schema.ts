@@ -223,6 +223,12 @@ const trainSchema = z
   .prefault({});
 
 export const runConfigSchema = z.strictObject({
+  $schema: z
+    .string()
+    .optional()
+    .describe(
+      'Where an editor finds this file’s JSON Schema (`moerl config --json-schema > moerl.schema.json`); ignored by runs.',
+    ),
   name: z.string().min(1).default('run').describe('Run name (used in reports).'),
   seed: z.number().int().default(0).describe('Seed of everything random in the run.'),
   replay: z
