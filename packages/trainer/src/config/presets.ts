@@ -22,8 +22,10 @@ export const PRESETS: Readonly<Record<string, RunConfigInput>> = {
     warmStart: { steps: 120 },
     // FP8 rollout as serving engines run it (128×128-block e4m3 weights, router gate, embeddings and
     // norms in bf16, bf16 activations) against the fp32 trainer: the mismatch real RL stacks have.
-    rollout: { promptsPerStep: 16, groupSize: 8, temperature: 0.7, precision: 'fp8', activations: 'bf16' },
-    train: { steps: 30, learningRate: 5e-4, miniBatches: 2 },
+    // Temperature 1 (as verl and OpenRLHF sample) keeps groups diverse enough for GRPO to learn from; 32
+    // prompts a step steady the gradient. Both raised the held-out gain more than a higher learning rate did.
+    rollout: { promptsPerStep: 32, groupSize: 8, temperature: 1, precision: 'fp8', activations: 'bf16' },
+    train: { steps: 40, learningRate: 5e-4, miniBatches: 2 },
     eval: { every: 10, size: 256 },
     checkpoint: { every: 0 },
   },
@@ -40,7 +42,7 @@ export const PRESETS: Readonly<Record<string, RunConfigInput>> = {
       topK: 8,
     },
     warmStart: { steps: 120 },
-    rollout: { promptsPerStep: 16, groupSize: 8, temperature: 0.7, precision: 'fp8', activations: 'bf16' },
+    rollout: { promptsPerStep: 16, groupSize: 8, temperature: 1, precision: 'fp8', activations: 'bf16' },
     // Several optimizer steps per rollout batch at a learning rate where stability is an issue.
     train: { steps: 40, learningRate: 1e-3, miniBatches: 4 },
     eval: { every: 10, size: 256 },
