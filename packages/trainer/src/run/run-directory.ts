@@ -140,6 +140,8 @@ export async function saveRunCheckpoint(
   paths: RunPaths,
   state: RunState,
   saveTrainer: (directory: string) => Promise<void>,
+  /** Writes what else a resume needs into the checkpoint directory (before it is renamed into place). */
+  saveExtra?: (directory: string) => Promise<void>,
 ): Promise<string> {
   await mkdir(paths.checkpoints, { recursive: true });
   const name = `step-${String(state.step).padStart(6, '0')}`;
@@ -148,6 +150,7 @@ export async function saveRunCheckpoint(
   await rm(temporary, { recursive: true, force: true });
   await mkdir(temporary, { recursive: true });
   await saveTrainer(join(temporary, 'trainer'));
+  await saveExtra?.(temporary);
   await writeFileAtomic(join(temporary, 'run-state.json'), `${JSON.stringify(state, null, 2)}\n`);
   await rm(final, { recursive: true, force: true });
   await rename(temporary, final);
@@ -202,7 +205,7 @@ export async function removeStaleTemporaries(paths: RunPaths): Promise<string[]>
 
 export async function readLatestCheckpoint(
   paths: RunPaths,
-): Promise<{ state: RunState; trainerDirectory: string }> {
+): Promise<{ state: RunState; trainerDirectory: string; directory: string }> {
   let latest: LatestCheckpoint;
   try {
     latest = JSON.parse(await readFile(paths.latest, 'utf8')) as LatestCheckpoint;
@@ -235,5 +238,5 @@ export async function readLatestCheckpoint(
       },
     );
   }
-  return { state, trainerDirectory: join(directory, 'trainer') };
+  return { state, trainerDirectory: join(directory, 'trainer'), directory };
 }

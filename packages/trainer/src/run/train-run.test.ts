@@ -160,10 +160,10 @@ describe('trainRun', () => {
 
   it('rollout.async 1: each next batch is sampled before the update, with the weights of the step before, and the lag is reported', async () => {
     const base = { ...tiny, replay: 'R3' as const };
-    const pipelined = await trainRun({
-      config: await resolveRunConfig({ config: { ...base, rollout: { ...tiny.rollout, async: 1 } } }),
-      directory: join(root, 'async'),
+    const asyncConfig = await resolveRunConfig({
+      config: { ...base, rollout: { ...tiny.rollout, async: 1 } },
     });
+    const pipelined = await trainRun({ config: asyncConfig, directory: join(root, 'async') });
     const sync = await trainRun({
       config: await resolveRunConfig({ config: base }),
       directory: join(root, 'async-sync'),
@@ -184,5 +184,23 @@ describe('trainRun', () => {
     const sampled = (row: StepMetrics) => [row.rewardMean, row.accuracy, row.responseLength];
     expect(sampled(rows[1]!)).toEqual(sampled(frozen.metrics[1]!));
     for (const row of rows) expect(Number.isFinite(row.klReplay) && Number.isFinite(row.loss)).toBe(true);
+
+    // Stopped after step 1 and resumed: the same run, step for step (the checkpoint keeps the policy the
+    // engine sampled step 2 with).
+    const interrupted = join(root, 'async-interrupted');
+    await trainRun({ config: asyncConfig, directory: interrupted, stopAfterStep: 1 });
+    const resumed = await trainRun({ config: asyncConfig, directory: interrupted, resume: true });
+    expect(resumed.metrics.map(deterministic)).toEqual(rows.map(deterministic));
+    // A checkpoint without that policy is refused by name.
+    const damaged = join(root, 'async-damaged');
+    await trainRun({ config: asyncConfig, directory: damaged, stopAfterStep: 2 });
+    const checkpoint = (await readdir(join(damaged, 'checkpoints'))).find((entry) =>
+      entry.startsWith('step-'),
+    );
+    await rm(join(damaged, 'checkpoints', checkpoint!, 'rollout-policy.safetensors'));
+    await expect(trainRun({ config: asyncConfig, directory: damaged, resume: true })).rejects.toMatchObject({
+      code: 'CHECKPOINT_INVALID',
+      message: expect.stringContaining('rollout-policy.safetensors'),
+    });
   });
 });

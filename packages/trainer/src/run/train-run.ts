@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createObjective, filterUniformGroups } from '@moerl/algos';
 import {
   createRandom,
   type LogprobResult,
   MoerlError,
+  type NamedTensors,
   type PolicyTrainer,
   type RolloutEngine,
   readSafetensorsFile,
@@ -146,6 +148,22 @@ interface StepContext {
   readonly logprobTemperature: number;
   /** The frozen warm-started policy, when the objective has a KL term against it. */
   readonly reference: PolicyTrainer | undefined;
+}
+
+/** In a rollout.async checkpoint: the policy the engine sampled the next step's batch with. */
+const ROLLOUT_POLICY_FILE = 'rollout-policy.safetensors';
+
+async function readRolloutPolicy(checkpoint: string): Promise<NamedTensors> {
+  const path = join(checkpoint, ROLLOUT_POLICY_FILE);
+  try {
+    return (await readSafetensorsFile(path)).tensors;
+  } catch (error) {
+    throw new MoerlError(
+      'CHECKPOINT_INVALID',
+      `Checkpoint ${checkpoint} has no readable ${ROLLOUT_POLICY_FILE}, which a rollout.async run resumes from (${(error as Error).message}); it was written by a run without rollout.async, or damaged`,
+      { cause: error, details: { path } },
+    );
+  }
 }
 
 /** One step's rollouts, sampled by the engine at whatever weight version it holds when the call starts. */
@@ -421,9 +439,13 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   let firstStep = 1;
   let skippedSteps = 0;
   let trainer: PolicyTrainer;
+  // rollout.async resumes with the weights its engine sampled the next batch with (one version back).
+  let resumedRolloutPolicy: NamedTensors | undefined;
   if (options.resume === true) {
     await checkSameConfig(paths, config);
-    const { state, trainerDirectory } = await readLatestCheckpoint(paths);
+    const { state, trainerDirectory, directory } = await readLatestCheckpoint(paths);
+    if (config.rollout.async > 0 && state.step < config.train.steps)
+      resumedRolloutPolicy = await readRolloutPolicy(directory);
     trainer = await backends.createTrainer({
       ...trainerOptions,
       weights: initialWeights(config, modelConfig),
@@ -455,6 +477,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       learningRate: config.train.learningRate,
     });
   }
+  let engineWeights = resumedRolloutPolicy ?? (await trainer.exportWeights());
   let engine: RolloutEngine;
   try {
     engine = await createRunEngine({
@@ -462,8 +485,8 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       modelConfig,
       backends,
       paths,
-      weights: await trainer.exportWeights(),
-      weightVersion: firstStep - 1,
+      weights: engineWeights,
+      weightVersion: resumedRolloutPolicy === undefined ? firstStep - 1 : firstStep - 2,
       ...(events?.log === undefined ? {} : { log: events.log }),
     });
   } catch (error) {
@@ -498,7 +521,17 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   const seen = warmStartProblems(config, task, heldOut, config.eval.size);
   const seenSet = seen.examples;
   let prefetched: Promise<CollectedRollouts> | undefined;
+  // The weights the engine held before its latest update: what the batch being prefetched was sampled with.
+  let previousEngineWeights = resumedRolloutPolicy;
   try {
+    if (resumedRolloutPolicy !== undefined) {
+      // As the uninterrupted run did: the next batch from the version before the checkpoint's, then the
+      // engine takes the checkpoint's weights.
+      prefetched = collectStepRollouts(context, firstStep);
+      await prefetched;
+      engineWeights = await trainer.exportWeights();
+      await engine.updateWeights(engineWeights, firstStep - 1);
+    }
     if (options.resume === true) {
       ({ evalAccuracy: initialEvalAccuracy, seenEvalAccuracy: initialSeenEvalAccuracy } =
         await readInitialEvals(paths));
@@ -539,7 +572,9 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       } = await trainOnRollouts(context, step, collected, events);
       // The engine's weights change between batches, never in the middle of one.
       if (prefetched !== undefined) await prefetched.catch(() => undefined);
+      previousEngineWeights = config.rollout.async > 0 ? engineWeights : undefined;
       await engine.updateWeights(weights, step);
+      engineWeights = weights;
       const row = { ...trained, rolloutWaitSeconds };
       skippedSteps += skipped;
       let evalAccuracy: number | undefined;
@@ -564,10 +599,14 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       events?.step?.(full, config.train.steps);
       const stop = options.signal?.aborted === true || options.stopAfterStep === step;
       if (stop || last || (config.checkpoint.every > 0 && step % config.checkpoint.every === 0)) {
+        const rolloutPolicy = previousEngineWeights;
         await saveRunCheckpoint(
           paths,
           { step, metricsRows: metrics.length, weightVersion: step, skippedSteps },
           (directory) => trainer.saveCheckpoint(directory),
+          rolloutPolicy === undefined
+            ? undefined
+            : (directory) => writeSafetensorsFile(join(directory, ROLLOUT_POLICY_FILE), rolloutPolicy),
         );
         events?.log?.(`checkpoint at step ${step}`);
       }
