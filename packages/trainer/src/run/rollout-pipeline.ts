@@ -1,0 +1,74 @@
+import type { NamedTensors } from '@moerl/core';
+import { type CollectedRollouts, collectStepRollouts, type StepContext } from './step-pipeline.js';
+
+/**
+ * Where each step's rollouts come from, and when the engine takes new weights.
+ * - `ahead: 0` (synchronous): a step samples its batch when it asks, with the weights it trains.
+ * - `ahead: 1` (rollout.async 1, one step off-policy as AReaL and slime run it): when step N takes its batch,
+ *   the engine starts sampling step N + 1's with the weights it holds (version N − 1) while the trainer
+ *   trains N. New weights reach the engine only once that batch is done, never in the middle of one.
+ */
+export class RolloutPipeline {
+  private readonly ahead: number;
+  private readonly lastStep: number;
+  private prefetched: Promise<CollectedRollouts> | undefined;
+  private engineWeights: NamedTensors;
+  private previousWeights: NamedTensors | undefined;
+
+  constructor(
+    private readonly context: StepContext,
+    options: {
+      readonly ahead: number;
+      readonly lastStep: number;
+      /** The weights the engine holds now. */
+      readonly engineWeights: NamedTensors;
+    },
+  ) {
+    this.ahead = options.ahead;
+    this.lastStep = options.lastStep;
+    this.engineWeights = options.engineWeights;
+  }
+
+  /**
+   * Resuming an `ahead` run whose engine holds the checkpoint's rollout policy (version `step` − 1): samples
+   * step `step` + 1's batch with it, as the uninterrupted run did, then gives the engine `trainerWeights`.
+   */
+  async resume(step: number, trainerWeights: NamedTensors): Promise<void> {
+    this.prefetched = collectStepRollouts(this.context, step + 1);
+    await this.prefetched;
+    await this.publish(trainerWeights, step);
+  }
+
+  /** Step `step`'s batch, and how long the step waited for it; starts the next one when running ahead. */
+  async take(step: number): Promise<{ collected: CollectedRollouts; waitSeconds: number }> {
+    const start = performance.now();
+    const collected = await (this.prefetched ?? collectStepRollouts(this.context, step));
+    const waitSeconds = (performance.now() - start) / 1000;
+    this.prefetched =
+      this.ahead > 0 && step < this.lastStep ? collectStepRollouts(this.context, step + 1) : undefined;
+    // Its failure surfaces where it is awaited, not as an unhandled rejection while the trainer works.
+    this.prefetched?.catch(() => undefined);
+    return { collected, waitSeconds };
+  }
+
+  /** Gives the engine the weights of `version`, once no batch is being sampled. */
+  async publish(weights: NamedTensors, version: number): Promise<void> {
+    await this.drain();
+    this.previousWeights = this.ahead > 0 ? this.engineWeights : undefined;
+    await this.context.engine.updateWeights(weights, version);
+    this.engineWeights = weights;
+  }
+
+  /**
+   * What a checkpoint must keep to resume exactly: when running ahead, the policy the next batch was
+   * sampled with (one version behind the engine's).
+   */
+  rolloutPolicy(): NamedTensors | undefined {
+    return this.previousWeights;
+  }
+
+  /** Waits for a batch still being sampled (before the engine goes away), ignoring its outcome. */
+  async drain(): Promise<void> {
+    await this.prefetched?.catch(() => undefined);
+  }
+}
