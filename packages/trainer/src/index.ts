@@ -26,6 +26,7 @@ export {
 } from './serve/serve-onnx-engine.js';
 export { createAdditionTask, createReverseTask, createSortDigitsTask } from './tasks/builtin-tasks.js';
 export { createCharTokenizer, SPECIAL_TOKENS, type Tokenizer } from './tasks/char-tokenizer.js';
+export type { Environment, EnvironmentTurn } from './tasks/environment.js';
 export { sampleTrainingExamples } from './tasks/prompt-sampler.js';
 export {
   defineTask,

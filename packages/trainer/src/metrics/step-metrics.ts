@@ -36,6 +36,8 @@ export interface StepMetrics {
    * run, 1 from the second step on with rollout.async 1.
    */
   readonly rolloutStaleness?: number;
+  /** Multi-turn tasks: conversations whose environment failed this step (finish reason `error`, no loss). */
+  readonly environmentErrors?: number;
   /** Update steps skipped because the loss or a gradient was not finite (cumulative). */
   readonly skippedSteps: number;
   /**

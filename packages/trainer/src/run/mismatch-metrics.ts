@@ -85,19 +85,23 @@ export function tokensWithFlippedRouting(
   return flags;
 }
 
-function k3Sums(trainer: Float32Array, engine: Float32Array, flags: Uint8Array) {
+function k3Sums(trainer: Float32Array, engine: Float32Array, flags: Uint8Array, keep: Uint8Array) {
   let flipped = 0;
   let steady = 0;
   let flippedTokens = 0;
+  let steadyTokens = 0;
   for (let t = 0; t < flags.length; t++) {
+    if (keep[t] !== 1) continue;
     const delta = trainer[t]! - engine[t]!;
     const k3 = Math.exp(delta) - delta - 1;
     if (flags[t] === 1) {
       flipped += k3;
       flippedTokens++;
-    } else steady += k3;
+    } else {
+      steady += k3;
+      steadyTokens++;
+    }
   }
-  const steadyTokens = flags.length - flippedTokens;
   return {
     share: flipped + steady === 0 ? Number.NaN : flipped / (flipped + steady),
     flipped: flippedTokens === 0 ? Number.NaN : flipped / flippedTokens,
@@ -105,10 +109,15 @@ function k3Sums(trainer: Float32Array, engine: Float32Array, flags: Uint8Array) 
   };
 }
 
-function tokenMultProbError(trainer: Float32Array, engine: Float32Array): number {
+function tokenMultProbError(trainer: Float32Array, engine: Float32Array, keep: Uint8Array): number {
   let sum = 0;
-  for (let t = 0; t < trainer.length; t++) sum += Math.exp(Math.abs(trainer[t]! - engine[t]!));
-  return trainer.length === 0 ? Number.NaN : sum / trainer.length;
+  let count = 0;
+  for (let t = 0; t < trainer.length; t++) {
+    if (keep[t] !== 1) continue;
+    sum += Math.exp(Math.abs(trainer[t]! - engine[t]!));
+    count++;
+  }
+  return count === 0 ? Number.NaN : sum / count;
 }
 
 /**
@@ -122,11 +131,15 @@ export function mismatchMetrics(
   engineLogprobs: Float32Array,
   free: LogprobResult,
   replay: LogprobResult | undefined,
+  /** Multi-turn batches: 1 on sampled tokens; the others (observations) have no engine logprob to compare. */
+  lossMask?: Uint8Array,
 ): MismatchMetrics {
+  const masked = lossMask === undefined ? {} : { responseMask: lossMask };
   const freeMismatch = logprobMismatch({
     sequenceOffsets: free.sequenceOffsets,
     trainerLogprobs: free.logprobs,
     engineLogprobs,
+    ...masked,
   });
   const replayMismatch =
     replay === undefined
@@ -135,6 +148,7 @@ export function mismatchMetrics(
           sequenceOffsets: replay.sequenceOffsets,
           trainerLogprobs: replay.logprobs,
           engineLogprobs,
+          ...masked,
         });
   const pairs: { engine: RoutingRecord; trainer: RoutingRecord; startPosition: number }[] = [];
   trajectories.forEach((trajectory, index) => {
@@ -145,10 +159,16 @@ export function mismatchMetrics(
   });
   const routing = pairs.length === 0 ? undefined : routingMismatch(pairs);
   const flags = tokensWithFlippedRouting(trajectories, free.routing, free.sequenceOffsets);
-  const freeSplit = k3Sums(free.logprobs, engineLogprobs, flags);
-  const replaySplit = replay === undefined ? undefined : k3Sums(replay.logprobs, engineLogprobs, flags);
+  const keep = lossMask ?? new Uint8Array(flags.length).fill(1);
+  for (let t = 0; t < flags.length; t++) flags[t] = flags[t]! & keep[t]!;
+  const freeSplit = k3Sums(free.logprobs, engineLogprobs, flags, keep);
+  const replaySplit = replay === undefined ? undefined : k3Sums(replay.logprobs, engineLogprobs, flags, keep);
   let flipped = 0;
-  for (const flag of flags) flipped += flag;
+  let kept = 0;
+  for (let t = 0; t < flags.length; t++) {
+    flipped += flags[t]!;
+    kept += keep[t]!;
+  }
   return {
     klFree: freeMismatch.k3Kl,
     klReplay: replayMismatch?.k3Kl ?? Number.NaN,
@@ -156,19 +176,19 @@ export function mismatchMetrics(
     extremeTokenFractionReplay: replayMismatch?.extremeTokenFraction ?? Number.NaN,
     maxAbsDeltaFree: freeMismatch.maxAbsDelta,
     maxAbsDeltaReplay: replayMismatch?.maxAbsDelta ?? Number.NaN,
-    tokenMultProbErrorFree: tokenMultProbError(free.logprobs, engineLogprobs),
+    tokenMultProbErrorFree: tokenMultProbError(free.logprobs, engineLogprobs, keep),
     tokenMultProbErrorReplay:
-      replay === undefined ? Number.NaN : tokenMultProbError(replay.logprobs, engineLogprobs),
+      replay === undefined ? Number.NaN : tokenMultProbError(replay.logprobs, engineLogprobs, keep),
     routingDisagreement: routing === undefined ? [] : Array.from(routing.perLayer),
-    tokensWithRoutingDifference:
-      routing === undefined ? Number.NaN : flags.length === 0 ? 0 : flipped / flags.length,
+    tokensWithRoutingDifference: routing === undefined ? Number.NaN : kept === 0 ? 0 : flipped / kept,
     klFreeShareOnFlippedTokens: freeSplit.share,
     klFreeFlipped: freeSplit.flipped,
     klFreeSteady: freeSplit.steady,
     klReplayFlipped: replaySplit?.flipped ?? Number.NaN,
     klReplaySteady: replaySplit?.steady ?? Number.NaN,
-    absDeltaHistogramFree: absDeltaHistogram(free.logprobs, engineLogprobs),
+    absDeltaHistogramFree: absDeltaHistogram(free.logprobs, engineLogprobs, keep),
     absDeltaHistogramFreeFlipped: absDeltaHistogram(free.logprobs, engineLogprobs, flags),
-    absDeltaHistogramReplay: replay === undefined ? [] : absDeltaHistogram(replay.logprobs, engineLogprobs),
+    absDeltaHistogramReplay:
+      replay === undefined ? [] : absDeltaHistogram(replay.logprobs, engineLogprobs, keep),
   };
 }

@@ -20,6 +20,10 @@ export interface RolloutBatch {
   /** Length trajectories + 1: response i owns tokens [offsets[i], offsets[i + 1]). */
   readonly sequenceOffsets: Int32Array;
   readonly engineLogprobs: Float32Array;
+  /** Per response token, 1 where the model sampled it (multi-turn batches only; absent: every token). */
+  readonly lossMask?: Uint8Array;
+  /** Multi-turn batches: one message per conversation whose environment failed. */
+  readonly errors?: readonly string[];
   readonly promptTokens: number;
   readonly responseTokens: number;
 }

@@ -21,6 +21,7 @@ import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
 import type { Task } from '../tasks/task.js';
 import { tokenAdvantages } from './advantages.js';
 import { checkUpdate } from './checked-update.js';
+import { collectConversations } from './conversation-rollouts.js';
 import { miniBatchRanges } from './mini-batches.js';
 import { mismatchMetrics } from './mismatch-metrics.js';
 import { collectRollouts, type RolloutBatch, trainingBatchOf } from './rollout-batch.js';
@@ -70,13 +71,17 @@ export async function collectStepRollouts(context: StepContext, step: number): P
   );
   const cachedBefore = engine.stats().cachedPromptTokens;
   const rolloutStart = performance.now();
-  const rollouts: RolloutBatch = await collectRollouts(engine, task, examples, {
+  const common = {
     groupSize: config.rollout.groupSize,
     sampling: { ...context.sampling, seed: step },
     random: random.fork('sampling'),
-    formatReward: config.task.formatReward,
     idPrefix: `s${step}`,
-  });
+  };
+  // A task with an environment samples conversations, turn by turn; any other, one response per sample.
+  const rollouts: RolloutBatch =
+    task.environment === undefined
+      ? await collectRollouts(engine, task, examples, { ...common, formatReward: config.task.formatReward })
+      : await collectConversations(engine, task, task.environment, examples, common);
   const rolloutSeconds = (performance.now() - rolloutStart) / 1000;
   return { rollouts, rolloutSeconds, cachedTokens: engine.stats().cachedPromptTokens - cachedBefore };
 }
@@ -112,7 +117,13 @@ export async function trainOnRollouts(
     hasEngineRouting && trainer.capabilities.routingReplay
       ? await trainer.logprobs(engineBatch, { routing: 'replay', temperature })
       : undefined;
-  const mismatch = mismatchMetrics(rollouts.trajectories, rollouts.engineLogprobs, free, replay);
+  const mismatch = mismatchMetrics(
+    rollouts.trajectories,
+    rollouts.engineLogprobs,
+    free,
+    replay,
+    rollouts.lossMask,
+  );
 
   // Old logprobs come from the same routing the updates will use.
   const oldLogprobs = config.replay === 'R3' ? replay!.logprobs : free.logprobs;
@@ -153,34 +164,40 @@ export async function trainOnRollouts(
           )
         ).logprobs;
   // Mini-batches and their objectives depend on the step only, not on the epoch.
-  const parts = miniBatchRanges(kept.length, config.train.miniBatches).map(([start, end]) => {
-    const indices = kept.slice(start, end);
-    const perToken: Record<string, Float32Array | Float64Array> = {
-      oldLogprobs,
-      advantages,
-      engine: rollouts.engineLogprobs,
-    };
-    if (referenceLogprobs !== undefined) perToken.reference = referenceLogprobs;
-    const sub = gatherSequences(indices, rollouts.sequenceOffsets, perToken);
-    const objective = createObjective(a.objective, {
-      batch: {
-        sequenceOffsets: sub.offsets,
-        oldLogprobs: sub.values.oldLogprobs!,
-        advantages: sub.values.advantages!,
-        engineLogprobs: sub.values.engine!,
-        ...(sub.values.reference === undefined ? {} : { refLogprobs: sub.values.reference }),
-      },
-      ...(a.clipRatioLow === undefined ? {} : { clipRatioLow: a.clipRatioLow }),
-      ...(a.clipRatioHigh === undefined ? {} : { clipRatioHigh: a.clipRatioHigh }),
-      ...(a.lossAggMode === undefined ? {} : { lossAggMode: a.lossAggMode }),
-      ...(a.importanceSampling === 'none'
-        ? {}
-        : { importanceSampling: { mode: a.importanceSampling, threshold: a.importanceSamplingThreshold } }),
-      ...(a.klCoefficient > 0 ? { kl: { coefficient: a.klCoefficient, estimator: a.klEstimator } } : {}),
-    });
-    const batch: TrainingBatch = { sequences: indices.map((index) => updateBatch.sequences[index]!) };
-    return { batch, objective };
-  });
+  const parts = miniBatchRanges(kept.length, config.train.miniBatches)
+    .map(([start, end]) => {
+      const indices = kept.slice(start, end);
+      const perToken: Record<string, Float32Array | Float64Array> = {
+        oldLogprobs,
+        advantages,
+        engine: rollouts.engineLogprobs,
+      };
+      if (referenceLogprobs !== undefined) perToken.reference = referenceLogprobs;
+      if (rollouts.lossMask !== undefined) perToken.mask = Float32Array.from(rollouts.lossMask);
+      const sub = gatherSequences(indices, rollouts.sequenceOffsets, perToken);
+      // A mini-batch of failed conversations only has no token to learn from: it makes no update.
+      if (sub.values.mask !== undefined && !sub.values.mask.includes(1)) return undefined;
+      const objective = createObjective(a.objective, {
+        batch: {
+          sequenceOffsets: sub.offsets,
+          oldLogprobs: sub.values.oldLogprobs!,
+          advantages: sub.values.advantages!,
+          engineLogprobs: sub.values.engine!,
+          ...(sub.values.reference === undefined ? {} : { refLogprobs: sub.values.reference }),
+          ...(sub.values.mask === undefined ? {} : { responseMask: sub.values.mask }),
+        },
+        ...(a.clipRatioLow === undefined ? {} : { clipRatioLow: a.clipRatioLow }),
+        ...(a.clipRatioHigh === undefined ? {} : { clipRatioHigh: a.clipRatioHigh }),
+        ...(a.lossAggMode === undefined ? {} : { lossAggMode: a.lossAggMode }),
+        ...(a.importanceSampling === 'none'
+          ? {}
+          : { importanceSampling: { mode: a.importanceSampling, threshold: a.importanceSamplingThreshold } }),
+        ...(a.klCoefficient > 0 ? { kl: { coefficient: a.klCoefficient, estimator: a.klEstimator } } : {}),
+      });
+      const batch: TrainingBatch = { sequences: indices.map((index) => updateBatch.sequences[index]!) };
+      return { batch, objective };
+    })
+    .filter((part) => part !== undefined);
   const before = await trainer.exportWeights();
   let updates = 0;
   for (let epoch = 0; epoch < (config.train.frozen ? 0 : config.train.epochs); epoch++) {
@@ -222,7 +239,13 @@ export async function trainOnRollouts(
       gradNorm: mean(gradNorms),
       routerAuxLoss: mean(auxLosses),
       expertLoadImbalance: mean(loadImbalances),
-      tisClipFraction: truncatedShare(oldLogprobs, rollouts.engineLogprobs, a.importanceSamplingThreshold),
+      tisClipFraction: truncatedShare(
+        oldLogprobs,
+        rollouts.engineLogprobs,
+        a.importanceSamplingThreshold,
+        rollouts.lossMask,
+      ),
+      ...(rollouts.errors === undefined ? {} : { environmentErrors: rollouts.errors.length }),
       // The trainer holds version step − 1 (the engine gets version `step` after the update).
       routeAge: routeAge(rollouts.trajectories, step - 1),
       rolloutStaleness: Math.max(
@@ -252,12 +275,20 @@ function routeAge(trajectories: RolloutBatch['trajectories'], trainerVersion: nu
 }
 
 /** Share of tokens whose importance weight exp(old − engine) exceeds the TIS cap (what truncation clips). */
-function truncatedShare(oldLogprobs: Float32Array, engineLogprobs: Float32Array, cap: number): number {
+function truncatedShare(
+  oldLogprobs: Float32Array,
+  engineLogprobs: Float32Array,
+  cap: number,
+  lossMask: Uint8Array | undefined,
+): number {
   let clipped = 0;
+  let counted = 0;
   for (let t = 0; t < oldLogprobs.length; t++) {
+    if (lossMask !== undefined && lossMask[t] !== 1) continue;
+    counted++;
     if (Math.exp(oldLogprobs[t]! - engineLogprobs[t]!) > cap) clipped++;
   }
-  return oldLogprobs.length === 0 ? Number.NaN : clipped / oldLogprobs.length;
+  return counted === 0 ? Number.NaN : clipped / counted;
 }
 
 function keptTokens(rollouts: RolloutBatch, kept: readonly number[]): number {

@@ -5,6 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyRun } from '../__fixtures__/tiny-run.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
+import { createReverseTask } from '../tasks/builtin-tasks.js';
+import { defineTask } from '../tasks/task.js';
+import { registerTask } from '../tasks/task-registry.js';
 import { readMetrics } from './run-directory.js';
 import { trainRun } from './train-run.js';
 
@@ -155,6 +158,46 @@ describe('trainRun', () => {
       // Synchronous: every step replays routes of the weights the trainer holds.
       expect(row.routeAge).toBe(0);
       if (row.evalAccuracy !== undefined) expect(row.evalAccuracy).toBe(result.initialEvalAccuracy);
+    }
+  });
+
+  it('trains on multi-turn conversations of a task with an environment, with R3 over the whole conversation', async () => {
+    const reverse = createReverseTask();
+    // Two model turns: after the first the environment answers "h" (as a tool would); the second is scored.
+    registerTask(
+      'test-two-turn-reverse',
+      () =>
+        defineTask({
+          name: 'test-two-turn-reverse',
+          description: 'reverse, answered on the second turn',
+          alphabet: reverse.tokenizer.alphabet,
+          maxPromptLength: 6,
+          maxAnswerLength: 5,
+          generate: reverse.generate,
+          environment: {
+            name: 'one-hint',
+            maxTurns: 2,
+            maxObservationTokens: 2,
+            reset: () => undefined,
+            step: (_state, turn, { turn: index }) =>
+              index === 1
+                ? { observation: 'h', done: false }
+                : { done: true, reward: turn.length > 0 ? 1 : 0 },
+          },
+        }),
+      { replace: true },
+    );
+    const config = await resolveRunConfig({
+      config: { ...tiny, replay: 'R3', task: { name: 'test-two-turn-reverse' } },
+    });
+    const result = await trainRun({ config, directory: join(root, 'two-turn') });
+    expect(result.metrics).toHaveLength(4);
+    for (const row of result.metrics) {
+      expect(row.environmentErrors).toBe(0);
+      // Each response holds two model turns and the one-token observation between them.
+      expect(row.responseLength).toBeGreaterThanOrEqual(3);
+      for (const value of [row.loss, row.klFree, row.klReplay, row.gradNorm])
+        expect(Number.isFinite(value)).toBe(true);
     }
   });
 

@@ -1,5 +1,6 @@
 import { MoerlError, type SeededRandom } from '@moerl/core';
 import { createCharTokenizer, type Tokenizer } from './char-tokenizer.js';
+import type { Environment } from './environment.js';
 
 /** One problem: the prompt text and the reference answer (used for rewards and the warm start). */
 export interface TaskExample {
@@ -39,6 +40,11 @@ export interface Task {
   promptIds(example: TaskExample): number[];
   /** Token ids of answer + `<eos>`: the supervised target of the warm start. */
   answerIds(example: TaskExample): number[];
+  /**
+   * A multi-turn environment: RL rollouts become conversations (model turns and observations), rewarded by
+   * the environment. Evaluation and the warm start still use the single-turn prompt and answer.
+   */
+  readonly environment?: Environment;
 }
 
 /** What a user writes to add a task; `defineTask` fills in tokenization and scoring. */
@@ -67,6 +73,8 @@ export interface TaskDefinition {
    * and the example.
    */
   reward?(example: TaskExample, response: string): number;
+  /** Makes RL rollouts multi-turn conversations with this environment (see `Task.environment`). */
+  readonly environment?: Environment;
 }
 
 export function defineTask(definition: TaskDefinition): Task {
@@ -88,6 +96,7 @@ export function defineTask(definition: TaskDefinition): Task {
     maxPromptTokens: definition.maxPromptLength + 1,
     maxAnswerTokens: definition.maxAnswerLength + 1,
     ...(definition.problemCount === undefined ? {} : { problemCount: definition.problemCount }),
+    ...(definition.environment === undefined ? {} : { environment: definition.environment }),
     generate: definition.generate,
     promptIds: (example) => [tokenizer.bosId, ...tokenizer.encode(example.prompt)],
     answerIds: (example) => [...tokenizer.encode(example.answer), tokenizer.eosId],

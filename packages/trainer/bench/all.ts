@@ -1,0 +1,3 @@
+// `pnpm bench` in @moerl/trainer: each benchmark of this package in turn (each reads --quick itself).
+await import('./generation-speed.js');
+await import('./async-step.js');
