@@ -38,6 +38,11 @@ export interface StepMetrics {
   readonly rolloutStaleness?: number;
   /** Multi-turn tasks: conversations whose environment failed this step (finish reason `error`, no loss). */
   readonly environmentErrors?: number;
+  /** Multi-turn tasks: mean model turns per conversation, sampled tokens per model turn, the share of response tokens the environment inserted, and prompt positions (with their routing rows) the prefix cache served across turns. */
+  readonly turnsPerEpisode?: number;
+  readonly tokensPerTurn?: number;
+  readonly observationTokenShare?: number;
+  readonly routingRowsReused?: number;
   /** Update steps skipped because the loss or a gradient was not finite (cumulative). */
   readonly skippedSteps: number;
   /**

@@ -20,6 +20,7 @@ interface Conversation {
   readonly logprobs: number[];
   readonly mask: number[];
   state: unknown;
+  turns: number;
   /** The engine's trajectory of the latest turn: its routing covers the whole conversation so far. */
   last?: Trajectory;
   outcome?: { reward: number; correct: boolean; finishReason: Trajectory['finishReason']; error?: string };
@@ -70,6 +71,7 @@ export async function collectConversations(
         logprobs: [],
         mask: [],
         state: undefined,
+        turns: 0,
       };
       try {
         conversation.state = environment.reset(example);
@@ -86,6 +88,7 @@ export async function collectConversations(
   const maxPositions = engine.config.maxPositionEmbeddings;
   const perTurn = options.sampling.maxNewTokens;
   let active = conversations.filter((conversation) => conversation.outcome === undefined);
+  let fedPromptTokens = 0;
   for (let turn = 1; turn <= environment.maxTurns && active.length > 0; turn++) {
     // A turn that could overrun the model's positions is not started: the conversation ends there.
     for (const conversation of active) {
@@ -100,10 +103,12 @@ export async function collectConversations(
       promptIds: Int32Array.from([...conversation.promptIds, ...conversation.response]),
       samplingParams: { seed: options.random.nextUint32() },
     }));
+    for (const request of requests) fedPromptTokens += request.promptIds.length;
     const turns = requests.length === 0 ? [] : await engine.generate(requests, options.sampling);
     turns.forEach((trajectory, index) => {
       const conversation = active[index]!;
       conversation.last = trajectory;
+      conversation.turns++;
       conversation.response.push(...trajectory.responseIds);
       conversation.logprobs.push(...trajectory.engineLogprobs);
       conversation.mask.push(...new Array<number>(trajectory.responseIds.length).fill(1));
@@ -235,6 +240,8 @@ export async function collectConversations(
     engineLogprobs,
     lossMask,
     errors,
+    turns: conversations.map((conversation) => conversation.turns),
+    fedPromptTokens,
     promptTokens: trajectories.reduce((sum, trajectory) => sum + trajectory.promptIds.length, 0),
     responseTokens: total,
   };

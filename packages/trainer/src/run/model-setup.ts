@@ -23,10 +23,26 @@ export function modelConfigFor(config: RunConfig, task: Task): ModelConfig {
     intermediateSize: model.intermediateSize,
     mlpOnlyLayers: model.mlpOnlyLayers,
     normTopKProb: model.normTopKProb,
-    maxPositionEmbeddings: task.maxPromptTokens + maxNewTokensOf(config, task) + 1,
+    maxPositionEmbeddings: maxPositionsOf(config, task),
     bosTokenId: task.tokenizer.bosId,
     eosTokenId: task.tokenizer.eosId,
   });
+}
+
+/**
+ * Positions the model must hold: the longest prompt and answer, or for a multi-turn task every turn's
+ * tokens and every observation between them.
+ */
+function maxPositionsOf(config: RunConfig, task: Task): number {
+  const perTurn = maxNewTokensOf(config, task);
+  const environment = task.environment;
+  if (environment === undefined) return task.maxPromptTokens + perTurn + 1;
+  return (
+    task.maxPromptTokens +
+    environment.maxTurns * perTurn +
+    (environment.maxTurns - 1) * environment.maxObservationTokens +
+    1
+  );
 }
 
 export function initialWeights(config: RunConfig, modelConfig: ModelConfig): NamedTensors {

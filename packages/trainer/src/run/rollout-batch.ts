@@ -24,6 +24,9 @@ export interface RolloutBatch {
   readonly lossMask?: Uint8Array;
   /** Multi-turn batches: one message per conversation whose environment failed. */
   readonly errors?: readonly string[];
+  /** Multi-turn batches: model turns per conversation, and the prompt tokens sent to the engine over all turns. */
+  readonly turns?: readonly number[];
+  readonly fedPromptTokens?: number;
   readonly promptTokens: number;
   readonly responseTokens: number;
 }

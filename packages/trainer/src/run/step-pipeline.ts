@@ -252,7 +252,11 @@ export async function trainOnRollouts(
         ...rollouts.trajectories.map(({ weightVersion }) => step - 1 - weightVersion),
       ),
       ...mismatch,
-      prefixCacheHitRate: rollouts.promptTokens === 0 ? 0 : cachedTokens / rollouts.promptTokens,
+      prefixCacheHitRate:
+        (rollouts.fedPromptTokens ?? rollouts.promptTokens) === 0
+          ? 0
+          : cachedTokens / (rollouts.fedPromptTokens ?? rollouts.promptTokens),
+      ...(rollouts.turns === undefined ? {} : conversationMetrics(rollouts, cachedTokens)),
       rolloutTokensPerSecond: (rollouts.promptTokens + rollouts.responseTokens) / rolloutSeconds,
       // Tokens through the trainer: every sequence once or twice for logprobs, the kept ones per epoch.
       trainTokensPerSecond:
@@ -272,6 +276,24 @@ function routeAge(trajectories: RolloutBatch['trajectories'], trainerVersion: nu
     routing === null ? [] : [trainerVersion - (routing.weightVersion ?? weightVersion)],
   );
   return ages.length === 0 ? Number.NaN : Math.max(...ages);
+}
+
+/** Per-turn figures of a multi-turn batch (what its trajectories and the engine's cache counters tell). */
+function conversationMetrics(rollouts: RolloutBatch, cachedTokens: number) {
+  const turns = rollouts.turns!;
+  const totalTurns = turns.reduce((total, count) => total + count, 0);
+  let sampled = 0;
+  for (const bit of rollouts.lossMask ?? []) sampled += bit;
+  return {
+    turnsPerEpisode: totalTurns / Math.max(turns.length, 1),
+    tokensPerTurn: totalTurns === 0 ? Number.NaN : sampled / totalTurns,
+    observationTokenShare:
+      rollouts.responseTokens === 0
+        ? Number.NaN
+        : (rollouts.responseTokens - sampled) / rollouts.responseTokens,
+    // Every prompt position the prefix cache served came with its routing row.
+    routingRowsReused: cachedTokens,
+  };
 }
 
 /** Share of tokens whose importance weight exp(old − engine) exceeds the TIS cap (what truncation clips). */

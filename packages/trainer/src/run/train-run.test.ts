@@ -188,12 +188,22 @@ describe('trainRun', () => {
       { replace: true },
     );
     const config = await resolveRunConfig({
-      config: { ...tiny, replay: 'R3', task: { name: 'test-two-turn-reverse' } },
+      // The onnx engine, for its prefix cache.
+      config: {
+        ...tiny,
+        replay: 'R3',
+        task: { name: 'test-two-turn-reverse' },
+        backends: { trainer: 'reference', engine: 'onnx' },
+      },
     });
     const result = await trainRun({ config, directory: join(root, 'two-turn') });
     expect(result.metrics).toHaveLength(4);
     for (const row of result.metrics) {
       expect(row.environmentErrors).toBe(0);
+      expect(row.turnsPerEpisode).toBe(2);
+      // Each conversation's second turn finds its first in the cache, routing rows included.
+      expect(row.routingRowsReused).toBeGreaterThan(0);
+      expect(row.observationTokenShare).toBeGreaterThan(0);
       // Each response holds two model turns and the one-token observation between them.
       expect(row.responseLength).toBeGreaterThanOrEqual(3);
       for (const value of [row.loss, row.klFree, row.klReplay, row.gradNorm])

@@ -1,0 +1,95 @@
+/**
+ * Multi-turn rollouts with the engine's prefix cache against without, in one run: a 4-turn conversation per
+ * sample (16 prompts × 8 samples, 6-token observations, demo-sized model). Prints the prompt tokens each
+ * engine had to compute, the tokens the ideal cache computes (each group's prompt once, then per turn only
+ * the observation and the one token fed again for its logits), the share of the ideal saving reached, and
+ * the wall time ratio (median of interleaved rounds). Asserts nothing.
+ */
+import { createOnnxRolloutEngine } from '@moerl/backend-onnx';
+import { createModelConfig, createRandom, type RolloutEngine } from '@moerl/core';
+import { createRandomWeights } from '@moerl/testkit';
+import { collectConversations } from '../src/run/conversation-rollouts.js';
+import { createReverseTask } from '../src/tasks/builtin-tasks.js';
+import type { Environment } from '../src/tasks/environment.js';
+
+const quick = process.argv.includes('--quick');
+const rounds = quick ? 2 : 5;
+const task = createReverseTask(8);
+const turns = 4;
+const observation = 'abcdef';
+const perTurn = 10;
+const config = createModelConfig({
+  vocabSize: task.tokenizer.vocabSize,
+  hiddenSize: 64,
+  numLayers: 4,
+  numAttentionHeads: 4,
+  numKeyValueHeads: 2,
+  numExperts: 16,
+  topK: 2,
+  moeIntermediateSize: 32,
+  intermediateSize: 64,
+  mlpOnlyLayers: [0],
+  normTopKProb: true,
+  maxPositionEmbeddings: 128,
+});
+const weights = createRandomWeights(config, 1);
+// Never done before the last turn: every conversation runs all turns (no <eos> stop, so turns are full).
+const environment: Environment = {
+  name: 'fixed-reply',
+  maxTurns: turns,
+  maxObservationTokens: observation.length,
+  reset: () => undefined,
+  step: (_state, _turn, { turn }) =>
+    turn < turns ? { observation, done: false } : { done: true, reward: 1 },
+};
+const random = createRandom(5);
+const examples = Array.from({ length: 16 }, () => task.generate(random));
+
+async function run(engine: RolloutEngine) {
+  const before = engine.stats();
+  const start = performance.now();
+  const batch = await collectConversations(engine, task, environment, examples, {
+    groupSize: 8,
+    sampling: { temperature: 1, topP: 1, topK: 0, maxNewTokens: perTurn, stopTokenIds: [], seed: 3 },
+    random: createRandom(9),
+    idPrefix: 'b',
+  });
+  const seconds = (performance.now() - start) / 1000;
+  const after = engine.stats();
+  const computed =
+    after.promptTokens - before.promptTokens - (after.cachedPromptTokens - before.cachedPromptTokens);
+  return { seconds, computed, fed: after.promptTokens - before.promptTokens, batch };
+}
+
+const engines = {
+  cache: await createOnnxRolloutEngine({ config, weights, precision: 'fp32', prefixCache: true }),
+  none: await createOnnxRolloutEngine({ config, weights, precision: 'fp32', prefixCache: false }),
+};
+const seconds: Record<keyof typeof engines, number[]> = { cache: [], none: [] };
+const counts = { cache: 0, none: 0, fed: 0, ideal: 0 };
+for (let round = 0; round < rounds; round++) {
+  for (const name of ['cache', 'none'] as const) {
+    // A fresh cache each round: what one RL step sees after a weight update.
+    await engines[name].updateWeights(weights, round + 1);
+    const result = await run(engines[name]);
+    seconds[name].push(result.seconds);
+    counts[name] = result.computed;
+    counts.fed = result.fed;
+    // Ideal: each group's prompt once, then per later turn the observation plus the token fed again.
+    const prompts = examples.reduce((sum, example) => sum + task.promptIds(example).length, 0);
+    counts.ideal = prompts + result.batch.trajectories.length * (turns - 1) * (observation.length + 1);
+  }
+}
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const saved = counts.none - counts.cache;
+const idealSaved = counts.none - counts.ideal;
+console.log(
+  `multi-turn rollouts: ${examples.length} prompts × 8 samples, ${turns} turns, ${observation.length}-token observations`,
+);
+console.log(`prompt tokens sent to the engine: ${counts.fed}`);
+console.log(`computed without cache: ${counts.none}, with cache: ${counts.cache}, ideal: ${counts.ideal}`);
+console.log(`share of the ideal saving reached: ${(saved / idealSaved).toFixed(3)}`);
+console.log(
+  `wall time without / with cache: ${(median(seconds.none) / median(seconds.cache)).toFixed(2)}× (median of ${rounds} rounds: ${median(seconds.none).toFixed(3)} s / ${median(seconds.cache).toFixed(3)} s)`,
+);
+for (const engine of Object.values(engines)) await engine.dispose();
