@@ -24,9 +24,17 @@ export {
   type ServeOnnxEngineOptions,
   serveOnnxEngine,
 } from './serve/serve-onnx-engine.js';
+export { exactReward, extractNumericAnswer, numericReward, regexReward } from './tasks/answer-rewards.js';
 export { createAdditionTask, createReverseTask, createSortDigitsTask } from './tasks/builtin-tasks.js';
 export { createCharTokenizer, SPECIAL_TOKENS, type Tokenizer } from './tasks/char-tokenizer.js';
 export type { Environment, EnvironmentTurn } from './tasks/environment.js';
+export {
+  type ChatMessage,
+  createHfTokenizer,
+  type HfTokenizer,
+  loadHfTokenizer,
+} from './tasks/hf-tokenizer.js';
+export { type JsonlTaskOptions, loadJsonlTask } from './tasks/jsonl-task.js';
 export { sampleTrainingExamples } from './tasks/prompt-sampler.js';
 export {
   defineTask,
@@ -43,3 +51,4 @@ export {
   registerTask,
   type TaskFactory,
 } from './tasks/task-registry.js';
+export { wordProblems } from './tasks/word-problems.js';

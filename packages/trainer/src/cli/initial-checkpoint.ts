@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
 import { initialWeights, modelConfigFor } from '../run/model-setup.js';
-import { createTask } from '../tasks/task-registry.js';
+import { taskOf } from '../tasks/run-task.js';
 
 /**
  * A checkpoint directory (config.json + model.safetensors) of a run config's model at initialisation, in
@@ -12,7 +12,7 @@ import { createTask } from '../tasks/task-registry.js';
  * `rollout.servers` pushes its policy. The caller removes the folder.
  */
 export async function writeInitialCheckpoint(config: RunConfig): Promise<string> {
-  const modelConfig = modelConfigFor(config, createTask(config.task.name));
+  const modelConfig = modelConfigFor(config, await taskOf(config));
   const directory = await mkdtemp(join(tmpdir(), 'moerl-serve-'));
   try {
     await writeHfConfigFile(join(directory, 'config.json'), modelConfig);

@@ -12,6 +12,41 @@ const taskSchema = z
       .default('addition')
       .describe('Task name from the task registry (addition, sort-digits, reverse, or a plugin task).'),
     formatReward: z.number().min(0).max(1).default(0.1).describe('Reward of a well-formed but wrong answer.'),
+    dataset: z
+      .strictObject({
+        path: z
+          .string()
+          .min(1)
+          .describe(
+            'JSONL file (relative to the working directory): one {"prompt": …, "answer": …} or {"messages": [{role, content}, …], "answer": …} a line.',
+          ),
+        evalPath: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'Held-out problems in their own file (default: eval.size problems of path, never trained on).',
+          ),
+        reward: z
+          .enum(['exact', 'numeric', 'regex'])
+          .default('exact')
+          .describe('exact (trimmed match), numeric (GSM8K ####, \\boxed{}, else the last number) or regex.'),
+        pattern: z.string().optional().describe('For reward regex: a capture group must equal the answer.'),
+        tokenizer: z
+          .string()
+          .optional()
+          .describe(
+            'A Hugging Face model directory with tokenizer.json and tokenizer_config.json (its chat template renders prompts); default a character tokenizer over the dataset.',
+          ),
+        maxAnswerTokens: z
+          .number()
+          .int()
+          .positive()
+          .optional()
+          .describe('Longest response in tokens (default: the longest reference answer).'),
+      })
+      .optional()
+      .describe('Train on a JSONL dataset (task name "jsonl") instead of the registered task `name`.'),
   })
   .prefault({});
 

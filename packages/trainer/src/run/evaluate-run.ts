@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { MoerlError } from '@moerl/core';
 import { validateRunConfig } from '../config/resolve-run-config.js';
-import { createEvalSet, createTask } from '../tasks/task-registry.js';
+import { taskOf } from '../tasks/run-task.js';
+import { createEvalSet } from '../tasks/task-registry.js';
 import { resolveRunBackends } from './backends.js';
 import { evaluateAccuracy } from './evaluate.js';
 import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
@@ -36,7 +37,7 @@ export async function evaluateRun(
   }
   const config = validateRunConfig(raw, paths.config);
   await importPlugins(config.plugins);
-  const task = createTask(config.task.name);
+  const task = await taskOf(config);
   const modelConfig = modelConfigFor(config, task);
   const { state, trainerDirectory } = await readLatestCheckpoint(paths);
   const backends = await resolveRunBackends(config.backends);

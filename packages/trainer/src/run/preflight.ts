@@ -3,8 +3,8 @@ import { basename } from 'node:path';
 import { listObjectives } from '@moerl/algos';
 import { type ModelConfig, MoerlError } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
+import { taskOf } from '../tasks/run-task.js';
 import type { Task } from '../tasks/task.js';
-import { createTask } from '../tasks/task-registry.js';
 import { modelConfigFor } from './model-setup.js';
 import { type RunPaths, removeStaleTemporaries } from './run-directory.js';
 
@@ -60,7 +60,7 @@ export interface RunPreflight {
  */
 export async function preflightRun(config: RunConfig): Promise<RunPreflight> {
   await importPlugins(config.plugins);
-  const task = createTask(config.task.name);
+  const task = await taskOf(config);
   let modelConfig: ModelConfig;
   try {
     modelConfig = modelConfigFor(config, task);

@@ -211,6 +211,31 @@ describe('trainRun', () => {
     }
   });
 
+  it('trains on a JSONL dataset with a numeric reward, evaluating on its held-out file', async () => {
+    const data = (name: string) => new URL(`../../data/${name}`, import.meta.url).pathname;
+    const config = await resolveRunConfig({
+      config: {
+        ...tiny,
+        task: {
+          dataset: {
+            path: data('word-problems.jsonl'),
+            evalPath: data('word-problems-eval.jsonl'),
+            reward: 'numeric',
+          },
+        },
+        train: { ...tiny.train, steps: 2 },
+      },
+    });
+    const result = await trainRun({ config, directory: join(root, 'jsonl') });
+    expect(result.metrics).toHaveLength(2);
+    expect(result.initialEvalAccuracy).toBeGreaterThanOrEqual(0);
+    for (const row of result.metrics) expect(Number.isFinite(row.klFree)).toBe(true);
+    const saved = JSON.parse(await readFile(join(root, 'jsonl', 'config.json'), 'utf8')) as {
+      task: { dataset: { reward: string } };
+    };
+    expect(saved.task.dataset.reward).toBe('numeric');
+  });
+
   it('rollout.async 1: each next batch is sampled before the update, with the weights of the step before, and the lag is reported', async () => {
     const base = { ...tiny, replay: 'R3' as const };
     const asyncConfig = await resolveRunConfig({

@@ -8,7 +8,8 @@ import { collectRollouts, trainingBatchOf } from '../run/rollout-batch.js';
 import type { RunEvents } from '../run/run-events.js';
 import { warmStartedWeights } from '../run/warm-start.js';
 import { sampleTrainingExamples } from '../tasks/prompt-sampler.js';
-import { createEvalSet, createTask } from '../tasks/task-registry.js';
+import { taskOf } from '../tasks/run-task.js';
+import { createEvalSet } from '../tasks/task-registry.js';
 
 /** One inference setting of the rollout engine, measured against the fp32 trainer. */
 export interface PrecisionVariant {
@@ -78,7 +79,7 @@ function absDeltas(trainer: Float32Array, engine: Float32Array): Float64Array {
 export async function precisionPanel(options: PrecisionPanelOptions): Promise<PrecisionPanelResult> {
   const { config, events } = options;
   const variants = options.variants ?? DEFAULT_PRECISION_VARIANTS;
-  const task = createTask(config.task.name);
+  const task = await taskOf(config);
   const modelConfig = modelConfigFor(config, task);
   const backends = await resolveRunBackends(config.backends);
   for (const line of backends.summary) events?.log?.(line);

@@ -70,6 +70,7 @@ export function createTask(name: string): Task {
  * are drawn with `isHeldOut` excluded, so the two never overlap.
  */
 export function createEvalSet(task: Task, count: number, seed: number): TaskExample[] {
+  if (task.evalExamples !== undefined) return task.evalExamples.slice(0, count);
   const random = createRandom(seed).fork(`eval:${task.name}`);
   const seen = new Set<string>();
   const examples: TaskExample[] = [];

@@ -45,6 +45,8 @@ export interface Task {
    * the environment. Evaluation and the warm start still use the single-turn prompt and answer.
    */
   readonly environment?: Environment;
+  /** Held-out problems of their own (a dataset's evaluation file); default: drawn from `generate`. */
+  readonly evalExamples?: readonly TaskExample[];
 }
 
 /** What a user writes to add a task; `defineTask` fills in tokenization and scoring. */
