@@ -93,6 +93,12 @@ export {
   validateRoutingRecord,
 } from './routing/routing-record.js';
 export {
+  MODEL_WEIGHTS_FILE,
+  MODEL_WEIGHTS_INDEX,
+  modelWeightsPath,
+  readModelWeights,
+} from './safetensors/read-model-weights.js';
+export {
   MAX_SAFETENSORS_HEADER_BYTES,
   parseSafetensors,
   readSafetensorsFile,

@@ -2,14 +2,15 @@ import { join } from 'node:path';
 import {
   type ModelConfig,
   MoerlError,
+  modelWeightsPath,
   type NamedTensors,
   readHfConfigFile,
-  readSafetensorsFile,
+  readModelWeights,
   validateWeights,
 } from '@moerl/core';
 
 /**
- * Reads `model.safetensors` of a checkpoint directory. With `expected` (the served model), the directory's
+ * Reads the weights of a checkpoint directory (`model.safetensors`, or the shards of its index). With `expected` (the served model), the directory's
  * `config.json` is read and validated as at start and must describe the same model (`CONFIG_INVALID`
  * naming the fields that differ), and the weights must match it and be finite (`CHECKPOINT_INVALID`,
  * `NON_FINITE` naming the tensor), all before the engine sees them.
@@ -30,9 +31,8 @@ export async function loadCheckpointWeights(
       );
     }
   }
-  const weightsPath = join(directory, 'model.safetensors');
-  const { tensors } = await readSafetensorsFile(weightsPath);
-  if (expected !== undefined) validateWeights(expected, tensors, { subject: weightsPath });
+  const tensors = await readModelWeights(directory);
+  if (expected !== undefined) validateWeights(expected, tensors, { subject: modelWeightsPath(directory) });
   return tensors;
 }
 

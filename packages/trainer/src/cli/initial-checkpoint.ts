@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
-import { initialWeights, modelConfigFor } from '../run/model-setup.js';
+import { initialWeights, modelConfigOf } from '../run/model-setup.js';
 import { taskOf } from '../tasks/run-task.js';
 
 /**
@@ -12,11 +12,14 @@ import { taskOf } from '../tasks/run-task.js';
  * `rollout.servers` pushes its policy. The caller removes the folder.
  */
 export async function writeInitialCheckpoint(config: RunConfig): Promise<string> {
-  const modelConfig = modelConfigFor(config, await taskOf(config));
+  const modelConfig = await modelConfigOf(config, await taskOf(config));
   const directory = await mkdtemp(join(tmpdir(), 'moerl-serve-'));
   try {
     await writeHfConfigFile(join(directory, 'config.json'), modelConfig);
-    await writeSafetensorsFile(join(directory, 'model.safetensors'), initialWeights(config, modelConfig));
+    await writeSafetensorsFile(
+      join(directory, 'model.safetensors'),
+      await initialWeights(config, modelConfig),
+    );
   } catch (error) {
     await rm(directory, { recursive: true, force: true });
     throw error;

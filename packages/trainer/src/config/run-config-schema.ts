@@ -80,6 +80,13 @@ const modelSchema = z
       .default([0])
       .describe('Layers with a dense FFN instead of experts.'),
     normTopKProb: z.boolean().default(true).describe('Renormalise the top-k router probabilities.'),
+    path: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'A Hugging Face Qwen3-MoE directory (config.json, and model.safetensors or its shards with model.safetensors.index.json): the run starts from these weights and takes the architecture from config.json, so the size fields above are ignored. Its vocabulary must hold the task tokenizer’s (task.dataset.tokenizer pointing at the same directory).',
+      ),
     initSeed: z
       .number()
       .int()

@@ -5,7 +5,7 @@ import { taskOf } from '../tasks/run-task.js';
 import { createEvalSet } from '../tasks/task-registry.js';
 import { resolveRunBackends } from './backends.js';
 import { evaluateAccuracy } from './evaluate.js';
-import { initialWeights, maxNewTokensOf, modelConfigFor } from './model-setup.js';
+import { initialWeights, maxNewTokensOf, modelConfigOf } from './model-setup.js';
 import { importPlugins } from './preflight.js';
 import { assertRunDirectory, readLatestCheckpoint, runPaths } from './run-directory.js';
 
@@ -38,12 +38,12 @@ export async function evaluateRun(
   const config = validateRunConfig(raw, paths.config);
   await importPlugins(config.plugins);
   const task = await taskOf(config);
-  const modelConfig = modelConfigFor(config, task);
+  const modelConfig = await modelConfigOf(config, task);
   const { state, trainerDirectory } = await readLatestCheckpoint(paths);
   const backends = await resolveRunBackends(config.backends);
   const trainer = await backends.createTrainer({
     config: modelConfig,
-    weights: initialWeights(config, modelConfig),
+    weights: await initialWeights(config, modelConfig),
     seed: config.seed,
   });
   try {

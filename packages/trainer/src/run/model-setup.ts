@@ -1,4 +1,15 @@
-import { createModelConfig, type ModelConfig, type NamedTensors, type SamplingParams } from '@moerl/core';
+import { join } from 'node:path';
+import {
+  createModelConfig,
+  type ModelConfig,
+  MoerlError,
+  modelWeightsPath,
+  type NamedTensors,
+  readHfConfigFile,
+  readModelWeights,
+  type SamplingParams,
+  validateWeights,
+} from '@moerl/core';
 import { createRandomWeights } from '@moerl/testkit';
 import type { RunConfig } from '../config/run-config-schema.js';
 import type { Task } from '../tasks/task.js';
@@ -45,8 +56,38 @@ function maxPositionsOf(config: RunConfig, task: Task): number {
   );
 }
 
-export function initialWeights(config: RunConfig, modelConfig: ModelConfig): NamedTensors {
-  return createRandomWeights(modelConfig, config.model.initSeed ?? config.seed);
+/**
+ * The run's model: the Hugging Face directory of `model.path` (its config.json), else the config's own size
+ * fields around the task's tokenizer. A directory must hold the tokenizer's vocabulary and the task's longest
+ * prompt and answer (`CONFIG_INVALID` otherwise).
+ */
+export async function modelConfigOf(config: RunConfig, task: Task): Promise<ModelConfig> {
+  const path = config.model.path;
+  if (path === undefined) return modelConfigFor(config, task);
+  const model = await readHfConfigFile(join(path, 'config.json'));
+  const refuse = (problem: string) =>
+    new MoerlError('CONFIG_INVALID', `model.path ${path}: ${problem}`, {
+      details: { field: 'model.path', path },
+    });
+  if (task.tokenizer.vocabSize > model.vocabSize) {
+    throw refuse(
+      `its vocabulary has ${model.vocabSize} tokens, the task's tokenizer ${task.tokenizer.vocabSize}; give the task the model's tokenizer (task.dataset.tokenizer)`,
+    );
+  }
+  const needed = maxPositionsOf(config, task);
+  if (needed > model.maxPositionEmbeddings) {
+    throw refuse(`it holds ${model.maxPositionEmbeddings} positions, the task needs ${needed}`);
+  }
+  return model;
+}
+
+/** The weights RL (or the warm start) begins from: `model.path`'s, else random ones from the run's seed. */
+export async function initialWeights(config: RunConfig, modelConfig: ModelConfig): Promise<NamedTensors> {
+  const path = config.model.path;
+  if (path === undefined) return createRandomWeights(modelConfig, config.model.initSeed ?? config.seed);
+  const weights = await readModelWeights(path);
+  validateWeights(modelConfig, weights, { subject: modelWeightsPath(path) });
+  return weights;
 }
 
 /** The tfjs trainer options every trainer of a run shares (the warm start's and RL's). */

@@ -5,7 +5,7 @@ import { type ModelConfig, MoerlError } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
 import { taskOf } from '../tasks/run-task.js';
 import type { Task } from '../tasks/task.js';
-import { modelConfigFor } from './model-setup.js';
+import { modelConfigOf } from './model-setup.js';
 import { type RunPaths, removeStaleTemporaries } from './run-directory.js';
 
 export async function importPlugins(plugins: readonly string[]): Promise<void> {
@@ -63,7 +63,7 @@ export async function preflightRun(config: RunConfig): Promise<RunPreflight> {
   const task = await taskOf(config);
   let modelConfig: ModelConfig;
   try {
-    modelConfig = modelConfigFor(config, task);
+    modelConfig = await modelConfigOf(config, task);
   } catch (error) {
     if (!MoerlError.isInstance(error)) throw error;
     // The model's own checks name ModelConfig fields; those the run config sets are `model.<field>`.

@@ -1,13 +1,16 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
+import { createRandomWeights } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyRun } from '../__fixtures__/tiny-run.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
 import { createReverseTask } from '../tasks/builtin-tasks.js';
 import { defineTask } from '../tasks/task.js';
-import { registerTask } from '../tasks/task-registry.js';
+import { createTask, registerTask } from '../tasks/task-registry.js';
+import { modelConfigFor } from './model-setup.js';
 import { readMetrics } from './run-directory.js';
 import { trainRun } from './train-run.js';
 
@@ -209,6 +212,51 @@ describe('trainRun', () => {
       for (const value of [row.loss, row.klFree, row.klReplay, row.gradNorm])
         expect(Number.isFinite(value)).toBe(true);
     }
+  });
+
+  it('starts from a Hugging Face model directory (sharded): the same run as from those weights in memory', async () => {
+    const base = {
+      ...tiny,
+      replay: 'R3' as const,
+      warmStart: { steps: 0 },
+      train: { ...tiny.train, steps: 2 },
+    };
+    const fromSeed = await resolveRunConfig({ config: base });
+    // The directory holds exactly the weights the seeded run starts from, split over two shards.
+    const modelConfig = modelConfigFor(fromSeed, createTask(fromSeed.task.name));
+    const weights = createRandomWeights(modelConfig, fromSeed.seed);
+    const model = join(root, 'hf-model');
+    await mkdir(model);
+    await writeHfConfigFile(join(model, 'config.json'), modelConfig);
+    const names = [...weights.keys()];
+    const half = Math.ceil(names.length / 2);
+    const shard = (index: number) => `model-0000${index + 1}-of-00002.safetensors`;
+    const weightMap: Record<string, string> = {};
+    for (const [index, part] of [names.slice(0, half), names.slice(half)].entries()) {
+      await writeSafetensorsFile(
+        join(model, shard(index)),
+        new Map(part.map((name) => [name, weights.get(name)!])),
+      );
+      for (const name of part) weightMap[name] = shard(index);
+    }
+    await writeFile(join(model, 'model.safetensors.index.json'), JSON.stringify({ weight_map: weightMap }));
+    const fromDirectory = await resolveRunConfig({
+      config: { ...base, model: { ...base.model, path: model } },
+    });
+    const a = await trainRun({ config: fromSeed, directory: join(root, 'from-seed') });
+    const b = await trainRun({ config: fromDirectory, directory: join(root, 'from-directory') });
+    expect(b.initialEvalAccuracy).toBe(a.initialEvalAccuracy);
+    expect(b.metrics.map(deterministic)).toEqual(a.metrics.map(deterministic));
+    // A directory whose vocabulary cannot hold the task's tokenizer is refused before anything runs.
+    const small = join(root, 'hf-small');
+    await mkdir(small);
+    await writeHfConfigFile(join(small, 'config.json'), { ...modelConfig, vocabSize: 4 });
+    await expect(
+      trainRun({
+        config: await resolveRunConfig({ config: { ...base, model: { ...base.model, path: small } } }),
+        directory: join(root, 'from-small'),
+      }),
+    ).rejects.toThrow(/vocabulary has 4 tokens/);
   });
 
   it('trains on a JSONL dataset with a numeric reward, evaluating on its held-out file', async () => {

@@ -173,7 +173,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       resumedRolloutPolicy = await readRolloutPolicy(directory);
     trainer = await backends.createTrainer({
       ...trainerOptions,
-      weights: initialWeights(config, modelConfig),
+      weights: await initialWeights(config, modelConfig),
       learningRate: config.train.learningRate,
     });
     await trainer.loadCheckpoint(trainerDirectory);

@@ -102,7 +102,7 @@ export async function warmStartedWeights(options: {
   readonly events?: RunEvents | undefined;
 }): Promise<NamedTensors> {
   const { config, modelConfig, task, events } = options;
-  const weights = initialWeights(config, modelConfig);
+  const weights = await initialWeights(config, modelConfig);
   if (config.warmStart.steps === 0) return weights;
   const key = warmStartKey(config);
   const cached = warmStartCache.get(key);

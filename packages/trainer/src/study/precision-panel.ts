@@ -3,7 +3,7 @@ import type { RunConfig } from '../config/run-config-schema.js';
 import { tableCell, textTable } from '../report/text-table.js';
 import { resolveRunBackends } from '../run/backends.js';
 import { type MismatchMetrics, mismatchMetrics } from '../run/mismatch-metrics.js';
-import { logprobTemperatureOf, modelConfigFor, samplingParamsFor } from '../run/model-setup.js';
+import { logprobTemperatureOf, modelConfigOf, samplingParamsFor } from '../run/model-setup.js';
 import { collectRollouts, trainingBatchOf } from '../run/rollout-batch.js';
 import type { RunEvents } from '../run/run-events.js';
 import { warmStartedWeights } from '../run/warm-start.js';
@@ -80,7 +80,7 @@ export async function precisionPanel(options: PrecisionPanelOptions): Promise<Pr
   const { config, events } = options;
   const variants = options.variants ?? DEFAULT_PRECISION_VARIANTS;
   const task = await taskOf(config);
-  const modelConfig = modelConfigFor(config, task);
+  const modelConfig = await modelConfigOf(config, task);
   const backends = await resolveRunBackends(config.backends);
   for (const line of backends.summary) events?.log?.(line);
   const heldOut = new Set(
