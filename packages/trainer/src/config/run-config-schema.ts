@@ -318,7 +318,19 @@ export const runConfigSchema = z.strictObject({
     .describe(
       'Modules imported before the run, e.g. packages that register objectives or tasks. Paths and package names resolve from the config file’s directory (the working directory for --set).',
     ),
-});
+})
+  // Checked with the rest, so a study refuses a bad arm before its first run rather than in the middle.
+  .superRefine((config, context) => {
+    const { activations, precision, servers } = config.rollout;
+    if (activations === 'bf16' && servers.length === 0 && precision !== 'bf16' && precision !== 'fp8') {
+      context.addIssue({
+        code: 'custom',
+        path: ['rollout', 'activations'],
+        message: `bf16 activations need rollout.precision bf16 or fp8, found ${precision}`,
+        input: activations,
+      });
+    }
+  });
 
 export type RunConfig = z.output<typeof runConfigSchema>;
 export type RunConfigInput = z.input<typeof runConfigSchema>;

@@ -6,6 +6,7 @@ import { tinyRun } from '../__fixtures__/tiny-run.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
 import { armConfig, type StudyRun, stabilityStudy, studyVerdict, summarizeArm } from './stability-study.js';
+import { STUDY_ARMS } from './study-arms.js';
 
 let root = '';
 beforeAll(async () => {
@@ -77,6 +78,22 @@ describe('summarizeArm and studyVerdict', () => {
     const calm = summarizeArm('free', [run('free', 0.3, 0.35, [5], [1])], 100);
     expect(studyVerdict([calm])).toMatch(/^no run collapsed at this scale \(free 0\/1\)/);
     expect(studyVerdict([calm])).toContain('5.00× at the median step');
+  });
+
+  it('every arm is a valid config over the presets the study runs', async () => {
+    for (const preset of ['demo', 'r3-study']) {
+      const base = await resolveRunConfig({ preset });
+      for (const arm of Object.keys(STUDY_ARMS))
+        expect(() => armConfig(base, arm, 0), `${preset} ${arm}`).not.toThrow();
+    }
+    // The check that catches a bad arm up front: bf16 activations on an fp32 engine.
+    const base = await resolveRunConfig({ preset: 'demo' });
+    expect(() =>
+      armConfig({ ...base, rollout: { ...base.rollout, activations: 'bf16' } }, 'free', 0),
+    ).not.toThrow();
+    await expect(resolveRunConfig({ preset: 'demo', overrides: ['rollout.precision=fp32'] })).rejects.toThrow(
+      /bf16 activations need rollout\.precision bf16 or fp8, found fp32/,
+    );
   });
 
   it('refuses an unknown arm', async () => {

@@ -11,6 +11,6 @@ export const STUDY_ARMS: Readonly<Record<string, Plain>> = {
   R2: { replay: 'R2' },
   R3: { replay: 'R3' },
   'free-tis': { replay: 'free', algorithm: { importanceSampling: 'truncate' } },
-  'fp32-engine': { replay: 'free', rollout: { precision: 'fp32' } },
+  'fp32-engine': { replay: 'free', rollout: { precision: 'fp32', activations: 'fp32' } },
   frozen: { replay: 'R3', train: { frozen: true } },
 };
