@@ -264,61 +264,62 @@ const trainSchema = z
   })
   .prefault({});
 
-export const runConfigSchema = z.strictObject({
-  $schema: z
-    .string()
-    .optional()
-    .describe(
-      'Where an editor finds this file’s JSON Schema (`moerl config --json-schema > moerl.schema.json`); ignored by runs.',
-    ),
-  name: z.string().min(1).default('run').describe('Run name (used in reports).'),
-  seed: z.number().int().default(0).describe('Seed of everything random in the run.'),
-  replay: z
-    .enum(['free', 'R2', 'R3'])
-    .default('free')
-    .describe(
-      'Routing replay: free (none), R2 (trainer’s own old-logprob routing), R3 (the engine’s rollout routing).',
-    ),
-  task: taskSchema,
-  model: modelSchema,
-  warmStart: warmStartSchema,
-  rollout: rolloutSchema,
-  algorithm: algorithmSchema,
-  train: trainSchema,
-  eval: z
-    .strictObject({
-      every: z
-        .number()
-        .int()
-        .nonnegative()
-        .default(5)
-        .describe('Evaluate on the held-out set every N steps (0: only at the end).'),
-      size: z.number().int().positive().default(64).describe('Problems in the held-out evaluation set.'),
-    })
-    .prefault({}),
-  checkpoint: z
-    .strictObject({
-      every: z
-        .number()
-        .int()
-        .nonnegative()
-        .default(10)
-        .describe('Checkpoint every N steps (0: only at the end).'),
-    })
-    .prefault({}),
-  backends: z
-    .strictObject({
-      trainer: z.string().default('auto').describe('Trainer backend name, or auto (best registered).'),
-      engine: z.string().default('auto').describe('Rollout backend name, or auto (best registered).'),
-    })
-    .prefault({}),
-  plugins: z
-    .array(z.string())
-    .default([])
-    .describe(
-      'Modules imported before the run, e.g. packages that register objectives or tasks. Paths and package names resolve from the config file’s directory (the working directory for --set).',
-    ),
-})
+export const runConfigSchema = z
+  .strictObject({
+    $schema: z
+      .string()
+      .optional()
+      .describe(
+        'Where an editor finds this file’s JSON Schema (`moerl config --json-schema > moerl.schema.json`); ignored by runs.',
+      ),
+    name: z.string().min(1).default('run').describe('Run name (used in reports).'),
+    seed: z.number().int().default(0).describe('Seed of everything random in the run.'),
+    replay: z
+      .enum(['free', 'R2', 'R3'])
+      .default('free')
+      .describe(
+        'Routing replay: free (none), R2 (trainer’s own old-logprob routing), R3 (the engine’s rollout routing).',
+      ),
+    task: taskSchema,
+    model: modelSchema,
+    warmStart: warmStartSchema,
+    rollout: rolloutSchema,
+    algorithm: algorithmSchema,
+    train: trainSchema,
+    eval: z
+      .strictObject({
+        every: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(5)
+          .describe('Evaluate on the held-out set every N steps (0: only at the end).'),
+        size: z.number().int().positive().default(64).describe('Problems in the held-out evaluation set.'),
+      })
+      .prefault({}),
+    checkpoint: z
+      .strictObject({
+        every: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(10)
+          .describe('Checkpoint every N steps (0: only at the end).'),
+      })
+      .prefault({}),
+    backends: z
+      .strictObject({
+        trainer: z.string().default('auto').describe('Trainer backend name, or auto (best registered).'),
+        engine: z.string().default('auto').describe('Rollout backend name, or auto (best registered).'),
+      })
+      .prefault({}),
+    plugins: z
+      .array(z.string())
+      .default([])
+      .describe(
+        'Modules imported before the run, e.g. packages that register objectives or tasks. Paths and package names resolve from the config file’s directory (the working directory for --set).',
+      ),
+  })
   // Checked with the rest, so a study refuses a bad arm before its first run rather than in the middle.
   .superRefine((config, context) => {
     const { activations, precision, servers } = config.rollout;

@@ -1,7 +1,8 @@
-import type { RolloutEngine } from '@moerl/core';
+import { createRandom, type RolloutEngine } from '@moerl/core';
 import type { Task, TaskExample } from '../tasks/task.js';
+import { collectConversations } from './conversation-rollouts.js';
 
-/** Greedy accuracy on held-out problems. */
+/** Greedy accuracy on held-out problems (for a multi-turn task: of whole conversations). */
 export async function evaluateAccuracy(
   engine: RolloutEngine,
   task: Task,
@@ -9,6 +10,23 @@ export async function evaluateAccuracy(
   maxNewTokens: number,
 ): Promise<number> {
   if (examples.length === 0) return Number.NaN;
+  if (task.environment !== undefined) {
+    // A multi-turn task is judged on whole conversations, played greedily.
+    const batch = await collectConversations(engine, task, task.environment, examples, {
+      groupSize: 1,
+      sampling: {
+        temperature: 0,
+        topP: 1,
+        topK: 0,
+        maxNewTokens,
+        stopTokenIds: [task.tokenizer.eosId],
+        seed: 0,
+      },
+      random: createRandom(0),
+      idPrefix: 'eval',
+    });
+    return batch.correct.filter(Boolean).length / examples.length;
+  }
   const trajectories = await engine.generate(
     examples.map((example, index) => ({
       id: `eval-${index}`,

@@ -3,6 +3,7 @@ import {
   crossEntropyObjective,
   type ModelConfig,
   type NamedTensors,
+  type Objective,
   type PolicyTrainer,
   type SeededRandom,
 } from '@moerl/core';
@@ -32,21 +33,70 @@ export async function warmStart(
     readonly shouldStop?: () => boolean;
   },
 ): Promise<number> {
-  const objective = crossEntropyObjective();
+  const plain = crossEntropyObjective();
   let loss = Number.NaN;
   for (let step = 1; step <= options.steps && options.shouldStop?.() !== true; step++) {
     const examples = sampleTrainingExamples(task, options.batchSize, options.random, options.heldOut);
+    const targets = examples.map((example) => supervisedTarget(task, example));
     const batch = {
-      sequences: examples.map((example) => ({
+      sequences: examples.map((example, index) => ({
         promptIds: Int32Array.from(task.promptIds(example)),
-        responseIds: Int32Array.from(task.answerIds(example)),
+        responseIds: Int32Array.from(targets[index]!.ids),
       })),
     };
+    const objective = targets.every((target) => target.mask === undefined)
+      ? plain
+      : maskedCrossEntropy(targets.flatMap((target) => target.mask ?? target.ids.map(() => 1)));
     const result = await trainer.trainStep(batch, objective, { routing: 'free' });
     loss = result.loss;
     options.onProgress?.({ step, steps: options.steps, loss });
   }
   return loss;
+}
+
+/**
+ * What the warm start imitates on `example`: the single-turn answer, or for a task whose environment
+ * demonstrates, the whole conversation with a mask of 1 on the model's turns (each ended by `<eos>`) and 0 on
+ * the observations between them.
+ */
+export function supervisedTarget(task: Task, example: TaskExample): { ids: number[]; mask?: number[] } {
+  const demonstration = task.environment?.demonstrate?.(example);
+  if (demonstration === undefined) return { ids: task.answerIds(example) };
+  const ids: number[] = [];
+  const mask: number[] = [];
+  demonstration.turns.forEach((turn, index) => {
+    const said = [...task.tokenizer.encode(turn), task.tokenizer.eosId];
+    ids.push(...said);
+    mask.push(...said.map(() => 1));
+    const observation = demonstration.observations[index];
+    if (index < demonstration.turns.length - 1 && observation !== undefined) {
+      const heard = task.tokenizer.encode(observation);
+      ids.push(...heard);
+      mask.push(...heard.map(() => 0));
+    }
+  });
+  return { ids, mask };
+}
+
+/** Mean negative logprob over the tokens where `mask` is 1 (the model's own turns of a demonstration). */
+export function maskedCrossEntropy(mask: readonly number[]): Objective {
+  const count = Math.max(
+    1,
+    mask.reduce((total, bit) => total + bit, 0),
+  );
+  return {
+    name: 'cross-entropy',
+    evaluate({ logprobs }) {
+      let sum = 0;
+      const gradient = new Float32Array(logprobs.length);
+      for (let t = 0; t < logprobs.length; t++) {
+        if (mask[t] !== 1) continue;
+        sum += logprobs[t]!;
+        gradient[t] = -1 / count;
+      }
+      return { loss: -sum / count, gradient, metrics: { tokens: count } };
+    },
+  };
 }
 
 /**

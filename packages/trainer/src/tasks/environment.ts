@@ -29,6 +29,15 @@ export interface Environment<State = unknown> {
   /** Longest observation, in tokens; a longer one is an environment error. */
   readonly maxObservationTokens: number;
   reset(example: TaskExample): State;
+  /**
+   * A conversation for the warm start to imitate on `example`: the model's turns, and the observation after
+   * each turn but the last (`observations.length === turns.length − 1`). The warm start trains on the turns
+   * only. Without it the warm start trains on the task's single-turn answer.
+   */
+  demonstrate?(example: TaskExample): {
+    readonly turns: readonly string[];
+    readonly observations: readonly string[];
+  };
   /** Called after every model turn with its text (decoded, without `<eos>`). */
   step(
     state: State,
