@@ -1,30 +1,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createModelConfig, createRandom, writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
+import { createRandom, writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
 import { createHttpRolloutEngine, type HttpRolloutEngine } from '@moerl/rollout-http';
 import { createRandomWeights } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { conversationModel, conversationTask } from '../__fixtures__/conversation-model.js';
 import { type ServedOnnxEngine, serveOnnxEngine } from '../serve/serve-onnx-engine.js';
-import { createReverseTask } from '../tasks/builtin-tasks.js';
 import type { Environment } from '../tasks/environment.js';
 import { collectConversations } from './conversation-rollouts.js';
 
-const task = createReverseTask(5);
-const config = createModelConfig({
-  vocabSize: task.tokenizer.vocabSize,
-  hiddenSize: 32,
-  numLayers: 2,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  numExperts: 8,
-  topK: 2,
-  moeIntermediateSize: 16,
-  intermediateSize: 32,
-  mlpOnlyLayers: [],
-  normTopKProb: true,
-  maxPositionEmbeddings: 128,
-});
+const task = conversationTask;
+const config = conversationModel;
 const environment: Environment = {
   name: 'fixed-reply',
   maxTurns: 3,

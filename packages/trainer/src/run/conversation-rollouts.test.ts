@@ -1,28 +1,15 @@
 import { createOnnxRolloutEngine } from '@moerl/backend-onnx';
 import { createTfjsPolicyTrainer } from '@moerl/backend-tfjs';
-import { createModelConfig, createRandom, type RolloutEngine, type SamplingParams } from '@moerl/core';
+import { createRandom, type RolloutEngine, type SamplingParams } from '@moerl/core';
 import { createRandomWeights } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createReverseTask } from '../tasks/builtin-tasks.js';
+import { conversationModel, conversationTask } from '../__fixtures__/conversation-model.js';
 import type { Environment } from '../tasks/environment.js';
 import { collectConversations } from './conversation-rollouts.js';
 import { trainingBatchOf } from './rollout-batch.js';
 
-const task = createReverseTask(5);
-const config = createModelConfig({
-  vocabSize: task.tokenizer.vocabSize,
-  hiddenSize: 32,
-  numLayers: 2,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  numExperts: 8,
-  topK: 2,
-  moeIntermediateSize: 16,
-  intermediateSize: 32,
-  mlpOnlyLayers: [],
-  normTopKProb: true,
-  maxPositionEmbeddings: 128,
-});
+const task = conversationTask;
+const config = conversationModel;
 const weights = createRandomWeights(config, 7);
 const sampling: SamplingParams = {
   temperature: 1,
