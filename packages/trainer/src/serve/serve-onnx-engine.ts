@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createOnnxRolloutEngine, type OnnxRolloutEngineOptions } from '@moerl/backend-onnx';
 import { type RolloutEngine, readHfConfigFile } from '@moerl/core';
@@ -7,6 +8,7 @@ import {
   type SglangServer,
   type SglangServerOptions,
 } from '@moerl/rollout-http';
+import { loadHfTokenizer } from '../tasks/hf-tokenizer.js';
 
 export interface ServeOnnxEngineOptions
   extends Omit<SglangServerOptions, 'engine' | 'loadWeights'>,
@@ -21,7 +23,8 @@ export interface ServedOnnxEngine extends SglangServer {
 }
 
 /**
- * `moerl serve`: builds the backend-onnx engine from a checkpoint directory and serves it with
+ * `moerl serve`: builds the backend-onnx engine from a checkpoint directory (with its tokenizer.json and
+ * tokenizer_config.json when it has them, for `text` in and out) and serves it with
  * @moerl/rollout-http's SGLang `/generate` subset (and vLLM's `/v1/completions`). Weights are read with
  * `loadCheckpointWeights`, at start and on `/update_weights_from_disk` (another directory with the same
  * config; non-finite weights and another model's config are refused before the engine sees them), which
@@ -36,11 +39,20 @@ export async function serveOnnxEngine(options: ServeOnnxEngineOptions): Promise<
   const { checkpointDir, ...shared } = options;
   const config = await readHfConfigFile(join(checkpointDir, 'config.json'));
   const weights = await loadCheckpointWeights(checkpointDir, config);
+  // A checkpoint with a Hugging Face tokenizer takes `text` prompts and answers with decoded `text`.
+  const tokenizer =
+    options.tokenizer ??
+    (existsSync(join(checkpointDir, 'tokenizer.json')) ? await loadHfTokenizer(checkpointDir) : undefined);
   const engine = await createOnnxRolloutEngine({ ...shared, config, weights });
   let server: SglangServer;
   try {
     server = await createSglangServer({
       ...shared,
+      ...(tokenizer === undefined
+        ? {}
+        : {
+            tokenizer: { encode: (text) => tokenizer.encode(text), decode: (ids) => tokenizer.decode(ids) },
+          }),
       engine,
       loadWeights: (path) => loadCheckpointWeights(path, config),
     });
