@@ -5,6 +5,7 @@ import { type ModelConfig, MoerlError } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
 import { taskOf } from '../tasks/run-task.js';
 import type { Task } from '../tasks/task.js';
+import { assertRunFits, estimateRunMemory, type MemoryEstimate } from './memory-estimate.js';
 import { modelConfigOf } from './model-setup.js';
 import { type RunPaths, removeStaleTemporaries } from './run-directory.js';
 
@@ -51,6 +52,7 @@ export function runConfigProblems(config: RunConfig): string[] {
 export interface RunPreflight {
   readonly task: Task;
   readonly modelConfig: ModelConfig;
+  readonly memory: MemoryEstimate;
 }
 
 /**
@@ -94,7 +96,9 @@ export async function preflightRun(config: RunConfig): Promise<RunPreflight> {
       details: { problems },
     });
   }
-  return { task, modelConfig };
+  const memory = estimateRunMemory(config, modelConfig, task);
+  assertRunFits(memory);
+  return { task, modelConfig, memory };
 }
 
 /** The files of a run in its directory; another run must not write over them unasked. */

@@ -14,6 +14,7 @@ import type { StepMetrics } from '../metrics/step-metrics.js';
 import { createEvalSet } from '../tasks/task-registry.js';
 import { resolveRunBackends } from './backends.js';
 import { evaluateAccuracy } from './evaluate.js';
+import { describeMemory } from './memory-estimate.js';
 import {
   initialWeights,
   logprobTemperatureOf,
@@ -134,10 +135,11 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   const { config, events } = options;
   const paths = runPaths(options.directory);
   // Everything checkable is checked before the run directory is touched.
-  const { task, modelConfig } = await preflightRun(config);
+  const { task, modelConfig, memory } = await preflightRun(config);
   const backends = await resolveRunBackends(config.backends);
   await prepareRunDirectory(paths, options);
   for (const line of backends.summary) events?.log?.(line);
+  events?.log?.(describeMemory(memory));
   const evalSet = createEvalSet(task, config.eval.size, config.seed);
   const heldOut = new Set(evalSet.map((example) => example.prompt));
   const maxNewTokens = maxNewTokensOf(config, task);
