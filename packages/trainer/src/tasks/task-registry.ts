@@ -5,6 +5,7 @@ import {
   createReverseTask,
   createSortDigitsTask,
 } from './builtin-tasks.js';
+import { createGuessNumberTask } from './guess-number-task.js';
 import { createMultiplyToolTask } from './multiply-tool-task.js';
 import type { Task, TaskExample } from './task.js';
 
@@ -19,6 +20,7 @@ const BUILT_IN_TASKS: readonly (readonly [string, TaskFactory])[] = [
   ['reverse-8', () => createReverseTask(8)],
   ['sort-digits-8', () => createSortDigitsTask(8)],
   ['multiply-tool', () => createMultiplyToolTask()],
+  ['guess-number', () => createGuessNumberTask()],
 ];
 
 // The process-wide task table hangs off globalThis under a Symbol.for key, so that a plugin importing its
