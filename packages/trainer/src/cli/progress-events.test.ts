@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { phaseBar, progressEvents } from './progress-events.js';
+import type { StepMetrics } from '../metrics/step-metrics.js';
+import { phaseBar, progressEvents, stepLine } from './progress-events.js';
 
 /** A terminal stand-in that keeps what cli-progress draws. */
 function fakeTerminal() {
@@ -38,5 +39,23 @@ describe('progress bar', () => {
     expect(terminal.text()).toContain('run eval before RL |');
     expect(terminal.text()).toContain('| 0/2 ETA');
     expect(terminal.text()).not.toContain('-1/2');
+  });
+});
+
+describe('step line', () => {
+  it('shows turns and cached rows for multi-turn tasks only', () => {
+    const row = {
+      step: 3,
+      rewardMean: 0.5,
+      accuracy: 0.5,
+      klFree: 1e-3,
+      klReplay: 5e-4,
+      tokensWithRoutingDifference: 0.1,
+      clipFraction: 0,
+    } as StepMetrics;
+    expect(stepLine('run', row, 10)).not.toContain('turns');
+    expect(stepLine('run', { ...row, turnsPerEpisode: 1.75, routingRowsReused: 412 }, 10)).toContain(
+      'turns 1.75 cached rows 412',
+    );
   });
 });
