@@ -467,6 +467,20 @@ export function createProgram(): Command {
     });
 
   program
+    .command('export')
+    .description(
+      'write a run’s latest checkpoint as a Hugging Face model directory (config, weights, tokenizer)',
+    )
+    .argument('<run-dir>')
+    .requiredOption('-o, --out <dir>', 'the model directory to write')
+    .option('--force', 'replace a directory that already holds files')
+    .action(async (directory: string, flags: { out: string; force?: boolean }) => {
+      const { exportRun } = await import('./export-run.js');
+      const files = await exportRun(directory, flags.out, { force: flags.force === true });
+      process.stdout.write(`${flags.out}: ${files.join(', ')}\n`);
+    });
+
+  program
     // Installed from npm there are no benchmarks to run: the command shows only inside a checkout.
     .command('bench', { hidden: workspaceRoot(process.cwd()) === undefined })
     .description('run the benchmarks of the packages (inside a moerl checkout) and print their ratios')
