@@ -11,7 +11,12 @@ import {
   moeLayerIndices,
   type SamplingParams,
 } from '@moerl/core';
-import { createRandomWeights, createReferenceRolloutEngine, smallMoeConfig } from '@moerl/testkit';
+import {
+  createRandomWeights,
+  createReferenceRolloutEngine,
+  demoShapedMoeConfig,
+  smallMoeConfig,
+} from '@moerl/testkit';
 import * as ort from 'onnxruntime-node';
 import { createOnnxRolloutEngine, type OnnxRolloutEngine } from '../src/index.js';
 
@@ -287,19 +292,7 @@ async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermed
  * preset's model (hidden 64, 4 layers with layer 0 dense, 16 experts top-2), 16 sequences × 32 new tokens.
  */
 async function benchRuntimes(): Promise<void> {
-  const config = createModelConfig({
-    vocabSize: 32,
-    hiddenSize: 64,
-    numLayers: 4,
-    numAttentionHeads: 4,
-    numKeyValueHeads: 2,
-    numExperts: 16,
-    topK: 2,
-    moeIntermediateSize: 32,
-    intermediateSize: 64,
-    mlpOnlyLayers: [0],
-    normTopKProb: true,
-  });
+  const config = demoShapedMoeConfig(32);
   const weights = createRandomWeights(config, 0);
   const requests = requestsOf(16, 12, config.vocabSize);
   // No EOS: every sequence generates all 32 tokens.

@@ -30,6 +30,7 @@ export {
   rolloutEngineCases,
 } from './conformance/rollout-engine-cases.js';
 export {
+  demoShapedMoeConfig,
   smallMoeConfig,
   tinyBiasedTiedConfig,
   tinyConfigs,

@@ -6,24 +6,11 @@
  */
 import { createOnnxRolloutEngine } from '@moerl/backend-onnx';
 import { createTfjsPolicyTrainer } from '@moerl/backend-tfjs';
-import { createModelConfig, createRandom } from '@moerl/core';
-import { createRandomWeights } from '@moerl/testkit';
+import { createRandom } from '@moerl/core';
+import { createRandomWeights, demoShapedMoeConfig } from '@moerl/testkit';
 
 const quick = process.argv.includes('--quick');
-const config = createModelConfig({
-  vocabSize: 16,
-  hiddenSize: 64,
-  numLayers: 4,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  numExperts: 16,
-  topK: 2,
-  moeIntermediateSize: 32,
-  intermediateSize: 64,
-  mlpOnlyLayers: [0],
-  normTopKProb: true,
-  maxPositionEmbeddings: 64,
-});
+const config = demoShapedMoeConfig(16, 64);
 const weights = createRandomWeights(config, 1);
 const random = createRandom(2);
 const batch = 8;

@@ -6,8 +6,8 @@
  * the wall time ratio (median of interleaved rounds). Asserts nothing.
  */
 import { createOnnxRolloutEngine } from '@moerl/backend-onnx';
-import { createModelConfig, createRandom, type RolloutEngine } from '@moerl/core';
-import { createRandomWeights } from '@moerl/testkit';
+import { createRandom, type RolloutEngine } from '@moerl/core';
+import { createRandomWeights, demoShapedMoeConfig } from '@moerl/testkit';
 import { collectConversations } from '../src/run/conversation-rollouts.js';
 import { createReverseTask } from '../src/tasks/builtin-tasks.js';
 import type { Environment } from '../src/tasks/environment.js';
@@ -18,20 +18,7 @@ const task = createReverseTask(8);
 const turns = 4;
 const observation = 'abcdef';
 const perTurn = 10;
-const config = createModelConfig({
-  vocabSize: task.tokenizer.vocabSize,
-  hiddenSize: 64,
-  numLayers: 4,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  numExperts: 16,
-  topK: 2,
-  moeIntermediateSize: 32,
-  intermediateSize: 64,
-  mlpOnlyLayers: [0],
-  normTopKProb: true,
-  maxPositionEmbeddings: 128,
-});
+const config = demoShapedMoeConfig(task.tokenizer.vocabSize, 128);
 const weights = createRandomWeights(config, 1);
 // Never done before the last turn: every conversation runs all turns (no <eos> stop, so turns are full).
 const environment: Environment = {

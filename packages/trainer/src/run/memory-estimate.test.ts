@@ -1,4 +1,5 @@
 import { createModelConfig } from '@moerl/core';
+import { demoShapedMoeConfig } from '@moerl/testkit';
 import { describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import { createTask } from '../tasks/task-registry.js';
@@ -42,19 +43,7 @@ describe('estimateRunMemory', () => {
     const config = await resolveRunConfig({ preset: 'demo' });
     const task = createTask(config.task.name);
     // The demo's model with Qwen3's vocabulary: the logits of a step's batch alone take gigabytes.
-    const model = createModelConfig({
-      vocabSize: 151_669,
-      hiddenSize: 64,
-      numLayers: 4,
-      numAttentionHeads: 4,
-      numKeyValueHeads: 2,
-      numExperts: 16,
-      topK: 2,
-      moeIntermediateSize: 32,
-      intermediateSize: 64,
-      mlpOnlyLayers: [0],
-      maxPositionEmbeddings: 64,
-    });
+    const model = demoShapedMoeConfig(151_669, 64);
     const estimate = estimateRunMemory(config, model, task);
     expect(estimate.logitsBytes).toBeGreaterThan(2 ** 32);
     expect(() => assertRunFits(estimate, estimate.totalBytes)).not.toThrow();
