@@ -5,48 +5,42 @@ import type { RunConfigInput } from './run-config-schema.js';
  * cores; `r3-study` is the full study's setting (`moerl study stability --preset r3-study`); the others are
  * the usual algorithm × replay combinations, merged over either.
  */
+/**
+ * What the demo and the study share: the task, the model's trunk, the warm start, FP8 rollout with bf16
+ * activations at temperature 1, and the evaluation.
+ */
+const R3_IN_MINIATURE = {
+  // Reverse up to 8 letters: 19 million problems, so held-out accuracy measures whether the policy
+  // learned to reverse, not which problems the short warm start memorised.
+  task: { name: 'reverse-8' },
+  model: { hiddenSize: 64, numLayers: 4, numAttentionHeads: 4, numKeyValueHeads: 2 },
+  warmStart: { steps: 120 },
+  // FP8 rollout as serving engines run it (128×128-block e4m3 weights, router gate, embeddings and
+  // norms in bf16, bf16 activations) against the fp32 trainer: the mismatch real RL stacks have.
+  // Temperature 1 (as verl and OpenRLHF sample) keeps groups diverse enough for GRPO to learn from.
+  rollout: { groupSize: 8, temperature: 1, precision: 'fp8', activations: 'bf16' },
+  eval: { every: 10, size: 256 },
+  checkpoint: { every: 0 },
+} as const satisfies RunConfigInput;
+
 export const PRESETS: Readonly<Record<string, RunConfigInput>> = {
   demo: {
+    ...R3_IN_MINIATURE,
     name: 'demo',
-    // Reverse up to 8 letters: 19 million problems, so held-out accuracy measures whether the policy
-    // learned to reverse, not which problems the short warm start memorised.
-    task: { name: 'reverse-8' },
-    model: {
-      hiddenSize: 64,
-      numLayers: 4,
-      numAttentionHeads: 4,
-      numKeyValueHeads: 2,
-      numExperts: 16,
-      topK: 2,
-    },
-    warmStart: { steps: 120 },
-    // FP8 rollout as serving engines run it (128×128-block e4m3 weights, router gate, embeddings and
-    // norms in bf16, bf16 activations) against the fp32 trainer: the mismatch real RL stacks have.
-    // Temperature 1 (as verl and OpenRLHF sample) keeps groups diverse enough for GRPO to learn from; 32
-    // prompts a step steady the gradient. Both raised the held-out gain more than a higher learning rate did.
-    rollout: { promptsPerStep: 32, groupSize: 8, temperature: 1, precision: 'fp8', activations: 'bf16' },
+    model: { ...R3_IN_MINIATURE.model, numExperts: 16, topK: 2 },
+    // 32 prompts a step steady the gradient; with temperature 1 that raised the held-out gain more than a
+    // higher learning rate did.
+    rollout: { ...R3_IN_MINIATURE.rollout, promptsPerStep: 32 },
     train: { steps: 40, learningRate: 5e-4, miniBatches: 2 },
-    eval: { every: 10, size: 256 },
-    checkpoint: { every: 0 },
   },
   'r3-study': {
+    ...R3_IN_MINIATURE,
     name: 'r3-study',
-    task: { name: 'reverse-8' },
     // Routing closer to the paper's regime (Qwen3-30B-A3B: top-8 of 128): many experts, top-k > 2.
-    model: {
-      hiddenSize: 64,
-      numLayers: 4,
-      numAttentionHeads: 4,
-      numKeyValueHeads: 2,
-      numExperts: 64,
-      topK: 8,
-    },
-    warmStart: { steps: 120 },
-    rollout: { promptsPerStep: 16, groupSize: 8, temperature: 1, precision: 'fp8', activations: 'bf16' },
+    model: { ...R3_IN_MINIATURE.model, numExperts: 64, topK: 8 },
+    rollout: { ...R3_IN_MINIATURE.rollout, promptsPerStep: 16 },
     // Several optimizer steps per rollout batch at a learning rate where stability is an issue.
     train: { steps: 40, learningRate: 1e-3, miniBatches: 4 },
-    eval: { every: 10, size: 256 },
-    checkpoint: { every: 0 },
   },
   grpo: { name: 'grpo', replay: 'free', algorithm: { objective: 'grpo' } },
   'grpo-r3': { name: 'grpo-r3', replay: 'R3', algorithm: { objective: 'grpo' } },
