@@ -24,6 +24,7 @@ describe('a Hugging Face tokenizer (Qwen3)', () => {
     expect(tokenizer.padId).toBe(151_643);
     // No BOS token: bos reports the pad id, as Qwen3's config.json (bos_token_id 151643) does.
     expect(tokenizer.bosId).toBe(151_643);
+    expect(tokenizer.hasChatTemplate).toBe(true);
   });
 
   it('round-trips text, and encodes as byte-level BPE does', () => {

@@ -17,6 +17,8 @@ export interface HfTokenizer extends Tokenizer {
   readonly kind: 'hf';
   /** Every added special token (`<|im_end|>`, …) by its text. */
   readonly specialTokens: ReadonlyMap<string, number>;
+  /** Whether tokenizer_config.json carries a chat template. */
+  readonly hasChatTemplate: boolean;
   /** The id of `token` (a vocabulary entry or an added token), if it has one. */
   tokenToId(token: string): number | undefined;
   /**
@@ -91,6 +93,7 @@ export function createHfTokenizer(tokenizerJson: JsonObject, tokenizerConfig: Js
     eosId,
     alphabet: '',
     specialTokens,
+    hasChatTemplate: template !== undefined,
     tokenToId,
     encode: (text) => core.encode(text, { add_special_tokens: false }).ids,
     decode: (ids) => core.decode(Array.from(ids), { skip_special_tokens: true }),

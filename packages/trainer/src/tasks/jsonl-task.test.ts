@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRandom } from '@moerl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadHfTokenizer } from './hf-tokenizer.js';
+import { createHfTokenizer, loadHfTokenizer } from './hf-tokenizer.js';
 import { loadJsonlTask } from './jsonl-task.js';
 import { createEvalSet } from './task-registry.js';
 import { toJsonl, wordProblems } from './word-problems.js';
@@ -70,6 +70,20 @@ describe('JSONL dataset tasks', () => {
     const reply = [...tokenizer.encode('The answer is \\boxed{4}.'), tokenizer.eosId];
     expect(task.score(example, reply)).toEqual({ reward: 1, correct: true });
     expect(task.tokenizer.vocabSize).toBe(151_669);
+    // The same tokenizer without a chat template: prompts stay as written.
+    const read = async (name: string) =>
+      JSON.parse(await readFile(join(qwen3, name), 'utf8')) as Record<string, unknown>;
+    const plain = createHfTokenizer(await read('tokenizer.json'), {
+      ...(await read('tokenizer_config.json')),
+      chat_template: undefined,
+    });
+    expect(plain.hasChatTemplate).toBe(false);
+    const untemplated = await loadJsonlTask({ path, tokenizer: plain, reward: 'numeric' });
+    expect(
+      createEvalSet(untemplated, 2, 0)
+        .map((example) => example.prompt)
+        .sort(),
+    ).toEqual(['What is 2+2?', 'system: Answer with a number.\nuser: What is 3+3?']);
   });
 
   it('names the file and line of a malformed row', async () => {

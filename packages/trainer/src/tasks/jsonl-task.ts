@@ -95,14 +95,7 @@ export async function loadJsonlTask(options: JsonlTaskOptions): Promise<Task> {
   const rows = await readRows(options.path);
   const evalRows = options.evalPath === undefined ? undefined : await readRows(options.evalPath);
   const hf = options.tokenizer;
-  const hasTemplate = (() => {
-    try {
-      hf?.applyChatTemplate([{ role: 'user', content: '' }]);
-      return hf !== undefined;
-    } catch {
-      return false;
-    }
-  })();
+  const hasTemplate = hf?.hasChatTemplate === true;
   const render = (row: Row): string => {
     const messages = row.messages ?? [{ role: 'user', content: row.prompt! }];
     if (hasTemplate) return hf!.applyChatTemplate(messages, { addGenerationPrompt: true });
