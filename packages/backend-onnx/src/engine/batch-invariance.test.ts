@@ -178,6 +178,38 @@ describe.each(['dense', 'sparse'] as const)(
       }
     });
 
+    // Multi-turn: every conversation continues from its own cached trajectory, so the prompts of one call
+    // have cached prefixes of many lengths. Prefilled together (grouped by cached length modulo the slot
+    // alignment, each row's past shifted by a multiple of it), each must give what it gives alone.
+    it('continuations of cached trajectories prefilled together: identical to each one alone', async () => {
+      const engineWith = () =>
+        createOnnxRolloutEngine({ config, weights, precision: 'fp32', prefixCache: true, expertCompute });
+      const firstTurn = requests.slice(0, lengths.length);
+      const batchEngine = await engineWith();
+      const turns = await batchEngine.generate(firstTurn, params);
+      const continuations = turns.map((turn, index) => ({
+        id: `c${index}`,
+        groupId: turn.groupId,
+        promptIds: Int32Array.of(...turn.promptIds, ...turn.responseIds, 3, index % 5),
+        seedFork: index,
+      }));
+      const together = await batchEngine.generate(continuations, params);
+      await batchEngine.dispose();
+      const cachedLengths = together.map((trajectory) => trajectory.cachedPromptTokens);
+      // Several cached lengths, some sharing a residue modulo 16 and some not: both grouping paths run.
+      const residues = cachedLengths.map((length) => length % 16);
+      expect(new Set(cachedLengths).size).toBeGreaterThan(new Set(residues).size);
+      expect(new Set(residues).size).toBeGreaterThan(1);
+      for (const [index, request] of continuations.entries()) {
+        const engine = await engineWith();
+        await engine.generate(firstTurn, params);
+        const [alone] = await engine.generate([request], params);
+        await engine.dispose();
+        expect(alone!.cachedPromptTokens).toBe(cachedLengths[index]);
+        expectIdentical(together[index]!, alone!);
+      }
+    });
+
     it('rejects a seedFork that is not a non-negative safe integer, naming the request and field', async () => {
       const engine = await createOnnxRolloutEngine({ config, weights, prefixCache: false, expertCompute });
       for (const seedFork of [-1, 2.5, Number.NaN, 2 ** 60]) {

@@ -10,8 +10,14 @@ import {
   sampleToken,
 } from '@moerl/core';
 import type { PositionKv, PrefixStore } from '../cache/prefix-store.js';
-import { pastFromPositions, positionKv, selectRows, stackSequences } from './kv-layout.js';
-import { type ForwardOutput, type LayerKv, MASKED, type MoeSession } from './moe-session.js';
+import {
+  pastFromPositionRows,
+  pastFromPositions,
+  positionKv,
+  selectRows,
+  stackSequences,
+} from './kv-layout.js';
+import { type LayerKv, MASKED, type MoeSession } from './moe-session.js';
 
 export interface PreparedRequest {
   readonly request: GenerateRequest;
@@ -55,6 +61,8 @@ export interface GenerateContext {
   readonly session: MoeSession;
   readonly moeLayers: number;
   readonly store: PrefixStore | undefined;
+  /** Where prefill time is added up, when the caller counts it. */
+  readonly timing?: { prefillSeconds: number };
 }
 
 // A loop, not push(...values): spreading a long prompt's routing would overflow the call stack.
@@ -100,67 +108,140 @@ function routingRecordOf(
   );
 }
 
-/** Feeds `prompt[start, end)` after a past of `start` positions; logits only for the last one. */
-function runChunk(
-  context: GenerateContext,
-  prompt: Int32Array,
-  start: number,
-  end: number,
-  past: LayerKv[] | undefined,
-): Promise<ForwardOutput> {
-  const fed = end - start;
-  const attentionBias = new Float32Array(fed * end);
-  for (let query = 0; query < fed; query++)
-    for (let slot = start + query + 1; slot < end; slot++) attentionBias[query * end + slot] = MASKED;
-  return context.session.forward({
-    batch: 1,
-    sequence: fed,
-    inputIds: prompt.subarray(start, end),
-    positionIds: range(start, end),
-    attentionBias,
-    logitRows: [fed - 1],
-    ...(past === undefined ? {} : { past }),
-  });
+/**
+ * Padded new tokens one prefill forward takes at most (rows × longest uncached part), so that a large
+ * batch of long prompts does not build one huge activation; a longer prompt still goes alone.
+ */
+const MAX_PREFILL_TOKENS = 2048;
+
+/** A prompt about to be prefilled: the positions its cached prefix covers, and their cache handles. */
+interface PendingPrefill {
+  readonly sequence: Sequence;
+  readonly prompt: Int32Array;
+  readonly cached: number;
+  readonly cachedHandles: readonly PositionKv[];
 }
 
-/** Prefills one prompt (only the part the prefix cache does not hold) and samples its first token. */
-async function prefill(context: GenerateContext, sequence: Sequence): Promise<Float32Array> {
+/** Looks `sequence`'s prompt up in the prefix cache and takes the routing rows of what it holds. */
+function matchPrefix(context: GenerateContext, sequence: Sequence): PendingPrefill {
   const { config, store } = context;
   const prompt = Int32Array.from(sequence.tokens);
   const rowWidth = context.moeLayers * config.topK;
-  let cached = 0;
-  let past: LayerKv[] | undefined;
-  let cachedHandles: readonly PositionKv[] = [];
-  if (store !== undefined) {
-    const hit = store.match(prompt);
-    try {
-      // The last prompt token is always fed: its logits give the first response token.
-      cached = Math.min(hit.length, prompt.length - 1);
-      cachedHandles = hit.kv.slice(0, cached);
-      if (cached > 0) {
-        past = pastFromPositions(cachedHandles, config.numLayers, config.numKeyValueHeads, config.headDim);
-        pushAll(sequence.routing, hit.routing.experts.subarray(0, cached * rowWidth));
-      }
-    } finally {
-      hit.release();
-    }
+  if (store === undefined) return { sequence, prompt, cached: 0, cachedHandles: [] };
+  const hit = store.match(prompt);
+  try {
+    // The last prompt token is always fed: its logits give the first response token.
+    const cached = Math.min(hit.length, prompt.length - 1);
+    pushAll(sequence.routing, hit.routing.experts.subarray(0, cached * rowWidth));
+    return { sequence, prompt, cached, cachedHandles: hit.kv.slice(0, cached) };
+  } finally {
+    hit.release();
   }
-  const total = prompt.length;
-  const out = await runChunk(context, prompt, cached, total, past);
-  pushAll(sequence.routing, out.routing);
-  sequence.kv = out.present;
-  sequence.cachedPromptTokens = cached;
-  if (store !== undefined) {
+}
+
+/**
+ * Prefills prompts together, each only past its cached prefix, and samples their first tokens. Rows are
+ * grouped by their cached length modulo DECODE_SLOT_ALIGNMENT: in a group, row r's cached past sits at slots
+ * [P − cached_r, P) (P the group's longest cached prefix, so the shift is a multiple of the alignment) and
+ * its new tokens at [P, P + n_r), right-padded. Every row's positions thus keep the slots' SIMD lanes they
+ * have when the prompt is prefilled alone, and its results do not depend on the other rows (bit-identical).
+ * Groups are cut into forwards of at most MAX_PREFILL_TOKENS padded new tokens.
+ */
+async function prefillAll(context: GenerateContext, sequences: readonly Sequence[]): Promise<Float32Array[]> {
+  const started = performance.now();
+  const pending = sequences.map((sequence) => matchPrefix(context, sequence));
+  const groups = new Map<number, PendingPrefill[]>();
+  for (const entry of pending) {
+    const residue = entry.cached % DECODE_SLOT_ALIGNMENT;
+    groups.set(residue, [...(groups.get(residue) ?? []), entry]);
+  }
+  const logits = new Map<Sequence, Float32Array>();
+  for (const group of groups.values()) {
+    let chunk: PendingPrefill[] = [];
+    let longest = 0;
+    for (const entry of group) {
+      const fed = entry.prompt.length - entry.cached;
+      if (chunk.length > 0 && (chunk.length + 1) * Math.max(longest, fed) > MAX_PREFILL_TOKENS) {
+        await prefillChunk(context, chunk, logits);
+        chunk = [];
+        longest = 0;
+      }
+      chunk.push(entry);
+      longest = Math.max(longest, fed);
+    }
+    if (chunk.length > 0) await prefillChunk(context, chunk, logits);
+  }
+  if (context.timing !== undefined) context.timing.prefillSeconds += (performance.now() - started) / 1000;
+  return sequences.map((sequence) => logits.get(sequence)!);
+}
+
+/** One prefill forward over rows whose cached lengths agree modulo DECODE_SLOT_ALIGNMENT (see prefillAll). */
+async function prefillChunk(
+  context: GenerateContext,
+  rows: readonly PendingPrefill[],
+  logitsOf: Map<Sequence, Float32Array>,
+): Promise<void> {
+  const { config, store } = context;
+  const batch = rows.length;
+  const pastSlots = Math.max(...rows.map((row) => row.cached));
+  const width = Math.max(...rows.map((row) => row.prompt.length - row.cached));
+  const total = pastSlots + width;
+  const inputIds = new Int32Array(batch * width);
+  const positionIds = new Array<number>(batch * width);
+  const attentionBias = new Float32Array(batch * width * total).fill(MASKED);
+  rows.forEach(({ prompt, cached }, row) => {
+    const fed = prompt.length - cached;
+    const shift = pastSlots - cached;
+    for (let query = 0; query < width; query++) {
+      const at = row * width + query;
+      // Padding repeats the last real token at its position (a valid id and position; its outputs are unused).
+      inputIds[at] = prompt[cached + Math.min(query, fed - 1)]!;
+      positionIds[at] = cached + Math.min(query, fed - 1);
+      const bias = attentionBias.subarray(at * total, (at + 1) * total);
+      bias.fill(0, shift, pastSlots + query + 1);
+    }
+  });
+  const out = await context.session.forward({
+    batch,
+    sequence: width,
+    inputIds,
+    positionIds,
+    attentionBias,
+    logitRows: rows.map(({ prompt, cached }, row) => row * width + prompt.length - cached - 1),
+    ...(pastSlots === 0
+      ? {}
+      : {
+          past: pastFromPositionRows(
+            rows.map(({ cached, cachedHandles }) => [
+              ...new Array<undefined>(pastSlots - cached),
+              ...cachedHandles,
+            ]),
+            config.numLayers,
+            config.numKeyValueHeads,
+            config.headDim,
+          ),
+        }),
+  });
+  const rowWidth = context.moeLayers * config.topK;
+  const vocab = config.vocabSize;
+  rows.forEach(({ sequence, prompt, cached, cachedHandles }, row) => {
+    const fed = prompt.length - cached;
+    pushAll(sequence.routing, out.routing.subarray(row * width * rowWidth, (row * width + fed) * rowWidth));
     // The cached positions keep their handles; only the newly computed ones are cut out of the KV.
     const handles = [
       ...cachedHandles,
-      ...range(cached, total).map((slot) => positionKv(out.present, 0, slot)),
+      ...range(0, fed).map((query) => positionKv(out.present, row, pastSlots + query)),
     ];
-    sequence.promptHandles = handles;
-    store.insert(prompt, handles, routingRecordOf(context, total, sequence.routing));
-  }
-  sampleNext(sequence, out.logits);
-  return out.logits;
+    sequence.kv = pastFromPositions(handles, config.numLayers, config.numKeyValueHeads, config.headDim);
+    sequence.cachedPromptTokens = cached;
+    if (store !== undefined) {
+      sequence.promptHandles = handles;
+      store.insert(prompt, handles, routingRecordOf(context, prompt.length, sequence.routing));
+    }
+    const logits = out.logits.slice(row * vocab, (row + 1) * vocab);
+    logitsOf.set(sequence, logits);
+    sampleNext(sequence, logits);
+  });
 }
 
 /**
@@ -199,7 +280,7 @@ function remember(
 }
 
 /**
- * Generates every request: each prompt is prefilled on its own (minus its cached prefix), then all
+ * Generates every request: the prompts are prefilled together (each minus its cached prefix), then all
  * unfinished sequences decode together, one token per step, in a right-padded batch whose holes the
  * attention bias masks. A finished sequence leaves the batch at once, so it costs nothing afterwards.
  */
@@ -219,17 +300,19 @@ export async function generateBatch(
     cachedPromptTokens: 0,
   }));
   // With the prefix cache on, identical prompts of one call are computed once (see reusePrompt).
-  const computed = new Map<string, { sequence: Sequence; logits: Float32Array }>();
+  const firsts = new Map<string, Sequence>();
+  const duplicates: { sequence: Sequence; source: Sequence }[] = [];
   for (const sequence of sequences) {
     const key = context.store === undefined ? undefined : sequence.tokens.join(',');
-    const earlier = key === undefined ? undefined : computed.get(key);
-    if (earlier !== undefined) {
-      reusePrompt(sequence, earlier.sequence, earlier.logits, rowWidth);
-      continue;
-    }
-    const logits = await prefill(context, sequence);
-    if (key !== undefined) computed.set(key, { sequence, logits });
+    const earlier = key === undefined ? undefined : firsts.get(key);
+    if (earlier !== undefined) duplicates.push({ sequence, source: earlier });
+    else if (key !== undefined) firsts.set(key, sequence);
   }
+  const computed = context.store === undefined ? sequences : [...firsts.values()];
+  const logits = await prefillAll(context, computed);
+  const logitsOf = new Map(computed.map((sequence, index) => [sequence, logits[index]!]));
+  for (const { sequence, source } of duplicates)
+    reusePrompt(sequence, source, logitsOf.get(source)!, rowWidth);
 
   let active = sequences.filter((sequence) => sequence.finishReason === undefined);
   if (active.length > 0) {

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type KvTensor, pastFromPositions, positionKv, selectRows, stackSequences } from './kv-layout.js';
+import {
+  type KvTensor,
+  pastFromPositionRows,
+  pastFromPositions,
+  positionKv,
+  selectRows,
+  stackSequences,
+} from './kv-layout.js';
 import type { LayerKv } from './moe-session.js';
 
 // Every element holds a number that encodes its own coordinates, so a misplaced copy is visible.
@@ -60,6 +67,22 @@ describe('KV layout helpers', () => {
       expect(at(past[1]!.value, 0, 1, index, 2)).toBe(code(1, 1, 1, 1, slot, 2));
       expect(at(past[0]!.key, 0, 0, index, 0)).toBe(code(0, 0, 1, 0, slot, 0));
     });
+  });
+
+  it('pastFromPositionRows puts the handles of each row at its slots and zeros in its holes', () => {
+    const source = kvOf(layers, 2, heads, 4, width);
+    const rows = [
+      [undefined, undefined, positionKv(source, 0, 3)],
+      [positionKv(source, 1, 0), positionKv(source, 1, 2), positionKv(source, 0, 1)],
+    ];
+    const past = pastFromPositionRows(rows, layers, heads, width);
+    expect(past[0]!.key.dims).toEqual([2, heads, 3, width]);
+    expect(at(past[0]!.key, 0, 1, 0, 2)).toBe(0);
+    expect(at(past[1]!.value, 0, 1, 1, 1)).toBe(0);
+    expect(at(past[1]!.value, 0, 1, 2, 1)).toBe(code(1, 1, 0, 1, 3, 1));
+    expect(at(past[0]!.key, 1, 0, 0, 0)).toBe(code(0, 0, 1, 0, 0, 0));
+    expect(at(past[1]!.value, 1, 1, 1, 2)).toBe(code(1, 1, 1, 1, 2, 2));
+    expect(at(past[0]!.key, 1, 1, 2, 0)).toBe(code(0, 0, 0, 1, 1, 0));
   });
 
   it('stackSequences right-pads shorter sequences with zeros', () => {

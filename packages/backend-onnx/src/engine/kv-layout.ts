@@ -52,21 +52,42 @@ export function pastFromPositions(
   heads: number,
   width: number,
 ): LayerKv[] {
-  const slots = handles.length;
+  return pastFromPositionRows([handles], layers, heads, width);
+}
+
+/**
+ * A past of one batch row per entry of `rows`, all of the same length: slot `s` of row `b` holds
+ * `rows[b][s]`, or zeros where that is undefined (a hole the attention bias masks).
+ */
+export function pastFromPositionRows(
+  rows: ReadonlyArray<ReadonlyArray<PositionKv | undefined>>,
+  layers: number,
+  heads: number,
+  width: number,
+): LayerKv[] {
+  const batch = rows.length;
+  const slots = rows[0]?.length ?? 0;
   const result: LayerKv[] = [];
   for (let layer = 0; layer < layers; layer++) {
-    const tensors = [new Float32Array(heads * slots * width), new Float32Array(heads * slots * width)];
-    handles.forEach((handle, slot) => {
-      for (let part = 0; part < 2; part++) {
-        for (let head = 0; head < heads; head++) {
-          const source = ((layer * 2 + part) * heads + head) * width;
-          tensors[part]!.set(handle.data.subarray(source, source + width), (head * slots + slot) * width);
+    const size = batch * heads * slots * width;
+    const tensors = [new Float32Array(size), new Float32Array(size)];
+    rows.forEach((handles, row) => {
+      handles.forEach((handle, slot) => {
+        if (handle === undefined) return;
+        for (let part = 0; part < 2; part++) {
+          for (let head = 0; head < heads; head++) {
+            const source = ((layer * 2 + part) * heads + head) * width;
+            tensors[part]!.set(
+              handle.data.subarray(source, source + width),
+              ((row * heads + head) * slots + slot) * width,
+            );
+          }
         }
-      }
+      });
     });
     result.push({
-      key: { data: tensors[0]!, dims: [1, heads, slots, width] },
-      value: { data: tensors[1]!, dims: [1, heads, slots, width] },
+      key: { data: tensors[0]!, dims: [batch, heads, slots, width] },
+      value: { data: tensors[1]!, dims: [batch, heads, slots, width] },
     });
   }
   return result;

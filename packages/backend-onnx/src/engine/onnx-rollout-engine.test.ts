@@ -146,6 +146,10 @@ describe('createOnnxRolloutEngine', () => {
     const [later] = await engine.generate(group(1), sampling());
     expect(later!.cachedPromptTokens).toBe(prompt.length - 1);
     expect(engine.prefixCacheStats()!.hitTokens).toBeGreaterThanOrEqual(prompt.length - 1);
+    // Prefill time is counted as a part of the generate time.
+    const { prefillSeconds, generateSeconds } = engine.stats();
+    expect(prefillSeconds).toBeGreaterThan(0);
+    expect(prefillSeconds).toBeLessThanOrEqual(generateSeconds);
   });
 
   it('updateWeights invalidates the prefix cache, even for identical weights', async () => {

@@ -188,6 +188,7 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
     generatedTokens: 0,
     cachedPromptTokens: 0,
     generateSeconds: 0,
+    prefillSeconds: 0,
   };
   let disposed = false;
   // One call at a time: calls share the session's weights and the prefix cache.
@@ -235,7 +236,10 @@ export async function createOnnxRolloutEngine(options: OnnxRolloutEngineOptions)
         });
         const started = performance.now();
         const version = weightVersion;
-        const generated = await generateBatch({ config, session, moeLayers, store }, prepared);
+        const generated = await generateBatch(
+          { config, session, moeLayers, store, timing: counters },
+          prepared,
+        );
         counters.generateSeconds += (performance.now() - started) / 1000;
         counters.requests += generated.length;
         return generated.map((sequence): OnnxTrajectory => {

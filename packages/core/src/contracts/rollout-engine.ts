@@ -27,6 +27,8 @@ export interface RolloutEngineStats {
   /** Prompt tokens whose KV (and routing) came from the prefix cache. */
   readonly cachedPromptTokens: number;
   readonly generateSeconds: number;
+  /** The part of `generateSeconds` spent prefilling prompts, for engines that tell it apart from decoding. */
+  readonly prefillSeconds?: number;
 }
 
 /** An inference engine that samples rollouts and records routing (the inference half of R3). */
