@@ -12,6 +12,8 @@ export interface SyntheticRunOptions {
    * the held-out accuracy before RL. Default true; false gives a run as older versions recorded it.
    */
   readonly mismatchDetail?: boolean;
+  /** Add the per-turn figures of a multi-turn task (turns, tool calls, tokens per turn, cache reuse). Default false. */
+  readonly conversations?: boolean;
 }
 
 /** Plausible-looking metrics for report tests: free routing drifts, replay stays close. */
@@ -70,6 +72,15 @@ export function syntheticRun(
             absDeltaHistogramFree: free,
             absDeltaHistogramFreeFlipped: flipped,
             absDeltaHistogramReplay: replayed,
+          }
+        : {}),
+      ...(options.conversations === true
+        ? {
+            turnsPerEpisode: 1 + 0.5 * noise(),
+            toolCallsPerEpisode: 0.4 * noise(),
+            tokensPerTurn: 5 * noise(),
+            observationTokenShare: 0.2 * noise(),
+            routingRowsReused: Math.round(400 * noise()),
           }
         : {}),
     });

@@ -57,5 +57,12 @@ describe('step line', () => {
     expect(stepLine('run', { ...row, turnsPerEpisode: 1.75, routingRowsReused: 412 }, 10)).toContain(
       'turns 1.75 cached rows 412',
     );
+    expect(
+      stepLine(
+        'run',
+        { ...row, turnsPerEpisode: 1.75, toolCallsPerEpisode: 0.5, routingRowsReused: 412 },
+        10,
+      ),
+    ).toContain('turns 1.75 tool calls 0.50 cached rows 412');
   });
 });

@@ -9,11 +9,13 @@ const scientific = (value: number) => (Number.isFinite(value) ? value.toExponent
 /** The line printed per evaluation (and per step when stderr is not a terminal). */
 export function stepLine(runName: string, row: StepMetrics, steps: number): string {
   const evalPart = row.evalAccuracy === undefined ? '' : ` | eval acc ${fixed(row.evalAccuracy, 3)}`;
-  // Multi-turn tasks: model turns per conversation and the prompt rows the cache served across turns.
+  // Multi-turn tasks: model turns and tool calls per conversation, and the prompt rows the cache served
+  // across turns.
+  const toolPart = row.toolCallsPerEpisode ? ` tool calls ${fixed(row.toolCallsPerEpisode, 2)}` : '';
   const turnPart =
     row.turnsPerEpisode === undefined
       ? ''
-      : ` turns ${fixed(row.turnsPerEpisode, 2)} cached rows ${row.routingRowsReused ?? 0}`;
+      : ` turns ${fixed(row.turnsPerEpisode, 2)}${toolPart} cached rows ${row.routingRowsReused ?? 0}`;
   return (
     `[${runName}] step ${row.step}/${steps} reward ${fixed(row.rewardMean, 3)} acc ${fixed(row.accuracy, 2)}` +
     ` KL free ${scientific(row.klFree)} replay ${scientific(row.klReplay)}` +

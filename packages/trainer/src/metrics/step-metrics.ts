@@ -40,6 +40,8 @@ export interface StepMetrics {
   readonly environmentErrors?: number;
   /** Multi-turn tasks: mean model turns per conversation, sampled tokens per model turn, the share of response tokens the environment inserted, and prompt positions (with their routing rows) the prefix cache served across turns. */
   readonly turnsPerEpisode?: number;
+  /** Multi-turn tasks: mean tool calls per conversation (turns the environment marked `toolCall`). */
+  readonly toolCallsPerEpisode?: number;
   readonly tokensPerTurn?: number;
   readonly observationTokenShare?: number;
   readonly routingRowsReused?: number;

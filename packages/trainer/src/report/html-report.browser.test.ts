@@ -24,13 +24,15 @@ describe.skipIf(CHROMIUM === undefined)('HTML report in headless Chromium', () =
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     });
     try {
-      // Two arms over two seeds (bands, per-arm panels) beside a run recorded before the mismatch split.
+      // Two arms over two seeds (bands, per-arm panels) beside a run recorded before the mismatch split and
+      // a multi-turn run.
       const runs = [
         syntheticRun('free-s0', false, 10, 3),
         syntheticRun('free-s1', false, 10, 5),
         syntheticRun('R3-s0', true, 10, 4),
         syntheticRun('R3-s1', true, 10, 6),
         syntheticRun('gspo', false, 10, 7, { mismatchDetail: false }),
+        syntheticRun('agent', true, 10, 8, { conversations: true }),
       ];
       const path = join(directory, 'report.html');
       await writeHtmlReport(path, runs);
@@ -61,6 +63,7 @@ describe.skipIf(CHROMIUM === undefined)('HTML report in headless Chromium', () =
         expect(chart.marks, chart.id ?? '').toBeGreaterThan(0);
       }
       expect(charts.map((chart) => chart.id)).toContain('abs-delta-histogram');
+      expect(charts.map((chart) => chart.id)).toContain('turns');
       expect(await page.locator('table.summary tbody tr').count()).toBe(runs.length);
       expect(errors).toEqual([]);
     } finally {

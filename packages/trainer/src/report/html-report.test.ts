@@ -42,6 +42,27 @@ describe('run summary', () => {
     expect(summary.maxAbsDeltaReplay).toBeNaN();
     expect(summary.meanKlFreeShareOnFlippedTokens).toBeNaN();
     expect(summary.initialEvalAccuracy).toBeNaN();
+    expect(summary.conversation.turnsPerEpisode).toBeNaN();
+  });
+
+  it('averages the per-turn figures of a multi-turn run over its steps', () => {
+    const run = syntheticRun('agent', true, 8, 3, { conversations: true });
+    const { conversation } = summarizeRun(run);
+    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+    expect(conversation.turnsPerEpisode).toBeCloseTo(
+      mean(run.metrics.map((row) => row.turnsPerEpisode!)),
+      12,
+    );
+    expect(conversation.toolCallsPerEpisode).toBeCloseTo(
+      mean(run.metrics.map((row) => row.toolCallsPerEpisode!)),
+      12,
+    );
+    expect(conversation.tokensPerTurn).toBeCloseTo(mean(run.metrics.map((row) => row.tokensPerTurn!)), 12);
+    expect(conversation.prefixCacheHitRate).toBeCloseTo(0.4, 12);
+    expect(conversation.routingRowsReused).toBeCloseTo(
+      mean(run.metrics.map((row) => row.routingRowsReused!)),
+      12,
+    );
   });
 });
 
@@ -77,6 +98,29 @@ describe('HTML report', () => {
       expect(cells('grpo')[column(title)]).toBe(value.toFixed(3));
       expect(cells('old')[column(title)]).toBe('–');
     }
+  });
+
+  it('adds per-turn columns when a run is multi-turn, and only then', async () => {
+    const agent = syntheticRun('agent', true, 8, 3, { conversations: true });
+    const html = await renderHtmlReport([runs[0]!, agent]);
+    expect(html).toContain('<th>tool calls per episode</th>');
+    const cells = (name: string) =>
+      [
+        ...html
+          .split(`<tr><td>${name}</td>`)[1]!
+          .split('</tr>')[0]!
+          .matchAll(/<td>([^<]*)<\/td>/g),
+      ].map((match) => match[1]);
+    const summary = summarizeRun(agent).conversation;
+    expect(cells('agent').slice(-5)).toEqual([
+      summary.turnsPerEpisode.toFixed(2),
+      summary.toolCallsPerEpisode.toFixed(2),
+      summary.tokensPerTurn.toFixed(2),
+      summary.prefixCacheHitRate.toFixed(3),
+      summary.routingRowsReused.toFixed(0),
+    ]);
+    expect(cells('grpo').slice(-5)).toEqual(['–', '–', '–', '–', '–']);
+    expect(await renderHtmlReport(runs)).not.toContain('tool calls per episode');
   });
 
   it('writes the file atomically (no temp file left behind)', async () => {

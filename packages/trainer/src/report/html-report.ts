@@ -2,7 +2,7 @@ import { writeFileAtomic } from '@moerl/core';
 import type { RunRecord } from '../metrics/step-metrics.js';
 import { renderSvg } from './render-svg.js';
 import { reportCharts } from './report-charts.js';
-import { type RunSummary, summarizeRun } from './run-summary.js';
+import { hasConversations, type RunSummary, summarizeRun } from './run-summary.js';
 
 const escapeHtml = (text: string) =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -14,7 +14,25 @@ const figure = (value: number, digits = 3) =>
       : value.toExponential(2)
     : '–';
 
+/** Columns a multi-turn run adds to the summary. */
+const CONVERSATION_HEADER = [
+  'turns per episode',
+  'tool calls per episode',
+  'tokens per model turn',
+  'prefix cache hit rate',
+  'routing rows reused per step',
+];
+
+const conversationCells = ({ conversation }: RunSummary) => [
+  figure(conversation.turnsPerEpisode, 2),
+  figure(conversation.toolCallsPerEpisode, 2),
+  figure(conversation.tokensPerTurn, 2),
+  figure(conversation.prefixCacheHitRate),
+  figure(conversation.routingRowsReused, 0),
+];
+
 function summaryTable(summaries: readonly RunSummary[]): string {
+  const conversations = hasConversations(summaries);
   const header = [
     'run',
     'steps',
@@ -33,6 +51,7 @@ function summaryTable(summaries: readonly RunSummary[]): string {
     'skipped',
     'rollout s',
     'train s',
+    ...(conversations ? CONVERSATION_HEADER : []),
   ];
   const rows = summaries.map((summary) =>
     [
@@ -53,6 +72,7 @@ function summaryTable(summaries: readonly RunSummary[]): string {
       String(summary.skippedSteps),
       figure(summary.rolloutSeconds, 1),
       figure(summary.trainSeconds, 1),
+      ...(conversations ? conversationCells(summary) : []),
     ]
       .map((cell) => `<td>${cell}</td>`)
       .join(''),

@@ -134,6 +134,39 @@ describe('where the mismatch lives', () => {
   });
 });
 
+describe('multi-turn runs', () => {
+  const agents = [0, 1].map((seed) =>
+    syntheticRun(`R3-s${seed}`, true, 6, 5 + seed, { conversations: true }),
+  );
+
+  it('plot turns and tool calls per episode, tokens per turn and what the cache served, over seeds', () => {
+    for (const [id, series, key] of [
+      ['turns', 'model turns', 'turnsPerEpisode'],
+      ['turns', 'tool calls', 'toolCallsPerEpisode'],
+      ['tokens-per-turn', 'tokens per turn', 'tokensPerTurn'],
+      ['cache-across-turns', 'observation share of the response', 'observationTokenShare'],
+      ['routing-rows-reused', 'rows reused', 'routingRowsReused'],
+    ] as const) {
+      const rows = dataOf(chart(agents, id).spec);
+      for (const step of [1, 6]) {
+        const values = agents.map((run) => run.metrics[step - 1]![key]!);
+        const row = rows.find((r) => r.series === series && r.step === step)!;
+        expect(row, `${id} ${series} ${step}`).toBeDefined();
+        expect(row.group).toBe('R3');
+        expect(row.mean as number).toBeCloseTo((values[0]! + values[1]!) / 2, 12);
+        expect(row.min).toBe(Math.min(...values));
+      }
+    }
+  });
+
+  it('are the only runs with these charts', () => {
+    const ids = reportCharts(arms(4)).map((candidate) => candidate.id);
+    for (const id of ['turns', 'tokens-per-turn', 'cache-across-turns', 'routing-rows-reused']) {
+      expect(ids).not.toContain(id);
+    }
+  });
+});
+
 describe('|Δlogp| histogram', () => {
   it('pools the counts over steps and seeds per arm, as a share of all response tokens', () => {
     const runs = arms(6);
@@ -237,9 +270,10 @@ describe('issue 21', () => {
 });
 
 describe('every chart renders', () => {
-  it('for arms over seeds, plain runs and runs recorded before the mismatch split', async () => {
+  it('for arms over seeds, plain runs, multi-turn runs and runs recorded before the mismatch split', async () => {
     const runs = [
       ...arms(4),
+      syntheticRun('agent', true, 4, 7, { conversations: true }),
       syntheticRun('plain', true, 4, 9),
       syntheticRun('old', false, 4, 8, { mismatchDetail: false }),
     ];

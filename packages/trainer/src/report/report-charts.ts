@@ -431,6 +431,38 @@ function klRatioChart(groups: readonly RunGroup[]): ReportChart {
 
 const ROUTING_SERIES_TITLE = 'trainer routing';
 
+/** Multi-turn runs: how conversations unfold, and what the prefix cache serves across their turns. */
+function conversationCharts(groups: readonly RunGroup[]): ReportChart[] {
+  return [
+    bandChart(
+      'turns',
+      'Turns and tool calls per episode',
+      groups,
+      [
+        { label: 'model turns', value: metric('turnsPerEpisode') },
+        { label: 'tool calls', value: metric('toolCallsPerEpisode') },
+      ],
+      { yTitle: 'per episode', seriesTitle: 'count' },
+    ),
+    bandChart('tokens-per-turn', 'Sampled tokens per model turn', groups, [
+      { label: 'tokens per turn', value: metric('tokensPerTurn') },
+    ]),
+    bandChart(
+      'cache-across-turns',
+      'Prefix cache across turns',
+      groups,
+      [
+        { label: 'prompt positions served by the cache', value: metric('prefixCacheHitRate') },
+        { label: 'observation share of the response', value: metric('observationTokenShare') },
+      ],
+      { yTitle: 'share', yDomain: [0, 1], seriesTitle: 'share' },
+    ),
+    bandChart('routing-rows-reused', 'Routing rows the cache served per step', groups, [
+      { label: 'rows reused', value: metric('routingRowsReused') },
+    ]),
+  ];
+}
+
 /** Every chart of the report, in reading order. Charts for metrics no run has are left out. */
 export function reportCharts(runs: readonly RunRecord[]): ReportChart[] {
   const groups = groupRunsBySeed(runs);
@@ -503,6 +535,7 @@ export function reportCharts(runs: readonly RunRecord[]): ReportChart[] {
       ),
     );
   }
+  if (hasMetric(runs, 'turnsPerEpisode')) charts.push(...conversationCharts(groups));
   charts.push(
     bandChart(
       'extreme-tokens',

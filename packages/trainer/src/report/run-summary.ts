@@ -25,6 +25,18 @@ export interface RunSummary {
   /** Mean over steps of the share of the free-routing KL on tokens whose routing flipped (NaN when not recorded). */
   readonly meanKlFreeShareOnFlippedTokens: number;
   readonly skippedSteps: number;
+  /**
+   * Multi-turn tasks (NaN otherwise), means over steps: model turns and tool calls per conversation, sampled
+   * tokens per model turn, the share of fed prompt positions the prefix cache served (across turns), and the
+   * routing rows it served per step.
+   */
+  readonly conversation: {
+    readonly turnsPerEpisode: number;
+    readonly toolCallsPerEpisode: number;
+    readonly tokensPerTurn: number;
+    readonly prefixCacheHitRate: number;
+    readonly routingRowsReused: number;
+  };
   readonly rolloutSeconds: number;
   readonly trainSeconds: number;
 }
@@ -49,7 +61,24 @@ export function summarizeRun(run: RunRecord): RunSummary {
     maxAbsDeltaReplay: finiteMax(rows.map((row) => row.maxAbsDeltaReplay)),
     meanKlFreeShareOnFlippedTokens: finiteMean(rows.map((row) => row.klFreeShareOnFlippedTokens)),
     skippedSteps: rows.at(-1)?.skippedSteps ?? 0,
+    conversation: conversationSummary(rows),
     rolloutSeconds: rows.reduce((sum, row) => sum + row.rolloutSeconds, 0),
     trainSeconds: rows.reduce((sum, row) => sum + row.trainSeconds, 0),
   };
 }
+
+function conversationSummary(rows: RunRecord['metrics']): RunSummary['conversation'] {
+  const turnRows = rows.filter((row) => row.turnsPerEpisode !== undefined);
+  const mean = (value: (row: (typeof rows)[number]) => number | undefined) => finiteMean(turnRows.map(value));
+  return {
+    turnsPerEpisode: mean((row) => row.turnsPerEpisode),
+    toolCallsPerEpisode: mean((row) => row.toolCallsPerEpisode),
+    tokensPerTurn: mean((row) => row.tokensPerTurn),
+    prefixCacheHitRate: mean((row) => row.prefixCacheHitRate),
+    routingRowsReused: mean((row) => row.routingRowsReused),
+  };
+}
+
+/** True when some run sampled conversations (its rows carry per-turn figures). */
+export const hasConversations = (summaries: readonly RunSummary[]) =>
+  summaries.some((summary) => Number.isFinite(summary.conversation.turnsPerEpisode));

@@ -21,6 +21,7 @@ interface Conversation {
   readonly mask: number[];
   state: unknown;
   turns: number;
+  toolCalls: number;
   /** The engine's trajectory of the latest turn: its routing covers the whole conversation so far. */
   last?: Trajectory;
   outcome?: { reward: number; correct: boolean; finishReason: Trajectory['finishReason']; error?: string };
@@ -72,6 +73,7 @@ export async function collectConversations(
         mask: [],
         state: undefined,
         turns: 0,
+        toolCalls: 0,
       };
       try {
         conversation.state = environment.reset(example);
@@ -178,6 +180,7 @@ export async function collectConversations(
         );
         return;
       }
+      if (answer.toolCall === true) conversation.toolCalls++;
       conversation.response.push(...observation);
       conversation.logprobs.push(...new Array<number>(observation.length).fill(0));
       conversation.mask.push(...new Array<number>(observation.length).fill(0));
@@ -241,6 +244,7 @@ export async function collectConversations(
     lossMask,
     errors,
     turns: conversations.map((conversation) => conversation.turns),
+    toolCalls: conversations.map((conversation) => conversation.toolCalls),
     fedPromptTokens,
     promptTokens: trajectories.reduce((sum, trajectory) => sum + trajectory.promptIds.length, 0),
     responseTokens: total,

@@ -26,6 +26,8 @@ export interface RolloutBatch {
   readonly errors?: readonly string[];
   /** Multi-turn batches: model turns per conversation, and the prompt tokens sent to the engine over all turns. */
   readonly turns?: readonly number[];
+  /** Multi-turn batches: tool calls per conversation (turns the environment answered as a tool call). */
+  readonly toolCalls?: readonly number[];
   readonly fedPromptTokens?: number;
   readonly promptTokens: number;
   readonly responseTokens: number;

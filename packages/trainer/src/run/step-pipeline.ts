@@ -286,6 +286,8 @@ function conversationMetrics(rollouts: RolloutBatch, cachedTokens: number) {
   for (const bit of rollouts.lossMask ?? []) sampled += bit;
   return {
     turnsPerEpisode: totalTurns / Math.max(turns.length, 1),
+    toolCallsPerEpisode:
+      (rollouts.toolCalls ?? []).reduce((total, count) => total + count, 0) / Math.max(turns.length, 1),
     tokensPerTurn: totalTurns === 0 ? Number.NaN : sampled / totalTurns,
     observationTokenShare:
       rollouts.responseTokens === 0

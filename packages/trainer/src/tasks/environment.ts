@@ -14,6 +14,8 @@ export interface EnvironmentTurn {
   readonly reward?: number;
   /** Whether the episode solved its problem (what `accuracy` counts), read when `done`. */
   readonly correct?: boolean;
+  /** True when the model's turn was a tool call that this observation answers (counted per episode in `toolCallsPerEpisode`). */
+  readonly toolCall?: boolean;
 }
 
 /**

@@ -13,8 +13,8 @@ const step = (turn: string, index: number) =>
 
 describe('multiply-tool', () => {
   it('answers a first-turn tool call with the product, and rewards only the right final answer', () => {
-    expect(step('c37*46', 1)).toEqual({ observation: '=1702', done: false });
-    expect(step('c12*3', 1)).toEqual({ observation: '=36', done: false });
+    expect(step('c37*46', 1)).toEqual({ observation: '=1702', done: false, toolCall: true });
+    expect(step('c12*3', 1)).toEqual({ observation: '=36', done: false, toolCall: true });
     expect(step('1702', 1)).toEqual({ done: true, reward: 1, correct: true });
     expect(step('1703', 2)).toEqual({ done: true, reward: 0, correct: false });
     // One call at most: a second is a (wrong) answer.
@@ -53,6 +53,8 @@ describe('multiply-tool', () => {
         expect(row.environmentErrors).toBe(0);
         expect(row.turnsPerEpisode).toBeGreaterThanOrEqual(1);
         expect(row.turnsPerEpisode).toBeLessThanOrEqual(2);
+        // A second turn happens exactly when the first was a calculator call.
+        expect(row.toolCallsPerEpisode).toBeCloseTo(row.turnsPerEpisode! - 1, 12);
         expect(Number.isFinite(row.loss)).toBe(true);
       }
     } finally {

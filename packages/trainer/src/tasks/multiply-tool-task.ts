@@ -15,7 +15,7 @@ export const calculatorEnvironment: Environment<TaskExample> = {
   step(example, turn, { turn: index }) {
     const call = TOOL_CALL.exec(turn);
     if (call !== null && index === 1)
-      return { observation: `=${Number(call[1]) * Number(call[2])}`, done: false };
+      return { observation: `=${Number(call[1]) * Number(call[2])}`, done: false, toolCall: true };
     const correct = turn === example.answer;
     return { done: true, reward: correct ? 1 : 0, correct };
   },
