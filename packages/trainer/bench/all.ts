@@ -2,3 +2,4 @@
 await import('./generation-speed.js');
 await import('./async-step.js');
 await import('./multi-turn-cache.js');
+await import('./multi-turn-http.js');
