@@ -254,6 +254,14 @@ const trainSchema = z
       .positive()
       .default(2)
       .describe('Optimizer steps per RL step (the rollout batch is split into this many).'),
+    microBatchSize: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        'Sequences per trainer pass, gradients accumulated over passes (verl’s micro-batch): bounds the logits held at once, e.g. with a large vocabulary. Default: a whole mini-batch at once.',
+      ),
     epochs: z.number().int().positive().default(1).describe('Passes over the rollout batch per RL step.'),
     frozen: z
       .boolean()
@@ -295,6 +303,18 @@ export const runConfigSchema = z
           .default(5)
           .describe('Evaluate on the held-out set every N steps (0: only at the end).'),
         size: z.number().int().positive().default(64).describe('Problems in the held-out evaluation set.'),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        samples: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(2)
+          .describe(
+            'Rollouts per RL step written as text to samples.jsonl (the first sample of the first N prompts, decoded by the task’s tokenizer whatever engine sampled them); 0: none.',
+          ),
       })
       .prefault({}),
     checkpoint: z

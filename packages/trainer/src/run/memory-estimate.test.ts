@@ -48,7 +48,15 @@ describe('estimateRunMemory', () => {
     expect(estimate.logitsBytes).toBeGreaterThan(2 ** 32);
     expect(() => assertRunFits(estimate, estimate.totalBytes)).not.toThrow();
     expect(() => assertRunFits(estimate, estimate.totalBytes - 1)).toThrow(
-      /needs about .* GiB .* Fewer prompts/,
+      /needs about .* GiB .* Fewer prompts .* train\.microBatchSize/,
     );
+  });
+
+  it('prices the logits of one micro-batch when train.microBatchSize is set', async () => {
+    const config = await resolveRunConfig({ preset: 'demo', overrides: ['train.microBatchSize=4'] });
+    const task = createTask(config.task.name);
+    const model = demoShapedMoeConfig(151_669, 64);
+    const positions = task.maxPromptTokens + maxNewTokensOf(config, task);
+    expect(estimateRunMemory(config, model, task).logitsBytes).toBe(3 * 4 * 4 * positions * 151_669);
   });
 });

@@ -12,8 +12,8 @@ export interface MemoryEstimate {
   /** The in-process engine's weights (and their quantised copy under bf16/fp16/fp8). */
   readonly engineBytes: number;
   /**
-   * The largest activation: the logits of one logprob pass over the step's batch (sequences × positions ×
-   * vocabulary), about three float arrays of that size (logits, softmax, gradient).
+   * The largest activation: the logits of one trainer pass (the step's batch, or `train.microBatchSize`
+   * sequences × positions × vocabulary), about three float arrays of that size (logits, softmax, gradient).
    */
   readonly logitsBytes: number;
   readonly totalBytes: number;
@@ -30,7 +30,10 @@ export function estimateRunMemory(config: RunConfig, model: ModelConfig, task: T
   const trainerBytes = 16 * parameters;
   const inProcess = config.rollout.servers.length === 0;
   const engineBytes = inProcess ? (config.rollout.precision === 'fp32' ? 4 : 8) * parameters : 0;
-  const sequences = config.rollout.promptsPerStep * config.rollout.groupSize;
+  const sequences = Math.min(
+    config.rollout.promptsPerStep * config.rollout.groupSize,
+    config.train.microBatchSize ?? Number.POSITIVE_INFINITY,
+  );
   const positions = task.maxPromptTokens + maxNewTokensOf(config, task);
   const logitsBytes = 3 * 4 * sequences * positions * model.vocabSize;
   return {
@@ -44,7 +47,7 @@ export function estimateRunMemory(config: RunConfig, model: ModelConfig, task: T
 
 /** One line for the run log: parameters and the peak by part. */
 export function describeMemory(estimate: MemoryEstimate): string {
-  return `model: ${(estimate.parameters / 1e6).toFixed(2)} M parameters; memory at peak ≈ ${gib(estimate.totalBytes)} (trainer weights + AdamW + gradients ${gib(estimate.trainerBytes)}, engine ${gib(estimate.engineBytes)}, logits of a step's batch ${gib(estimate.logitsBytes)})`;
+  return `model: ${(estimate.parameters / 1e6).toFixed(2)} M parameters; memory at peak ≈ ${gib(estimate.totalBytes)} (trainer weights + AdamW + gradients ${gib(estimate.trainerBytes)}, engine ${gib(estimate.engineBytes)}, logits of a trainer pass ${gib(estimate.logitsBytes)})`;
 }
 
 /**
@@ -55,7 +58,7 @@ export function assertRunFits(estimate: MemoryEstimate, available = totalmem()):
   if (estimate.totalBytes <= available) return;
   throw new MoerlError(
     'CONFIG_INVALID',
-    `This run needs about ${gib(estimate.totalBytes)} and the machine has ${gib(available)}: ${describeMemory(estimate)}. Fewer prompts or samples a step shrink the logits; a smaller model the rest.`,
+    `This run needs about ${gib(estimate.totalBytes)} and the machine has ${gib(available)}: ${describeMemory(estimate)}. Fewer prompts or samples a step, or a train.microBatchSize, shrink the logits; a smaller model the rest.`,
     { details: { field: 'model', estimate, available } },
   );
 }

@@ -94,10 +94,13 @@ export async function initialWeights(config: RunConfig, modelConfig: ModelConfig
 export function sharedTrainerOptions(config: RunConfig): {
   readonly weightDecay: number;
   readonly routerAuxLossCoefficient: number;
+  readonly microBatchSize?: number;
 } {
+  const { microBatchSize } = config.train;
   return {
     weightDecay: config.train.weightDecay,
     routerAuxLossCoefficient: config.train.routerAuxLossCoefficient,
+    ...(microBatchSize === undefined ? {} : { microBatchSize }),
   };
 }
 

@@ -9,6 +9,7 @@ import { resolveRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfigInput } from '../config/run-config-schema.js';
 import { createTask } from '../tasks/task-registry.js';
 import { modelConfigFor } from './model-setup.js';
+import { readSamples } from './sample-log.js';
 import { trainRun } from './train-run.js';
 
 /** The tiny run of train-run.test.ts, rolled out on two servers instead of in-process. */
@@ -72,6 +73,14 @@ describe('rollout.servers', () => {
       for (const engine of engines) expect(engine.stats().weightVersion).toBe(3);
       expect(await readdir(join(directory, 'rollout-weights'))).toEqual(['v3']);
       expect(lines.some((line) => line.includes(`2 ${protocol} server(s)`))).toBe(true);
+      // Token ids came over the wire; the run log has them as text, decoded by the task's tokenizer.
+      const task = createTask(config.task.name);
+      const samples = await readSamples(join(directory, 'samples.jsonl'));
+      expect(samples).toHaveLength(3 * 2);
+      for (const row of samples) {
+        expect(row.prompt).toMatch(/^[a-h]{1,5}<$/);
+        expect([...row.response].every((character) => task.tokenizer.alphabet.includes(character))).toBe(true);
+      }
     },
   );
 

@@ -9,6 +9,8 @@ export interface RunPaths {
   readonly root: string;
   readonly config: string;
   readonly metrics: string;
+  /** Some rollouts of every step as text (`log.samples`). */
+  readonly samples: string;
   readonly checkpoints: string;
   readonly latest: string;
   readonly report: string;
@@ -25,6 +27,7 @@ export function runPaths(root: string): RunPaths {
     root,
     config: join(root, 'config.json'),
     metrics: join(root, 'metrics.jsonl'),
+    samples: join(root, 'samples.jsonl'),
     checkpoints,
     latest: join(checkpoints, 'latest.json'),
     report: join(root, 'report.html'),

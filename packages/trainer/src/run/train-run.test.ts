@@ -10,8 +10,9 @@ import type { StepMetrics } from '../metrics/step-metrics.js';
 import { createReverseTask } from '../tasks/builtin-tasks.js';
 import { defineTask } from '../tasks/task.js';
 import { createTask, registerTask } from '../tasks/task-registry.js';
-import { modelConfigFor } from './model-setup.js';
+import { modelConfigFor, sharedTrainerOptions } from './model-setup.js';
 import { readMetrics } from './run-directory.js';
+import { readSamples } from './sample-log.js';
 import { trainRun } from './train-run.js';
 
 const tiny = tinyRun;
@@ -79,6 +80,23 @@ describe('trainRun', () => {
     expect(JSON.parse(await readFile(join(directory, 'config.json'), 'utf8'))).toEqual(config);
     expect(await readdir(join(directory, 'checkpoints'))).toEqual(['latest.json', 'step-000004']);
     expect(lines.some((line) => line.includes('reference'))).toBe(true);
+    // Two rollouts a step as text (log.samples), one per prompt; re-encoding a sample's text scores it as
+    // the run did.
+    const samples = await readSamples(join(directory, 'samples.jsonl'));
+    expect(samples.map((row) => row.step)).toEqual([1, 1, 2, 2, 3, 3, 4, 4]);
+    const task = createTask(config.task.name);
+    for (const row of samples) {
+      expect(row.prompt.length).toBeGreaterThan(0);
+      const ids = [
+        ...task.tokenizer.encode(row.response),
+        ...(row.finishReason === 'stop' ? [task.tokenizer.eosId] : []),
+      ];
+      const { prompt, answer } = {
+        prompt: row.prompt,
+        answer: [...row.prompt.slice(0, -1)].reverse().join(''),
+      };
+      expect(task.score({ prompt, answer }, ids).reward).toBe(row.reward);
+    }
   });
 
   it('resumes after a stop and gives the same metrics as an uninterrupted run', async () => {
@@ -90,11 +108,45 @@ describe('trainRun', () => {
     expect(first.metrics).toHaveLength(2);
     const resumed = await trainRun({ config, directory: interrupted, resume: true });
     expect(resumed.metrics.map(deterministic)).toEqual(whole.metrics.map(deterministic));
+    // The samples of the steps before the stop are kept, none repeated.
+    expect(await readSamples(join(interrupted, 'samples.jsonl'))).toEqual(
+      await readSamples(join(root, 'whole', 'samples.jsonl')),
+    );
     // A different config is refused rather than mixed into the same metrics.
     const other = await resolveRunConfig({ config: { ...tiny, replay: 'R3' } });
     await expect(trainRun({ config: other, directory: interrupted, resume: true })).rejects.toThrow(
       /different config than it was started with/,
     );
+  });
+
+  it('train.microBatchSize reaches the tfjs trainer: passes of 2 sequences give the run of whole mini-batches', async () => {
+    // No load-balancing loss: it is computed per pass (as Hugging Face computes it per forward), so it
+    // legitimately changes with the micro-batch; the objective's loss and gradient must not.
+    const base = {
+      ...tiny,
+      train: { ...tiny.train, steps: 2, routerAuxLossCoefficient: 0 },
+      backends: { trainer: 'tfjs-wasm', engine: 'onnx' },
+    };
+    const whole = await trainRun({
+      config: await resolveRunConfig({ config: base }),
+      directory: join(root, 'micro-whole'),
+    });
+    const microConfig = await resolveRunConfig({
+      config: { ...base, train: { ...base.train, microBatchSize: 2 } },
+    });
+    // What every trainer of the run (warm start, RL, reference) is created with.
+    expect(sharedTrainerOptions(microConfig).microBatchSize).toBe(2);
+    expect(sharedTrainerOptions(await resolveRunConfig({ config: base }))).not.toHaveProperty(
+      'microBatchSize',
+    );
+    const micro = await trainRun({ config: microConfig, directory: join(root, 'micro-2') });
+    micro.metrics.forEach((row, index) => {
+      const other = whole.metrics[index]!;
+      // Accumulating gradients over passes sums in another order: equal up to float rounding.
+      expect(row.loss).toBeCloseTo(other.loss, 5);
+      expect(row.gradNorm).toBeCloseTo(other.gradNorm, 4);
+      expect(row.klReplay).toBeCloseTo(other.klReplay, 6);
+    });
   });
 
   it('imports plugins first, so a config can name an objective an outside package registers', async () => {

@@ -37,6 +37,7 @@ import {
   writeRunConfig,
 } from './run-directory.js';
 import type { RunEvents } from './run-events.js';
+import { readSamples, type SampleRow, sampleRows, writeSamples } from './sample-log.js';
 import { type StepContext, trainOnRollouts } from './step-pipeline.js';
 import { warmStartedWeights, warmStartProblems } from './warm-start.js';
 
@@ -163,6 +164,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   };
 
   let metrics: StepMetrics[] = [];
+  let samples: SampleRow[] = [];
   let firstStep = 1;
   let skippedSteps = 0;
   let trainer: PolicyTrainer;
@@ -180,6 +182,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     });
     await trainer.loadCheckpoint(trainerDirectory);
     metrics = (await readMetrics(paths.metrics)).slice(0, state.metricsRows);
+    samples = (await readSamples(paths.samples)).filter((row) => row.step <= state.step);
     firstStep = state.step + 1;
     skippedSteps = state.skippedSteps;
     events?.log?.(`resumed from step ${state.step}`);
@@ -305,6 +308,10 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       };
       metrics.push(full);
       await writeMetrics(paths, metrics);
+      if (config.log.samples > 0) {
+        samples.push(...sampleRows(task, collected.rollouts, step, config.log.samples));
+        await writeSamples(paths.samples, samples);
+      }
       events?.step?.(full, config.train.steps);
       const stop = options.signal?.aborted === true || options.stopAfterStep === step;
       if (stop || last || (config.checkpoint.every > 0 && step % config.checkpoint.every === 0)) {
