@@ -45,6 +45,9 @@ describe('a Hugging Face tokenizer (Qwen3)', () => {
     expect(tokenizer.encode('123')).toEqual(['1', '2', '3'].map((digit) => tokenizer.tokenToId(digit)));
     // Special tokens are dropped when decoding.
     expect(tokenizer.decode([...tokenizer.encode('ok'), tokenizer.eosId])).toBe('ok');
+    // A response that ended at once (nothing before <eos>) is empty text, not an error.
+    expect(tokenizer.decode([])).toBe('');
+    expect(tokenizer.decode([tokenizer.eosId])).toBe('');
   });
 
   it('renders the chat template of a two-turn conversation', () => {

@@ -96,7 +96,8 @@ export function createHfTokenizer(tokenizerJson: JsonObject, tokenizerConfig: Js
     hasChatTemplate: template !== undefined,
     tokenToId,
     encode: (text) => core.encode(text, { add_special_tokens: false }).ids,
-    decode: (ids) => core.decode(Array.from(ids), { skip_special_tokens: true }),
+    // The library refuses an empty list; an empty response (the model ended at once) is empty text.
+    decode: (ids) => (ids.length === 0 ? '' : core.decode(Array.from(ids), { skip_special_tokens: true })),
     applyChatTemplate(messages, options = {}) {
       if (template === undefined) {
         throw new MoerlError('UNSUPPORTED', 'This tokenizer has no chat_template in tokenizer_config.json', {
