@@ -36,6 +36,7 @@ export {
 } from './tasks/hf-tokenizer.js';
 export { type JsonlTaskOptions, loadJsonlTask } from './tasks/jsonl-task.js';
 export { sampleTrainingExamples } from './tasks/prompt-sampler.js';
+export { type AnswerReward, listRewards, registerReward } from './tasks/reward-registry.js';
 export {
   defineTask,
   type ScoreOptions,

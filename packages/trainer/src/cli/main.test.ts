@@ -79,6 +79,13 @@ describe('moerl CLI', () => {
       algorithm: { objective: 'gspo' },
       train: { steps: 2 },
     });
+    // --model DIR is model.path (the config's preflight reads its config.json); a later --set still wins.
+    await expect(run('config', '--model', 'no-such-model')).rejects.toThrow(
+      /Cannot read config file no-such-model\/config\.json/,
+    );
+    await expect(run('config', '-m', 'no-such-a', '--set', 'model.path=no-such-b')).rejects.toThrow(
+      /no-such-b\/config\.json/,
+    );
   });
 
   it('documents every config field', async () => {

@@ -18,6 +18,7 @@ import { summaryTable } from './summary-table.js';
 interface ConfigFlags {
   preset?: string;
   config?: string;
+  model?: string;
   set?: string[];
 }
 
@@ -45,16 +46,25 @@ function configOptions(command: Command): Command {
       `preset(s), comma-separated, merged in order (${listPresets().join(', ')})`,
     )
     .option('-c, --config <file>', 'config file (JSON or YAML)')
+    .option(
+      '-m, --model <dir>',
+      'start from a Hugging Face model directory (config.json + safetensors): sets model.path',
+    )
     .option('-s, --set <key=value>', 'override one field, e.g. --set train.steps=20 (repeatable)', collect);
 }
 
 async function configFrom(flags: ConfigFlags, extraPresets: readonly string[] = []): Promise<RunConfig> {
   const { resolveRunConfig } = await import('../config/resolve-run-config.js');
   const presets = [...(flags.preset?.split(',').filter(Boolean) ?? []), ...extraPresets];
+  // --model is model.path, set before the --set flags (which may still change it).
+  const overrides = [
+    ...(flags.model === undefined ? [] : [`model.path=${flags.model}`]),
+    ...(flags.set ?? []),
+  ];
   return resolveRunConfig({
     ...(presets.length > 0 ? { preset: presets } : {}),
     ...(flags.config === undefined ? {} : { file: flags.config }),
-    ...(flags.set === undefined ? {} : { overrides: flags.set }),
+    ...(overrides.length > 0 ? { overrides } : {}),
   });
 }
 
@@ -144,6 +154,7 @@ export function createProgram(): Command {
           flags.resume === true &&
           flags.preset === undefined &&
           flags.config === undefined &&
+          flags.model === undefined &&
           flags.set === undefined;
         if (reuseSaved && flags.out === undefined) {
           throw new MoerlError(

@@ -28,9 +28,12 @@ const taskSchema = z
             'Held-out problems in their own file (default: eval.size problems of path, never trained on).',
           ),
         reward: z
-          .enum(['exact', 'numeric', 'regex'])
+          .string()
+          .min(1)
           .default('exact')
-          .describe('exact (trimmed match), numeric (GSM8K ####, \\boxed{}, else the last number) or regex.'),
+          .describe(
+            'exact (trimmed match), numeric (GSM8K ####, \\boxed{}, else the last number), regex, or the name of a reward a plugin added with registerReward (graded values in [0, 1] allowed).',
+          ),
         pattern: z.string().optional().describe('For reward regex: a capture group must equal the answer.'),
         tokenizer: z
           .string()

@@ -79,7 +79,9 @@ describe('rollout.servers', () => {
       expect(samples).toHaveLength(3 * 2);
       for (const row of samples) {
         expect(row.prompt).toMatch(/^[a-h]{1,5}<$/);
-        expect([...row.response].every((character) => task.tokenizer.alphabet.includes(character))).toBe(true);
+        expect([...row.response].every((character) => task.tokenizer.alphabet.includes(character))).toBe(
+          true,
+        );
       }
     },
   );

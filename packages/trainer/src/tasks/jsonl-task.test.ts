@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRandom } from '@moerl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exactReward } from './answer-rewards.js';
 import { createHfTokenizer, loadHfTokenizer } from './hf-tokenizer.js';
 import { loadJsonlTask } from './jsonl-task.js';
+import { listRewards, registerReward } from './reward-registry.js';
 import { createEvalSet } from './task-registry.js';
 import { toJsonl, wordProblems } from './word-problems.js';
 
@@ -84,6 +86,45 @@ describe('JSONL dataset tasks', () => {
         .map((example) => example.prompt)
         .sort(),
     ).toEqual(['What is 2+2?', 'system: Answer with a number.\nuser: What is 3+3?']);
+  });
+
+  it('scores with a reward a plugin registered, or a function, graded values included', async () => {
+    // Partial credit: 1 for the right number, 0.5 within 10% of it, else 0.
+    const closeEnough = (response: string, answer: string) => {
+      const got = Number(response.trim());
+      const want = Number(answer);
+      return got === want ? 1 : Math.abs(got - want) <= 0.1 * Math.abs(want) ? 0.5 : 0;
+    };
+    registerReward('test-close-enough', closeEnough);
+    expect(listRewards()).toEqual(expect.arrayContaining(['exact', 'numeric', 'regex', 'test-close-enough']));
+    for (const reward of ['test-close-enough', closeEnough] as const) {
+      const task = await loadJsonlTask({ path: train, reward });
+      const example = { prompt: 'x', answer: '100' };
+      const respond = (text: string) => [...task.tokenizer.encode(text), task.tokenizer.eosId];
+      expect(task.score(example, respond('100'))).toEqual({ reward: 1, correct: true });
+      expect(task.score(example, respond('95'))).toEqual({ reward: 0.5, correct: false });
+      expect(task.score(example, respond('50'))).toEqual({ reward: 0, correct: false });
+    }
+    // Names are unique, and "regex" is taken (it reads task.dataset.pattern).
+    expect(() => registerReward('test-close-enough', closeEnough)).toThrow(/already registered/);
+    expect(() => registerReward('regex', closeEnough)).toThrow(/already registered/);
+    registerReward('test-close-enough', exactReward, { replace: true });
+  });
+
+  it('refuses an unknown reward name and a reward outside [0, 1], naming them', async () => {
+    await expect(loadJsonlTask({ path: train, reward: 'no-such-reward' })).rejects.toThrow(
+      /Unknown reward "no-such-reward"; registered rewards: .*exact.*numeric.*registerReward/,
+    );
+    const task = await loadJsonlTask({
+      path: train,
+      reward: function tooMuch() {
+        return 2;
+      },
+    });
+    const ids = [...task.tokenizer.encode('1'), task.tokenizer.eosId];
+    expect(() => task.score({ prompt: 'x', answer: '1' }, ids)).toThrow(
+      /reward "tooMuch" must return a number in \[0, 1\], found 2 for the response "1"/,
+    );
   });
 
   it('names the file and line of a malformed row', async () => {

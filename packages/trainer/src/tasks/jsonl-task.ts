@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { MoerlError, type SeededRandom } from '@moerl/core';
-import { exactReward, numericReward, regexReward } from './answer-rewards.js';
+import { regexReward } from './answer-rewards.js';
 import { createCharTokenizer, type Tokenizer } from './char-tokenizer.js';
 import type { ChatMessage, HfTokenizer } from './hf-tokenizer.js';
+import { type AnswerReward, rewardByName } from './reward-registry.js';
 import type { Task, TaskExample } from './task.js';
 
 export interface JsonlTaskOptions {
@@ -15,8 +16,11 @@ export interface JsonlTaskOptions {
    * seed, and training never samples those problems.
    */
   readonly evalPath?: string;
-  /** `exact` (trimmed), `numeric` (GSM8K `####`, `\boxed{}`, else the last number) or `regex`. Default `exact`. */
-  readonly reward?: 'exact' | 'numeric' | 'regex';
+  /**
+   * `exact` (trimmed), `numeric` (GSM8K `####`, `\boxed{}`, else the last number), `regex`, the name of a
+   * reward added with `registerReward`, or a function; graded values in [0, 1] allowed. Default `exact`.
+   */
+  readonly reward?: string | AnswerReward;
   /** For `regex`: matched against the response; a capture group must equal the answer. */
   readonly pattern?: string;
   /** A Hugging Face tokenizer (and its chat template); default a character tokenizer over the files' text. */
@@ -124,16 +128,28 @@ export async function loadJsonlTask(options: JsonlTaskOptions): Promise<Task> {
     });
   }
   const pattern = options.pattern === undefined ? undefined : new RegExp(options.pattern);
-  const reward = (response: string, answer: string) =>
-    mode === 'numeric'
-      ? numericReward(response, answer)
+  const rewardName = typeof mode === 'function' ? mode.name || 'custom' : mode;
+  const chosen: AnswerReward =
+    typeof mode === 'function'
+      ? mode
       : mode === 'regex'
-        ? regexReward(pattern!, response, answer)
-        : exactReward(response, answer);
+        ? (response, answer) => regexReward(pattern!, response, answer)
+        : rewardByName(mode);
+  const reward = (response: string, answer: string) => {
+    const value = chosen(response, answer);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
+      throw new MoerlError(
+        typeof value === 'number' && !Number.isFinite(value) ? 'NON_FINITE' : 'INVALID_ARGUMENT',
+        `reward "${rewardName}" must return a number in [0, 1], found ${String(value)} for the response ${JSON.stringify(response)} (answer ${JSON.stringify(answer)})`,
+        { details: { field: 'task.dataset.reward', reward: rewardName, response, answer } },
+      );
+    }
+    return value;
+  };
   const name = options.name ?? 'jsonl';
   return {
     name,
-    description: `${examples.length} problems from ${options.path}, ${mode} reward`,
+    description: `${examples.length} problems from ${options.path}, ${rewardName} reward`,
     tokenizer,
     maxPromptTokens: Math.max(...all.map((example) => promptIds(example).length)),
     maxAnswerTokens: options.maxAnswerTokens ?? Math.max(...all.map((example) => answerIds(example).length)),
