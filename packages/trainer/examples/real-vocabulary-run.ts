@@ -25,7 +25,14 @@ const config = await resolveRunConfig({
       },
     },
     // The demo's trunk; the vocabulary (and so the embeddings and LM head) is Qwen3's.
-    model: { hiddenSize: 64, numLayers: 4, numAttentionHeads: 4, numKeyValueHeads: 2, numExperts: 16, topK: 2 },
+    model: {
+      hiddenSize: 64,
+      numLayers: 4,
+      numAttentionHeads: 4,
+      numKeyValueHeads: 2,
+      numExperts: 16,
+      topK: 2,
+    },
     warmStart: { steps: 8, batchSize: 8 },
     replay: 'R3',
     rollout: { promptsPerStep: 2, groupSize: 4, precision: 'fp8' },
