@@ -8,37 +8,28 @@
  */
 import { createOnnxRolloutEngine } from '@moerl/backend-onnx';
 import { createRandom, type RolloutEngine } from '@moerl/core';
-import { createRandomWeights, demoShapedMoeConfig } from '@moerl/testkit';
+import { createRandomWeights } from '@moerl/testkit';
 import { collectConversations } from '../src/run/conversation-rollouts.js';
-import { createReverseTask } from '../src/tasks/builtin-tasks.js';
-import type { Environment } from '../src/tasks/environment.js';
+import {
+  config,
+  environment,
+  examples,
+  observation,
+  sampling,
+  task,
+  turns,
+} from './fixed-reply-conversations.js';
 
 const quick = process.argv.includes('--quick');
 const rounds = quick ? 2 : 5;
-const task = createReverseTask(8);
-const turns = 4;
-const observation = 'abcdef';
-const perTurn = 10;
-const config = demoShapedMoeConfig(task.tokenizer.vocabSize, 128);
 const weights = createRandomWeights(config, 1);
-// Never done before the last turn: every conversation runs all turns (no <eos> stop, so turns are full).
-const environment: Environment = {
-  name: 'fixed-reply',
-  maxTurns: turns,
-  maxObservationTokens: observation.length,
-  reset: () => undefined,
-  step: (_state, _turn, { turn }) =>
-    turn < turns ? { observation, done: false } : { done: true, reward: 1 },
-};
-const random = createRandom(5);
-const examples = Array.from({ length: 16 }, () => task.generate(random));
 
 async function run(engine: RolloutEngine) {
   const before = engine.stats();
   const start = performance.now();
   const batch = await collectConversations(engine, task, environment, examples, {
     groupSize: 8,
-    sampling: { temperature: 1, topP: 1, topK: 0, maxNewTokens: perTurn, stopTokenIds: [], seed: 3 },
+    sampling,
     random: createRandom(9),
     idPrefix: 'b',
   });

@@ -10,26 +10,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRandom, writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
 import { createHttpRolloutEngine, type HttpRolloutEngine } from '@moerl/rollout-http';
-import { createRandomWeights, demoShapedMoeConfig } from '@moerl/testkit';
+import { createRandomWeights } from '@moerl/testkit';
 import { collectConversations } from '../src/run/conversation-rollouts.js';
 import { serveOnnxEngine } from '../src/serve/serve-onnx-engine.js';
-import { createReverseTask } from '../src/tasks/builtin-tasks.js';
-import type { Environment } from '../src/tasks/environment.js';
-
-const task = createReverseTask(8);
-const turns = 4;
-const observation = 'abcdef';
-const config = demoShapedMoeConfig(task.tokenizer.vocabSize, 128);
-const environment: Environment = {
-  name: 'fixed-reply',
-  maxTurns: turns,
-  maxObservationTokens: observation.length,
-  reset: () => undefined,
-  step: (_state, _turn, { turn }) =>
-    turn < turns ? { observation, done: false } : { done: true, reward: 1 },
-};
-const random = createRandom(5);
-const examples = Array.from({ length: 16 }, () => task.generate(random));
+import {
+  config,
+  environment,
+  examples,
+  observation,
+  sampling,
+  task,
+  turns,
+} from './fixed-reply-conversations.js';
 
 const directory = await mkdtemp(join(tmpdir(), 'moerl-bench-http-'));
 await writeHfConfigFile(join(directory, 'config.json'), config);
@@ -52,7 +44,7 @@ async function run(prefixReuse: boolean) {
   const start = performance.now();
   await collectConversations(engine, task, environment, examples, {
     groupSize: 8,
-    sampling: { temperature: 1, topP: 1, topK: 0, maxNewTokens: 10, stopTokenIds: [], seed: 3 },
+    sampling,
     random: createRandom(9),
     idPrefix: 'h',
   });
