@@ -10,13 +10,7 @@ import {
   sampleToken,
 } from '@moerl/core';
 import type { PositionKv, PrefixStore } from '../cache/prefix-store.js';
-import {
-  pastFromPositionRows,
-  pastFromPositions,
-  positionKv,
-  selectRows,
-  stackSequences,
-} from './kv-layout.js';
+import { pastFromPositionRows, positionKv, rowSlots, selectRows, stackSequences } from './kv-layout.js';
 import { type LayerKv, MASKED, type MoeSession } from './moe-session.js';
 
 export interface PreparedRequest {
@@ -153,7 +147,9 @@ async function prefillAll(context: GenerateContext, sequences: readonly Sequence
   const groups = new Map<number, PendingPrefill[]>();
   for (const entry of pending) {
     const residue = entry.cached % DECODE_SLOT_ALIGNMENT;
-    groups.set(residue, [...(groups.get(residue) ?? []), entry]);
+    const group = groups.get(residue);
+    if (group === undefined) groups.set(residue, [entry]);
+    else group.push(entry);
   }
   const logits = new Map<Sequence, Float32Array>();
   for (const group of groups.values()) {
@@ -227,14 +223,15 @@ async function prefillChunk(
   rows.forEach(({ sequence, prompt, cached, cachedHandles }, row) => {
     const fed = prompt.length - cached;
     pushAll(sequence.routing, out.routing.subarray(row * width * rowWidth, (row * width + fed) * rowWidth));
-    // The cached positions keep their handles; only the newly computed ones are cut out of the KV.
-    const handles = [
-      ...cachedHandles,
-      ...range(0, fed).map((query) => positionKv(out.present, row, pastSlots + query)),
-    ];
-    sequence.kv = pastFromPositions(handles, config.numLayers, config.numKeyValueHeads, config.headDim);
+    // The present holds the row's past and new positions contiguously, from its shift on.
+    sequence.kv = rowSlots(out.present, row, pastSlots - cached, prompt.length);
     sequence.cachedPromptTokens = cached;
     if (store !== undefined) {
+      // The cached positions keep their handles; only the newly computed ones are cut out of the KV.
+      const handles = [
+        ...cachedHandles,
+        ...range(0, fed).map((query) => positionKv(out.present, row, pastSlots + query)),
+      ];
       sequence.promptHandles = handles;
       store.insert(prompt, handles, routingRecordOf(context, prompt.length, sequence.routing));
     }

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   type KvTensor,
   pastFromPositionRows,
-  pastFromPositions,
   positionKv,
+  rowSlots,
   selectRows,
   stackSequences,
 } from './kv-layout.js';
@@ -53,11 +53,11 @@ describe('KV layout helpers', () => {
     expect(handle.data[handle.data.length - 1]).toBe(code(1, 1, 2, 1, 4, 2));
   });
 
-  it('pastFromPositions rebuilds a batch-1 past from handles, in order (round trip)', () => {
+  it('pastFromPositionRows rebuilds a batch-1 past from handles, in order (round trip)', () => {
     const source = kvOf(layers, 2, heads, 4, width);
     const slots = [3, 0, 2];
-    const past = pastFromPositions(
-      slots.map((slot) => positionKv(source, 1, slot)),
+    const past = pastFromPositionRows(
+      [slots.map((slot) => positionKv(source, 1, slot))],
       layers,
       heads,
       width,
@@ -83,6 +83,15 @@ describe('KV layout helpers', () => {
     expect(at(past[0]!.key, 1, 0, 0, 0)).toBe(code(0, 0, 1, 0, 0, 0));
     expect(at(past[1]!.value, 1, 1, 1, 2)).toBe(code(1, 1, 1, 1, 2, 2));
     expect(at(past[0]!.key, 1, 1, 2, 0)).toBe(code(0, 0, 0, 1, 1, 0));
+  });
+
+  it('rowSlots copies a run of slots of one row into a batch-1 KV', () => {
+    const [, layer1] = rowSlots(kvOf(layers, 3, heads, 5, width), 2, 1, 3);
+    expect(layer1!.key.dims).toEqual([1, heads, 3, width]);
+    for (let slot = 0; slot < 3; slot++) {
+      expect(at(layer1!.key, 0, 1, slot, 2)).toBe(code(1, 0, 2, 1, slot + 1, 2));
+      expect(at(layer1!.value, 0, 0, slot, 0)).toBe(code(1, 1, 2, 0, slot + 1, 0));
+    }
   });
 
   it('stackSequences right-pads shorter sequences with zeros', () => {

@@ -45,16 +45,6 @@ export function positionKv(kv: readonly LayerKv[], row: number, slot: number): P
   return { bytes: out.byteLength, data: out };
 }
 
-/** A batch-1 past holding the given positions, in order. */
-export function pastFromPositions(
-  handles: readonly PositionKv[],
-  layers: number,
-  heads: number,
-  width: number,
-): LayerKv[] {
-  return pastFromPositionRows([handles], layers, heads, width);
-}
-
 /**
  * A past of one batch row per entry of `rows`, all of the same length: slot `s` of row `b` holds
  * `rows[b][s]`, or zeros where that is undefined (a hole the attention bias masks).
@@ -126,6 +116,21 @@ export function stackSequences(sequences: ReadonlyArray<readonly LayerKv[]>, slo
       slots,
     ),
   }));
+}
+
+/** A batch-1 KV of `count` slots of batch row `row` from slot `start` on, every layer. */
+export function rowSlots(kv: readonly LayerKv[], row: number, start: number, count: number): LayerKv[] {
+  const copy = (tensor: KvTensor): KvTensor => {
+    const { heads, slots, width } = dimsOf(tensor);
+    const source = data(tensor);
+    const out = new Float32Array(heads * count * width);
+    for (let head = 0; head < heads; head++) {
+      const from = ((row * heads + head) * slots + start) * width;
+      out.set(source.subarray(from, from + count * width), head * count * width);
+    }
+    return { data: out, dims: [1, heads, count, width] };
+  };
+  return kv.map((layer) => ({ key: copy(layer.key), value: copy(layer.value) }));
 }
 
 /** Keeps only the batch rows `rows` (in that order). */
