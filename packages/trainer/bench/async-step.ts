@@ -1,13 +1,18 @@
 /**
  * Step time of the RL loop, synchronous against one step off-policy (`rollout.async: 1`, the engine sampling
- * step N + 1 while the trainer trains step N), on the demo config and on one where sampling weighs more
- * (16 samples a prompt, one optimizer step per batch). Prints, per setting, wall seconds per step (median
- * of steps 2…n), how long a step waited for its rollouts, CPU use over the run (all threads, per core),
- * and the sync / async ratio, measured in one run with the two modes interleaved. Asserts nothing.
+ * step N + 1 while the trainer trains step N), on the demo config, on one where sampling weighs more (16
+ * samples a prompt, one optimizer step per batch), and on both with the engine in another process (`moerl
+ * serve` on loopback, `rollout.servers`): the setting where the two can use both cores. Prints, per setting,
+ * wall seconds per step (median of steps 2…n), rollout and train seconds per step, how long a step waited
+ * for its rollouts, CPU use over the run (trainer and server processes, per core), and the sync / async
+ * ratio, measured in one run with the two modes interleaved. Asserts nothing.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { resolveRunConfig } from '../src/config/resolve-run-config.js';
 import type { RunConfigInput } from '../src/config/run-config-schema.js';
 import { trainRun } from '../src/run/train-run.js';
@@ -15,14 +20,48 @@ import { trainRun } from '../src/run/train-run.js';
 const quick = process.argv.includes('--quick');
 const steps = quick ? 6 : 12;
 const rounds = quick ? 1 : 2;
-const settings: Record<string, RunConfigInput> = {
-  demo: {},
-  'sampling-heavy': { rollout: { groupSize: 16 }, train: { miniBatches: 1 } },
+const SAMPLING_HEAVY: RunConfigInput = { rollout: { groupSize: 16 }, train: { miniBatches: 1 } };
+const settings: Record<string, { config: RunConfigInput; server?: boolean }> = {
+  demo: { config: {} },
+  'sampling-heavy': { config: SAMPLING_HEAVY },
+  'demo, server': { config: {}, server: true },
+  'heavy, server': { config: SAMPLING_HEAVY, server: true },
 };
+
+/** CPU seconds a process has used so far (Linux /proc; NaN elsewhere). */
+function processCpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime, fields 14 and 15 of stat (11 and 12 after the command name), in clock ticks.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** `moerl serve` of the demo's initial model in a child process; resolves with its URL once it listens. */
+async function startServer(): Promise<{ url: string; child: ChildProcess }> {
+  const bin = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
+  const child = spawn(process.execPath, [...process.execArgv, bin, 'serve', '-p', 'demo', '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = / at (http:\/\/[^\s]+) /.exec(output);
+      if (match !== null) resolve(match[1]!);
+    });
+    child.once('exit', (code) =>
+      reject(new Error(`moerl serve exited (${code}) before listening: ${output}`)),
+    );
+  });
+  return { url, child };
+}
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-async function measure(overrides: RunConfigInput, async: number) {
+async function measure(overrides: RunConfigInput, async: number, server: string | undefined, serverPid = 0) {
   const directory = await mkdtemp(join(tmpdir(), 'moerl-async-bench-'));
   const config = await resolveRunConfig({
     preset: 'demo',
@@ -33,21 +72,27 @@ async function measure(overrides: RunConfigInput, async: number) {
       'eval.size=16',
       'replay=R3',
       `rollout.async=${async}`,
+      ...(server === undefined ? [] : [`rollout.servers=["${server}"]`]),
     ],
     config: overrides,
   });
   const cpuBefore = process.cpuUsage();
+  const serverCpuBefore = server === undefined ? 0 : processCpuSeconds(serverPid);
   const start = performance.now();
   try {
     const { metrics } = await trainRun({ config, directory });
     const wall = (performance.now() - start) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
+    const serverCpu = server === undefined ? 0 : processCpuSeconds(serverPid) - serverCpuBefore;
     const times = metrics.map((row) => Date.parse(row.time ?? ''));
     const perStep = times.slice(1).map((time, index) => (time - times[index]!) / 1000);
+    const later = metrics.slice(1);
     return {
       step: median(perStep.slice(0, -1)),
-      waited: median(metrics.slice(1).map((row) => row.rolloutWaitSeconds ?? Number.NaN)),
-      cpu: (cpu.user + cpu.system) / 1e6 / wall / availableParallelism(),
+      rollout: median(later.map((row) => row.rolloutSeconds)),
+      train: median(later.map((row) => row.trainSeconds)),
+      waited: median(later.map((row) => row.rolloutWaitSeconds ?? Number.NaN)),
+      cpu: ((cpu.user + cpu.system) / 1e6 + serverCpu) / wall / availableParallelism(),
     };
   } finally {
     await rm(directory, { recursive: true, force: true });
@@ -58,21 +103,32 @@ console.log(
   `moerl RL step time, synchronous vs rollout.async 1 (${steps} steps, R3, ${availableParallelism()} cores)`,
 );
 console.log(
-  'setting        | sync s/step | async s/step | waited sync/async | CPU sync/async | sync / async',
+  'setting        | sync s/step | async s/step | rollout, train s (sync) | waited sync/async | CPU sync/async | sync / async | async / max(rollout, train)',
 );
-for (const [name, overrides] of Object.entries(settings)) {
-  const results: Record<number, { step: number; waited: number; cpu: number }[]> = { 0: [], 1: [] };
-  for (let round = 0; round < rounds; round++) {
-    for (const async of [0, 1]) results[async]!.push(await measure(overrides, async));
+for (const [name, { config, server }] of Object.entries(settings)) {
+  const served = server === true ? await startServer() : undefined;
+  try {
+    const results: Record<number, Awaited<ReturnType<typeof measure>>[]> = { 0: [], 1: [] };
+    for (let round = 0; round < rounds; round++) {
+      for (const async of [0, 1])
+        results[async]!.push(await measure(config, async, served?.url, served?.child.pid));
+    }
+    const best = (async: number) => results[async]!.reduce((a, b) => (a.step <= b.step ? a : b));
+    const sync = best(0);
+    const pipelined = best(1);
+    console.log(
+      [
+        name.padEnd(14),
+        sync.step.toFixed(3).padStart(11),
+        pipelined.step.toFixed(3).padStart(12),
+        `${sync.rollout.toFixed(2)}, ${sync.train.toFixed(2)}`.padStart(23),
+        `${sync.waited.toFixed(3)} / ${pipelined.waited.toFixed(3)}`.padStart(17),
+        `${(100 * sync.cpu).toFixed(0)}% / ${(100 * pipelined.cpu).toFixed(0)}%`.padStart(14),
+        `${(sync.step / pipelined.step).toFixed(2)}×`.padStart(12),
+        `${(pipelined.step / Math.max(sync.rollout, sync.train)).toFixed(2)}×`.padStart(27),
+      ].join(' | '),
+    );
+  } finally {
+    served?.child.kill('SIGTERM');
   }
-  const best = (async: number) => results[async]!.reduce((a, b) => (a.step <= b.step ? a : b));
-  const sync = best(0);
-  const pipelined = best(1);
-  console.log(
-    `${name.padEnd(14)} | ${sync.step.toFixed(3).padStart(11)} | ${pipelined.step.toFixed(3).padStart(12)} | ${sync.waited.toFixed(3)} / ${pipelined.waited.toFixed(3)}`.padEnd(
-      62,
-    ) +
-      ` | ${(100 * sync.cpu).toFixed(0)}% / ${(100 * pipelined.cpu).toFixed(0)}%`.padEnd(17) +
-      ` | ${(sync.step / pipelined.step).toFixed(2)}×`,
-  );
 }
