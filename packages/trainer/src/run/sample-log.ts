@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { type FinishReason, writeFileAtomic } from '@moerl/core';
+import { type FinishReason, MoerlError, writeFileAtomic } from '@moerl/core';
 import type { Task } from '../tasks/task.js';
 import type { RolloutBatch } from './rollout-batch.js';
 
@@ -54,8 +54,16 @@ export async function readSamples(path: string): Promise<SampleRow[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as SampleRow);
+  return text.split('\n').flatMap((line, index) => {
+    if (line.trim() === '') return [];
+    try {
+      return [JSON.parse(line) as SampleRow];
+    } catch (error) {
+      throw new MoerlError(
+        'IO_ERROR',
+        `${path}, line ${index + 1}: not valid JSON (${(error as Error).message})`,
+        { cause: error, details: { path, line: index + 1 } },
+      );
+    }
+  });
 }
