@@ -1,8 +1,9 @@
 /**
  * Step time of the RL loop, synchronous against one step off-policy (`rollout.async: 1`, the engine sampling
  * step N + 1 while the trainer trains step N), on the demo config, on one where sampling weighs more (16
- * samples a prompt, one optimizer step per batch), and on both with the engine in another process (`moerl
- * serve` on loopback, `rollout.servers`): the setting where the two can use both cores. Prints, per setting,
+ * samples a prompt, one optimizer step per batch), on both with the engine in another process (`moerl
+ * serve` on loopback, `rollout.servers`): the setting where the two can use both cores, and on a small batch
+ * with the engine in another process, where rollout and training take similar time. Prints, per setting,
  * wall seconds per step (median of steps 2…n), rollout and train seconds per step, how long a step waited
  * for its rollouts, CPU use over the run (trainer and server processes, per core), and the sync / async
  * ratio, measured in one run with the two modes interleaved. Asserts nothing.
@@ -26,6 +27,9 @@ const settings: Record<string, { config: RunConfigInput; server?: boolean }> = {
   'sampling-heavy': { config: SAMPLING_HEAVY },
   'demo, server': { config: {}, server: true },
   'heavy, server': { config: SAMPLING_HEAVY, server: true },
+  // 4 prompts a step: training shrinks with the batch, sampling (a decode step at a time) much less, so the
+  // two take similar time.
+  'small, server': { config: { rollout: { promptsPerStep: 4 } }, server: true },
 };
 
 /** CPU seconds a process has used so far (Linux /proc; NaN elsewhere). */
@@ -105,7 +109,10 @@ console.log(
 console.log(
   'setting        | sync s/step | async s/step | rollout, train s (sync) | waited sync/async | CPU sync/async | sync / async | async / max(rollout, train)',
 );
+// `--setting=<name>` runs one setting only.
+const only = process.argv.find((argument) => argument.startsWith('--setting='))?.slice('--setting='.length);
 for (const [name, { config, server }] of Object.entries(settings)) {
+  if (only !== undefined && name !== only) continue;
   const served = server === true ? await startServer() : undefined;
   try {
     const results: Record<number, Awaited<ReturnType<typeof measure>>[]> = { 0: [], 1: [] };
