@@ -22,14 +22,20 @@ const quick = process.argv.includes('--quick');
 const steps = quick ? 6 : 12;
 const rounds = quick ? 1 : 2;
 const SAMPLING_HEAVY: RunConfigInput = { rollout: { groupSize: 16 }, train: { miniBatches: 1 } };
-const settings: Record<string, { config: RunConfigInput; server?: boolean }> = {
+/** `server`: the engine in another process, served with these extra `moerl serve` flags (its model must match). */
+const settings: Record<string, { config: RunConfigInput; server?: readonly string[] }> = {
   demo: { config: {} },
   'sampling-heavy': { config: SAMPLING_HEAVY },
-  'demo, server': { config: {}, server: true },
-  'heavy, server': { config: SAMPLING_HEAVY, server: true },
+  'demo, server': { config: {}, server: [] },
+  'heavy, server': { config: SAMPLING_HEAVY, server: [] },
   // 4 prompts a step: training shrinks with the batch, sampling (a decode step at a time) much less, so the
   // two take similar time.
-  'small, server': { config: { rollout: { promptsPerStep: 4 } }, server: true },
+  'small, server': { config: { rollout: { promptsPerStep: 4 } }, server: [] },
+  // A multi-turn game: up to 7 sequential engine calls a step, so sampling weighs as much as training.
+  'guess, server': {
+    config: { task: { name: 'guess-number' } },
+    server: ['--set', 'task.name=guess-number'],
+  },
 };
 
 /** CPU seconds a process has used so far (Linux /proc; NaN elsewhere). */
@@ -44,11 +50,13 @@ function processCpuSeconds(pid: number): number {
 }
 
 /** `moerl serve` of the demo's initial model in a child process; resolves with its URL once it listens. */
-async function startServer(): Promise<{ url: string; child: ChildProcess }> {
+async function startServer(flags: readonly string[]): Promise<{ url: string; child: ChildProcess }> {
   const bin = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
-  const child = spawn(process.execPath, [...process.execArgv, bin, 'serve', '-p', 'demo', '--port', '0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, bin, 'serve', '-p', 'demo', ...flags, '--port', '0'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const url = await new Promise<string>((resolve, reject) => {
     let output = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -113,7 +121,7 @@ console.log(
 const only = process.argv.find((argument) => argument.startsWith('--setting='))?.slice('--setting='.length);
 for (const [name, { config, server }] of Object.entries(settings)) {
   if (only !== undefined && name !== only) continue;
-  const served = server === true ? await startServer() : undefined;
+  const served = server === undefined ? undefined : await startServer(server);
   try {
     const results: Record<number, Awaited<ReturnType<typeof measure>>[]> = { 0: [], 1: [] };
     for (let round = 0; round < rounds; round++) {
