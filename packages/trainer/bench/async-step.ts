@@ -36,6 +36,11 @@ const settings: Record<string, { config: RunConfigInput; server?: readonly strin
     config: { task: { name: 'guess-number' } },
     server: ['--set', 'task.name=guess-number'],
   },
+  // The same with the server on one onnxruntime thread, leaving the other core to the trainer.
+  'guess, server 1t': {
+    config: { task: { name: 'guess-number' } },
+    server: ['--set', 'task.name=guess-number', '--threads', '1'],
+  },
 };
 
 /** CPU seconds a process has used so far (Linux /proc; NaN elsewhere). */

@@ -133,6 +133,9 @@ describe('moerl CLI', () => {
     expect(badConfig.code).toBe(2);
     expect(badConfig.stderr).toMatch(/^moerl: Invalid config:\n {2}- rollout\.groupSize/);
     expect((await cli(['serve', '--precision', 'fp64'])).code).toBe(2);
+    const threads = await cli(['serve', '--threads', '0']);
+    expect(threads.code).toBe(2);
+    expect(threads.stderr).toContain('--threads must be a positive integer, found 0');
   });
 
   it('says when report or eval is pointed at something that is not a run directory', async () => {

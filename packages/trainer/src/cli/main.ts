@@ -516,6 +516,11 @@ export function createProgram(): Command {
     )
     .option('--host <host>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
     .option('--port <port>', 'port (0: any free one)', (value) => Number.parseInt(value, 10), 30000)
+    .option(
+      '--threads <n>',
+      'onnxruntime intra-op threads (default: its own choice, one per core); 1 leaves a core to a trainer on the same machine',
+      (value) => Number(value),
+    )
     .addOption(
       new Option(
         '--precision <precision>',
@@ -525,12 +530,18 @@ export function createProgram(): Command {
     .action(
       async (
         path: string | undefined,
-        flags: ConfigFlags & { host: string; port: number; precision?: InferencePrecision },
+        flags: ConfigFlags & { host: string; port: number; threads?: number; precision?: InferencePrecision },
       ) => {
         if (!(Number.isInteger(flags.port) && flags.port >= 0 && flags.port <= 65535)) {
           throw new MoerlError(
             'INVALID_ARGUMENT',
             `--port must be an integer from 0 to 65535, found ${flags.port}`,
+          );
+        }
+        if (flags.threads !== undefined && !(Number.isInteger(flags.threads) && flags.threads >= 1)) {
+          throw new MoerlError(
+            'INVALID_ARGUMENT',
+            `--threads must be a positive integer, found ${flags.threads}`,
           );
         }
         const { rm } = await import('node:fs/promises');
@@ -548,6 +559,7 @@ export function createProgram(): Command {
             host: flags.host,
             port: flags.port,
             precision: flags.precision ?? config?.rollout.precision ?? 'bf16',
+            ...(flags.threads === undefined ? {} : { intraOpNumThreads: flags.threads }),
             ...(config === undefined ? {} : { fp8: config.rollout.fp8 }),
           });
           process.stdout.write(
