@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { MoerlError, writeFileAtomic } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
+import { readJsonLines, writeJsonLines } from './json-lines.js';
 
 /** Where a run keeps its files: config.json, metrics.jsonl, checkpoints/, report.html. */
 export interface RunPaths {
@@ -65,28 +66,11 @@ const encodeNumber = (_key: string, value: unknown) =>
   typeof value === 'number' && !Number.isFinite(value) ? null : value;
 
 export async function writeMetrics(paths: RunPaths, rows: readonly StepMetrics[]): Promise<void> {
-  await writeFileAtomic(paths.metrics, rows.map((row) => `${JSON.stringify(row, encodeNumber)}\n`).join(''));
+  await writeJsonLines(paths.metrics, rows, encodeNumber);
 }
 
 export async function readMetrics(path: string): Promise<StepMetrics[]> {
-  const text = await readFile(path, 'utf8');
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line, index) => {
-      try {
-        return JSON.parse(line, (_key, value) => (value === null ? Number.NaN : value)) as StepMetrics;
-      } catch (error) {
-        throw new MoerlError(
-          'IO_ERROR',
-          `${path}, line ${index + 1}: not valid JSON (${(error as Error).message})`,
-          {
-            cause: error,
-            details: { path, line: index + 1 },
-          },
-        );
-      }
-    });
+  return readJsonLines<StepMetrics>(path, (_key, value) => (value === null ? Number.NaN : value));
 }
 
 /** Held-out accuracy of the policy RL starts from, kept beside the metrics (they start at step 1). */

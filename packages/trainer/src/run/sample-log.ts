@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { type FinishReason, MoerlError, writeFileAtomic } from '@moerl/core';
+import type { FinishReason } from '@moerl/core';
 import type { Task } from '../tasks/task.js';
+import { readJsonLines, writeJsonLines } from './json-lines.js';
 import type { RolloutBatch } from './rollout-batch.js';
 
 /** One line of `samples.jsonl`: a rollout as text, whatever engine sampled it (token ids decoded here). */
@@ -42,28 +42,15 @@ export function sampleRows(task: Task, rollouts: RolloutBatch, step: number, cou
 }
 
 export async function writeSamples(path: string, rows: readonly SampleRow[]): Promise<void> {
-  await writeFileAtomic(path, rows.map((row) => `${JSON.stringify(row)}\n`).join(''));
+  await writeJsonLines(path, rows);
 }
 
 /** The rows of `samples.jsonl`; none when the file does not exist (a run started before it was written). */
 export async function readSamples(path: string): Promise<SampleRow[]> {
-  let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    return await readJsonLines<SampleRow>(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  return text.split('\n').flatMap((line, index) => {
-    if (line.trim() === '') return [];
-    try {
-      return [JSON.parse(line) as SampleRow];
-    } catch (error) {
-      throw new MoerlError(
-        'IO_ERROR',
-        `${path}, line ${index + 1}: not valid JSON (${(error as Error).message})`,
-        { cause: error, details: { path, line: index + 1 } },
-      );
-    }
-  });
 }
