@@ -1,5 +1,6 @@
 import { MoerlError } from '@moerl/core';
 import { exactReward, numericReward } from './answer-rewards.js';
+import { processWideTable } from './process-wide-table.js';
 
 /**
  * A reward over a decoded response and the reference answer of a dataset row: a number in [0, 1] (graded
@@ -12,17 +13,8 @@ const BUILT_IN_REWARDS: readonly (readonly [string, AnswerReward])[] = [
   ['numeric', numericReward],
 ];
 
-// As the task table: one process-wide table under a Symbol.for key, so a plugin that imports its own copy of
-// @moerl/trainer registers where the run reads.
-const GLOBAL_KEY = Symbol.for('moerl.rewards.v1');
-
-function rewardTable(): Map<string, AnswerReward> {
-  const holder = globalThis as { [GLOBAL_KEY]?: Map<string, AnswerReward> };
-  holder[GLOBAL_KEY] ??= new Map();
-  const table = holder[GLOBAL_KEY];
-  for (const [name, reward] of BUILT_IN_REWARDS) if (!table.has(name)) table.set(name, reward);
-  return table;
-}
+// Process-wide, as the task table, so that a plugin's own copy of @moerl/trainer registers where the run reads.
+const rewardTable = processWideTable<AnswerReward>('moerl.rewards.v1', BUILT_IN_REWARDS);
 
 /**
  * Adds a reward that `task.dataset.reward` can name (e.g. from a plugin module listed in `plugins`).

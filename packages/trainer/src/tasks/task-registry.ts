@@ -7,6 +7,7 @@ import {
 } from './builtin-tasks.js';
 import { createGuessNumberTask } from './guess-number-task.js';
 import { createMultiplyToolTask } from './multiply-tool-task.js';
+import { processWideTable } from './process-wide-table.js';
 import type { Task, TaskExample } from './task.js';
 
 export type TaskFactory = () => Task;
@@ -23,22 +24,8 @@ const BUILT_IN_TASKS: readonly (readonly [string, TaskFactory])[] = [
   ['guess-number', () => createGuessNumberTask()],
 ];
 
-// The process-wide task table hangs off globalThis under a Symbol.for key, so that a plugin importing its
-// own copy of @moerl/trainer registers where the CLI's copy reads; each copy adds the built-ins the first
-// one lacked (never replacing).
-const GLOBAL_KEY = Symbol.for('moerl.tasks.v1');
-let builtInsAdded = false;
-
-function taskFactories(): Map<string, TaskFactory> {
-  const holder = globalThis as { [GLOBAL_KEY]?: Map<string, TaskFactory> };
-  holder[GLOBAL_KEY] ??= new Map();
-  const factories = holder[GLOBAL_KEY];
-  if (!builtInsAdded) {
-    for (const [name, factory] of BUILT_IN_TASKS) if (!factories.has(name)) factories.set(name, factory);
-    builtInsAdded = true;
-  }
-  return factories;
-}
+// Process-wide, so that a plugin's own copy of @moerl/trainer registers where the CLI's copy reads.
+const taskFactories = processWideTable<TaskFactory>('moerl.tasks.v1', BUILT_IN_TASKS);
 
 /** Adds a task by name (for `moerl train --task <name>` and configs). Replacing a name needs `replace`. */
 export function registerTask(name: string, factory: TaskFactory, options: { replace?: boolean } = {}): void {
