@@ -10,6 +10,7 @@ import {
   type ModelConfig,
   moeLayerIndices,
   type SamplingParams,
+  type Trajectory,
 } from '@moerl/core';
 import {
   createRandomWeights,
@@ -224,7 +225,7 @@ async function benchConfig(name: string, config: ModelConfig): Promise<void> {
 /**
  * Cost of sparse experts: top-8 of 64 (and of 128, Qwen3-30B-A3B's count) against top-8 of 8, which does the
  * same active work per token. 4 MoE layers, 16 sequences of a 32-token prompt and 32 new tokens. `dense`
- * runs every expert (cost ∝ experts), `sparse` only the chosen ones; repetitions are interleaved so that
+ * runs every expert (cost ∝ experts), `sparse` only the chosen ones, `grouped` experts × the busiest one's load; repetitions are interleaved so that
  * load changes hit every engine alike, and the ratios of each repetition are reported as median [range].
  */
 async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermediateSize: number) {
@@ -247,8 +248,10 @@ async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermed
     { name: 'top-8 of 8', experts: 8, expertCompute: 'auto' },
     { name: 'top-8 of 64, dense', experts: 64, expertCompute: 'dense' },
     { name: 'top-8 of 64, sparse', experts: 64, expertCompute: 'sparse' },
+    { name: 'top-8 of 64, grouped', experts: 64, expertCompute: 'grouped' },
     { name: 'top-8 of 128, dense', experts: 128, expertCompute: 'dense' },
     { name: 'top-8 of 128, sparse', experts: 128, expertCompute: 'sparse' },
+    { name: 'top-8 of 128, grouped', experts: 128, expertCompute: 'grouped' },
   ] as const;
   const requests = requestsOf(16, 32, 256);
   const params = sampling({ maxNewTokens: 32 });
@@ -267,9 +270,13 @@ async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermed
   }
   const repetitions = 5;
   const seconds = variants.map(() => [] as number[]);
+  const distinct = variants.map(() => 0);
   for (let repetition = 0; repetition < repetitions; repetition++) {
-    for (const [index, engine] of engines.entries())
-      seconds[index]!.push((await timed(() => engine.generate(requests, params))).seconds);
+    for (const [index, engine] of engines.entries()) {
+      const { value, seconds: elapsed } = await timed(() => engine.generate(requests, params));
+      seconds[index]!.push(elapsed);
+      distinct[index] = meanExpertsPerDecodeStep(value, 32);
+    }
   }
   console.log(
     `
@@ -283,7 +290,38 @@ async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermed
         `${median(ratios).toFixed(2)}× top-8 of 8 [${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}]`,
     );
   }
+  // A decode step must read the weights of every expert some row of the batch chose: the floor of the ratio
+  // where reading weights, not arithmetic or per-node overhead, dominates.
+  const firstOfEachCount = variants.filter(
+    (variant, index) => variants.findIndex((other) => other.experts === variant.experts) === index,
+  );
+  const chosen = firstOfEachCount.map(
+    (variant) => `${distinct[variants.indexOf(variant)]!.toFixed(1)} of ${variant.experts}`,
+  );
+  console.log(
+    `a decode step's 16 rows choose on average ${chosen.join(', ')} experts per layer: each step reads that many experts' weights`,
+  );
   for (const engine of engines) await engine.dispose();
+}
+
+/** Mean number of distinct experts the batch's rows choose per MoE layer at the decode steps. */
+function meanExpertsPerDecodeStep(trajectories: readonly Trajectory[], promptLength: number): number {
+  let total = 0;
+  let count = 0;
+  const { moeLayers, topK } = trajectories[0]!.routing!;
+  const steps = Math.min(...trajectories.map((trajectory) => trajectory.routing!.positions)) - promptLength;
+  for (let step = 0; step < steps; step++) {
+    for (let layer = 0; layer < moeLayers; layer++) {
+      const chosen = new Set<number>();
+      for (const { routing } of trajectories) {
+        const start = ((promptLength + step) * moeLayers + layer) * topK;
+        for (let k = 0; k < topK; k++) chosen.add(routing!.experts[start + k]!);
+      }
+      total += chosen.size;
+      count++;
+    }
+  }
+  return total / count;
 }
 
 /**

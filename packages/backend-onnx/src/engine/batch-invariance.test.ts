@@ -55,7 +55,7 @@ function expectIdentical(actual: OnnxTrajectory, expected: OnnxTrajectory): void
   expect(actual.finishReason).toBe(expected.finishReason);
 }
 
-describe.each(['dense', 'sparse'] as const)(
+describe.each(['dense', 'sparse', 'grouped'] as const)(
   'batch invariance of the ONNX engine (%s experts)',
   (expertCompute) => {
     for (const prefixCache of [false, true]) {

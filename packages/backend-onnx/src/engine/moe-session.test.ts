@@ -43,6 +43,7 @@ const range = (length: number) => Array.from({ length }, (_, index) => index);
 describe.each([
   ['dense', 'node'],
   ['sparse', 'node'],
+  ['grouped', 'node'],
   ['dense', 'web'],
   ['sparse', 'web'],
 ] as const)(
@@ -144,7 +145,7 @@ describe('fp16 precision', () => {
   });
 });
 
-describe.each(['dense', 'sparse'] as const)('bf16 activations (%s experts)', (expertCompute) => {
+describe.each(['dense', 'sparse', 'grouped'] as const)('bf16 activations (%s experts)', (expertCompute) => {
   const bf16Weights = (config: ModelConfig) =>
     new Map(
       [...createRandomWeights(config, 11)].map(([name, tensor]) => [
@@ -197,13 +198,13 @@ describe.each(['dense', 'sparse'] as const)('bf16 activations (%s experts)', (ex
   }
 });
 
-describe('sparse expert compute against dense (the oracle)', () => {
+describe.each(['sparse', 'grouped'] as const)('%s expert compute against dense (the oracle)', (compute) => {
   // More experts than chosen, so that some experts get no row, some one and some several.
   const config = createModelConfig({ ...tinyMoeConfig, numExperts: 16, topK: 4 });
   const weights = createRandomWeights(config, 11);
   const n = tinyTokens.length;
   const run = async (
-    expertCompute: 'dense' | 'sparse',
+    expertCompute: 'dense' | 'sparse' | 'grouped',
     precision: 'fp32' | 'fp16',
     batch: number,
     runtime: 'node' | 'web' = 'node',
@@ -238,7 +239,7 @@ describe('sparse expert compute against dense (the oracle)', () => {
     for (const batch of [1, 3]) {
       it(`${precision}, batch ${batch}: identical routing, logits within ${precision === 'fp32' ? '1e-5' : '1e-2'}`, async () => {
         const dense = await run('dense', precision, batch);
-        const sparse = await run('sparse', precision, batch);
+        const sparse = await run(compute, precision, batch);
         expect([...sparse.routing]).toEqual([...dense.routing]);
         // Only the order of the sums over experts differs: float32 rounding, or float16's (measured 2.3e-3).
         expect(maxAbsoluteError(sparse.logits, dense.logits)).toBeLessThan(
@@ -255,7 +256,7 @@ describe('onnxruntime-web runs every graph variant onnxruntime-node runs', () =>
   const config = createModelConfig({ ...tinyMoeConfig, numExperts: 16, topK: 4 });
   const weights = createRandomWeights(config, 11);
   const n = tinyTokens.length;
-  for (const expertCompute of ['dense', 'sparse'] as const) {
+  for (const expertCompute of ['dense', 'sparse', 'grouped'] as const) {
     for (const precision of ['fp32', 'bf16', 'fp16', 'fp8'] as const) {
       it(`${precision}, ${expertCompute}: same routing, logits within ${precision === 'fp16' ? '1e-2' : '1e-5'}`, async () => {
         const forward = async (runtime: 'node' | 'web') => {

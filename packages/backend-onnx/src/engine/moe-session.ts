@@ -108,13 +108,14 @@ export interface MoeSession {
 /** An engine's choice of expert computation: one of `ExpertCompute`, or `auto`. */
 export type ExpertComputeOption = ExpertCompute | 'auto';
 
-const EXPERT_COMPUTE_OPTIONS: readonly ExpertComputeOption[] = ['auto', 'sparse', 'dense'];
+const EXPERT_COMPUTE_OPTIONS: readonly ExpertComputeOption[] = ['auto', 'sparse', 'grouped', 'dense'];
 
 /**
- * `auto` → `sparse` when it pays: the model routes to fewer experts than it has, and its experts are large
- * enough (hidden × moeIntermediateSize ≥ 4096) that reading an expert's weights costs more than running it as
- * one more MatMul node. Tiny experts compute faster all at once (`dense`), where onnxruntime's cost per node
- * dominates. The choice depends on the model only, never on a batch, so batch invariance holds.
+ * `auto` → `dense` when the model routes to all its experts; `sparse` when its experts are large enough
+ * (hidden × moeIntermediateSize ≥ 4096) that reading an expert's weights costs more than one more MatMul
+ * node; `grouped` for many (≥ 32) small experts, where onnxruntime's cost per node would make `sparse` pay per
+ * expert; `dense` for few small experts, where computing all of them at once is cheapest. The choice depends
+ * on the model only, never on a batch. `sparse` and `grouped` give bit-identical results.
  */
 export function resolveExpertCompute(
   config: ModelConfig,
@@ -128,8 +129,9 @@ export function resolveExpertCompute(
     );
   }
   if (option !== 'auto') return option;
-  const sparseExperts = config.topK < config.numExperts;
-  return sparseExperts && config.hiddenSize * config.moeIntermediateSize >= 4096 ? 'sparse' : 'dense';
+  if (config.topK >= config.numExperts) return 'dense';
+  if (config.hiddenSize * config.moeIntermediateSize >= 4096) return 'sparse';
+  return config.numExperts >= 32 ? 'grouped' : 'dense';
 }
 
 export const SUPPORTED_PRECISIONS: readonly InferencePrecision[] = ['fp32', 'bf16', 'fp16', 'fp8'];

@@ -247,10 +247,12 @@ describe('createOnnxRolloutEngine', () => {
       );
     });
 
-    it('expertCompute auto: sparse for large experts chosen among more, dense for tiny or all-chosen ones', async () => {
-      expect((await engineWith()).expertCompute).toBe('dense'); // tiny experts
+    it('expertCompute auto: sparse for large experts chosen among more, grouped for many small ones, dense for few small or all-chosen ones', async () => {
+      expect((await engineWith()).expertCompute).toBe('dense'); // few tiny experts
       expect((await engineWith({ expertCompute: 'sparse' })).expertCompute).toBe('sparse');
+      expect((await engineWith({ expertCompute: 'grouped' })).expertCompute).toBe('grouped');
       expect(resolveExpertCompute({ ...config, hiddenSize: 64, moeIntermediateSize: 64 })).toBe('sparse');
+      expect(resolveExpertCompute({ ...config, numExperts: 64, topK: 8 })).toBe('grouped');
       expect(
         resolveExpertCompute({ ...config, hiddenSize: 64, moeIntermediateSize: 64, topK: config.numExperts }),
       ).toBe('dense');

@@ -209,7 +209,7 @@ describe('inference precision', () => {
       ['top-4', topFour],
     ] as const;
     for (const [name, modelConfig] of cases) {
-      for (const expertCompute of ['dense', 'sparse'] as const) {
+      for (const expertCompute of ['dense', 'sparse', 'grouped'] as const) {
         it(`bf16 weights (${name}, ${expertCompute} experts): matches the bf16-activation reference, unlike float32 activations`, async () => {
           const engine = await createOnnxRolloutEngine({
             config: modelConfig,

@@ -68,10 +68,13 @@ export type ExpertLayout = 'per-expert' | 'stacked-inputs';
  *   are weighted 0. Cost follows all experts.
  * - `sparse`: the (row, k) pairs are grouped by expert and each expert multiplies only its own rows (one
  *   MatMul per expert and projection). Cost follows the chosen experts, plus a fixed cost per expert.
+ * - `grouped`: the pairs are laid out as `[experts, capacity, hidden]`, capacity being the busiest expert's
+ *   pair count, and one batched MatMul per projection runs every expert on its own slots. Cost follows
+ *   experts × capacity (between the chosen pairs and `dense`), with a node count independent of the experts.
  *
- * Both are exact (the same routing and logits within float32 rounding) and batch invariant.
+ * All are exact (the same routing and logits within float32 rounding) and batch invariant.
  */
-export type ExpertCompute = 'dense' | 'sparse';
+export type ExpertCompute = 'dense' | 'sparse' | 'grouped';
 
 /**
  * Input names of the host-stacked experts: `[experts, hidden, 2 × width]` (gate ‖ up) and
@@ -319,23 +322,33 @@ export function buildMoeGraph(
   // always takes onnxruntime's multi-row kernel, so a row's sums do not depend on how many rows share its
   // expert, i.e. on how the row was batched. A Split hands each expert its rows, one MatMul per expert and
   // projection computes them, and each pair reads its output back and is weighted and summed over k.
-  const sparseExperts = (x: string, topIds: string, gates: string, layer: number, width: number) => {
-    const experts = config.numExperts;
+  // The (row, k) pairs of a layer's routing: expert ids `[P]` (pair p = row · topK + k), each pair's row,
+  // its place in (expert, pair) order and the pairs per expert `[E]`.
+  const pairsByExpert = (topIds: string) => {
     const ids = g.op('Reshape', [topIds, g.ints([-1])]); // [P]; pair p = row · topK + k
     const pairCount = g.op('Shape', [ids]);
     const ones = g.op('Expand', [g.ints([1]), pairCount]);
     const pairIndex = g.op('CumSum', [ones, g.ints([0], true)], { exclusive: 1 });
-    // Pairs in (expert, pair) order: a sort of the distinct keys expert · P + p.
+    // (expert, pair) order: a sort of the distinct keys expert · P + p.
     const keys = g.op('Add', [g.op('Mul', [ids, pairCount]), pairIndex]);
     const [, order] = g.node('TopK', [keys, pairCount], { axis: 0, largest: 0, sorted: 1 }, 2) as [
       string,
       string,
     ];
-    const sortedPosition = g.op('ScatterElements', [pairIndex, order, pairIndex], { axis: 0 });
-    const counts = g.op('ScatterElements', [g.ints(new Array<number>(experts).fill(0)), ids, ones], {
-      axis: 0,
-      reduction: 'add',
-    });
+    return {
+      ids,
+      row: g.op('Div', [pairIndex, g.ints([config.topK])]),
+      sortedPosition: g.op('ScatterElements', [pairIndex, order, pairIndex], { axis: 0 }),
+      counts: g.op('ScatterElements', [g.ints(new Array<number>(config.numExperts).fill(0)), ids, ones], {
+        axis: 0,
+        reduction: 'add',
+      }),
+    };
+  };
+
+  const sparseExperts = (x: string, topIds: string, gates: string, layer: number, width: number) => {
+    const experts = config.numExperts;
+    const { ids, row, sortedPosition, counts } = pairsByExpert(topIds);
     const used = g.op('Min', [counts, g.ints([1])]);
     const sizes = g.op('Add', [counts, used]); // [E]: an expert's pairs and its extra row
     // A pair's table slot: the pairs before it plus the extra rows of the experts up to its own.
@@ -346,7 +359,7 @@ export function buildMoeGraph(
     const table = g.op('ScatterElements', [
       g.op('Expand', [g.ints([0]), g.op('ReduceSum', [sizes], { keepdims: 1 })]),
       slot,
-      g.op('Div', [pairIndex, g.ints([config.topK])]),
+      row,
     ]);
     const groups = g.node('Split', [g.op('Gather', [x, table]), sizes], { axis: 0 }, experts);
     const matrices = groups.map((_, expert) => expertMatrices(layer, expert, width));
@@ -366,10 +379,15 @@ export function buildMoeGraph(
         { axis: 0 },
       ),
     );
-    const perPair = g.op('Reshape', [g.op('Gather', [outputs, slot]), g.ints([-1, config.topK, hidden])]);
+    return sumOfPairs(g.op('Gather', [outputs, slot]), topIds, gates);
+  };
+
+  // Σ_k gate · expert output of each row, from the expert outputs of its pairs `[rows · topK, hidden]`
+  // (pair p = row · topK + k); with bf16 activations each row's k rounded products in ascending expert id.
+  const sumOfPairs = (pairOutputs: string, topIds: string, gates: string) => {
+    const perPair = g.op('Reshape', [pairOutputs, g.ints([-1, config.topK, hidden])]);
     const weighted = g.op('Mul', [perPair, toCompute(g.op('Unsqueeze', [gates, g.ints([2])]))]);
     if (!bf16) return g.op('ReduceSum', [weighted, g.ints([1])], { keepdims: 0 });
-    // Each row's k rounded products in ascending expert id.
     const kOrder = g.node(
       'TopK',
       [topIds, g.ints([config.topK])],
@@ -378,6 +396,35 @@ export function buildMoeGraph(
     )[1]!;
     const index = g.op('Expand', [g.op('Unsqueeze', [kOrder, g.ints([2])]), g.op('Shape', [weighted])]);
     return sumInOrder(g.op('GatherElements', [store(weighted), index], { axis: 1 }));
+  };
+
+  // The pairs laid out as [experts, capacity] slots, capacity = the busiest expert's pair count (at least 2,
+  // so every expert's MatMul takes onnxruntime's multi-row kernel and a row's sums do not depend on its
+  // batch); slots no pair fills compute row 0 and are never read back. One batched MatMul per projection
+  // runs all experts over their slots: a fixed number of nodes, work experts × capacity.
+  const groupedExperts = (x: string, topIds: string, gates: string, layer: number, width: number) => {
+    const experts = config.numExperts;
+    const { ids, row, sortedPosition, counts } = pairsByExpert(topIds);
+    // A pair's rank among its expert's pairs: its place in (expert, pair) order minus the pairs of lower experts.
+    const rank = g.op('Sub', [
+      sortedPosition,
+      g.op('Gather', [g.op('CumSum', [counts, g.ints([0], true)], { exclusive: 1 }), ids]),
+    ]);
+    const capacity = g.op('Max', [g.op('ReduceMax', [counts], { keepdims: 1 }), g.ints([2])]); // [1]
+    const slot = g.op('Add', [g.op('Mul', [ids, capacity]), rank]);
+    const table = g.op('ScatterElements', [
+      g.op('Expand', [g.ints([0]), g.op('Mul', [g.ints([experts]), capacity])]),
+      slot,
+      row,
+    ]);
+    const grouped = g.op('Reshape', [g.op('Gather', [x, table]), g.ints([experts, -1, hidden])]);
+    const { gateUp, down } = expertStacks(layer, width);
+    const outputs = store(g.op('MatMul', [swiGluOf(store(g.op('MatMul', [grouped, gateUp])), width), down]));
+    return sumOfPairs(
+      g.op('Gather', [g.op('Reshape', [outputs, g.ints([-1, hidden])]), slot]),
+      topIds,
+      gates,
+    );
   };
 
   let x = store(
@@ -467,7 +514,9 @@ export function buildMoeGraph(
       mlpOutput =
         expertCompute === 'sparse'
           ? sparseExperts(mlpInput, topIds, gates, layer, width)
-          : denseExperts(mlpInput, probabilities, topIds, gates, layer, width);
+          : expertCompute === 'grouped'
+            ? groupedExperts(mlpInput, topIds, gates, layer, width)
+            : denseExperts(mlpInput, probabilities, topIds, gates, layer, width);
     } else {
       mlpOutput = swiGlu(mlpInput, `${prefix}.mlp`, config.intermediateSize);
     }
