@@ -2,8 +2,8 @@
  * Step time of the RL loop, synchronous against one step off-policy (`rollout.async: 1`, the engine sampling
  * step N + 1 while the trainer trains step N), on the demo config, on one where sampling weighs more (16
  * samples a prompt, one optimizer step per batch), on both with the engine in another process (`moerl
- * serve` on loopback, `rollout.servers`): the setting where the two can use both cores, and on a small batch
- * with the engine in another process, where rollout and training take similar time. Prints, per setting,
+ * serve` on loopback, `rollout.servers`) or in a worker thread (`rollout.worker`): the settings where the two
+ * can use both cores, and on a small batch and a multi-turn game, where rollout and training take similar time. Prints, per setting,
  * wall seconds per step (median of steps 2…n), rollout and train seconds per step, how long a step waited
  * for its rollouts, CPU use over the run (trainer and server processes, per core), and the sync / async
  * ratio, measured in one run with the two modes interleaved. Asserts nothing.
@@ -41,6 +41,11 @@ const settings: Record<string, { config: RunConfigInput; server?: readonly strin
     config: { task: { name: 'guess-number' } },
     server: ['--set', 'task.name=guess-number', '--threads', '1'],
   },
+  // The engine in a worker thread of the trainer's process (`rollout.worker`): no HTTP, no weights on disk.
+  'demo, worker': { config: { rollout: { worker: true } } },
+  'heavy, worker': { config: { ...SAMPLING_HEAVY, rollout: { groupSize: 16, worker: true } } },
+  'small, worker': { config: { rollout: { promptsPerStep: 4, worker: true } } },
+  'guess, worker': { config: { task: { name: 'guess-number' }, rollout: { worker: true } } },
 };
 
 /** CPU seconds a process has used so far (Linux /proc; NaN elsewhere). */

@@ -166,6 +166,12 @@ const rolloutSchema = z
       .describe(
         'Rollouts sampled ahead of training: 0 (synchronous: each step samples with the weights it trains), or 1 (one step off-policy, as AReaL and slime run it: while the trainer trains step N the engine samples step N+1 with the weights of step N − 1; the engine takes new weights between batches). R3 replays the routing the engine recorded with its version; rolloutStaleness reports the lag. Checkpoints keep the policy the next batch is sampled with, so a resumed run continues exactly. Pays with the engine in another process (rollout.servers: measured 1.28× faster steps); in process the engine and the trainer share one JS thread and it gains little or nothing.',
       ),
+    worker: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Run the in-process engine in a worker thread: its decode loop then runs beside training instead of waiting for the trainer’s JavaScript thread, which is what lets rollout.async 1 overlap the two without a server. Same trajectories as in the main thread; weights cross as copies.',
+      ),
     servers: z
       .array(z.url({ protocol: /^https?$/ }))
       .default([])

@@ -51,6 +51,8 @@ export function registerDefaultBackends(): void {
 export interface ResolvedRunBackends {
   createTrainer(options: CreateTrainerOptions): Promise<PolicyTrainer>;
   createEngine(options: CreateEngineOptions): Promise<RolloutEngine>;
+  /** The registry name of the chosen rollout backend (what a worker thread resolves to build the same). */
+  readonly engineName: string;
   /** One line per kind saying which backend was chosen and what was skipped. */
   readonly summary: readonly string[];
 }
@@ -67,6 +69,7 @@ export async function resolveRunBackends(names: {
   return {
     createTrainer: (options) => trainer.backend.createTrainer(options),
     createEngine: (options) => engine.backend.createEngine(options),
+    engineName: engine.backend.name,
     summary: [trainer.summary, engine.summary],
   };
 }

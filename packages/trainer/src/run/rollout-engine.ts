@@ -1,8 +1,9 @@
-import type { ModelConfig, NamedTensors, RolloutEngine } from '@moerl/core';
+import type { CreateEngineOptions, ModelConfig, NamedTensors, RolloutEngine } from '@moerl/core';
 import { checkpointWeightSync, createHttpRolloutEngine } from '@moerl/rollout-http';
 import type { RunConfig } from '../config/run-config-schema.js';
 import type { ResolvedRunBackends } from './backends.js';
 import type { RunPaths } from './run-directory.js';
+import { createWorkerRolloutEngine } from './worker-rollout-engine.js';
 
 export interface RunEngineOptions {
   readonly config: RunConfig;
@@ -16,7 +17,8 @@ export interface RunEngineOptions {
 }
 
 /**
- * The run's rollout engine: the resolved in-process backend, or, with `rollout.servers`, the HTTP engine
+ * The run's rollout engine: the resolved in-process backend (in a worker thread with `rollout.worker`), or,
+ * with `rollout.servers`, the HTTP engine
  * over those servers. Servers get each policy as a checkpoint under `<run>/rollout-weights` (they must see
  * the trainer's filesystem) and load it through `/update_weights_from_disk`, starting with the initial one,
  * so whatever they served before, every rollout comes from this run's policy.
@@ -25,7 +27,7 @@ export async function createRunEngine(options: RunEngineOptions): Promise<Rollou
   const { config, modelConfig, weights, weightVersion } = options;
   const { servers, protocol, compactRouting } = config.rollout;
   if (servers.length === 0) {
-    return options.backends.createEngine({
+    const engineOptions: CreateEngineOptions = {
       config: modelConfig,
       weights,
       weightVersion,
@@ -36,6 +38,12 @@ export async function createRunEngine(options: RunEngineOptions): Promise<Rollou
         // Only when asked for, so a backend that does not know the key sees the options it always saw.
         ...(config.rollout.activations === 'fp32' ? {} : { activations: config.rollout.activations }),
       },
+    };
+    if (!config.rollout.worker) return options.backends.createEngine(engineOptions);
+    return createWorkerRolloutEngine({
+      backend: options.backends.engineName,
+      plugins: config.plugins,
+      options: engineOptions,
     });
   }
   const engine = createHttpRolloutEngine({

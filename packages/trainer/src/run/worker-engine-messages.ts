@@ -1,0 +1,62 @@
+import type {
+  CreateEngineOptions,
+  GenerateRequest,
+  ModelConfig,
+  MoerlErrorCode,
+  NamedTensors,
+  RolloutEngineCapabilities,
+  RolloutEngineStats,
+  SamplingParams,
+  Trajectory,
+} from '@moerl/core';
+
+/** What a worker needs to build the engine the main thread would have built. */
+export interface WorkerEngineSpec {
+  /** The registered rollout backend to create (resolved in the main thread). */
+  readonly backend: string;
+  /** Modules that register plugin backends, imported in the worker first. */
+  readonly plugins: readonly string[];
+  readonly options: CreateEngineOptions;
+}
+
+/** Main thread → rollout worker. Each call has an id its reply carries. */
+export type WorkerEngineRequest =
+  | { readonly type: 'create'; readonly id: number; readonly spec: WorkerEngineSpec }
+  | {
+      readonly type: 'generate';
+      readonly id: number;
+      readonly requests: readonly GenerateRequest[];
+      readonly samplingParams: SamplingParams;
+    }
+  | {
+      readonly type: 'updateWeights';
+      readonly id: number;
+      readonly weights: NamedTensors;
+      readonly version: number;
+    }
+  | { readonly type: 'dispose'; readonly id: number };
+
+/** Rollout worker → main thread; every reply carries the engine's stats after the call. */
+export type WorkerEngineReply =
+  | {
+      readonly type: 'created';
+      readonly id: number;
+      readonly backendName: string;
+      readonly capabilities: RolloutEngineCapabilities;
+      readonly config: ModelConfig;
+      readonly stats: RolloutEngineStats;
+    }
+  | {
+      readonly type: 'generated';
+      readonly id: number;
+      readonly trajectories: Trajectory[];
+      readonly stats: RolloutEngineStats;
+    }
+  | { readonly type: 'done'; readonly id: number; readonly stats?: RolloutEngineStats }
+  | {
+      readonly type: 'error';
+      readonly id: number;
+      readonly message: string;
+      readonly code?: MoerlErrorCode;
+      readonly details?: Readonly<Record<string, unknown>>;
+    };
