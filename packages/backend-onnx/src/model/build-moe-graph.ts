@@ -317,11 +317,6 @@ export function buildMoeGraph(
     return g.op('Reshape', [sum, g.ints([-1, hidden])]);
   };
 
-  // The (row, k) pairs sorted by expert into one table of rows, where every expert with pairs gets one extra
-  // row ahead of its own (row 0, never read back): each expert's MatMul then has 0 or at least 2 rows and
-  // always takes onnxruntime's multi-row kernel, so a row's sums do not depend on how many rows share its
-  // expert, i.e. on how the row was batched. A Split hands each expert its rows, one MatMul per expert and
-  // projection computes them, and each pair reads its output back and is weighted and summed over k.
   // The (row, k) pairs of a layer's routing: expert ids `[P]` (pair p = row · topK + k), each pair's row,
   // its place in (expert, pair) order and the pairs per expert `[E]`.
   const pairsByExpert = (topIds: string) => {
@@ -346,6 +341,11 @@ export function buildMoeGraph(
     };
   };
 
+  // The (row, k) pairs sorted by expert into one table of rows, where every expert with pairs gets one extra
+  // row ahead of its own (row 0, never read back): each expert's MatMul then has 0 or at least 2 rows and
+  // always takes onnxruntime's multi-row kernel, so a row's sums do not depend on how many rows share its
+  // expert, i.e. on how the row was batched. A Split hands each expert its rows, one MatMul per expert and
+  // projection computes them, and each pair reads its output back and is weighted and summed over k.
   const sparseExperts = (x: string, topIds: string, gates: string, layer: number, width: number) => {
     const experts = config.numExperts;
     const { ids, row, sortedPosition, counts } = pairsByExpert(topIds);
