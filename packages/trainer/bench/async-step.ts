@@ -46,6 +46,12 @@ const settings: Record<string, { config: RunConfigInput; server?: readonly strin
   'heavy, worker': { config: { ...SAMPLING_HEAVY, rollout: { groupSize: 16, worker: true } } },
   'small, worker': { config: { rollout: { promptsPerStep: 4, worker: true } } },
   'guess, worker': { config: { task: { name: 'guess-number' }, rollout: { worker: true } } },
+  // The same with the worker's engine on one onnxruntime thread, leaving the other core to the trainer.
+  'demo, worker 1t': { config: { rollout: { worker: true, threads: 1 } } },
+  'small, worker 1t': { config: { rollout: { promptsPerStep: 4, worker: true, threads: 1 } } },
+  'guess, worker 1t': {
+    config: { task: { name: 'guess-number' }, rollout: { worker: true, threads: 1 } },
+  },
 };
 
 /** CPU seconds a process has used so far (Linux /proc; NaN elsewhere). */

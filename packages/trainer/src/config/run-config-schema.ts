@@ -164,7 +164,15 @@ const rolloutSchema = z
       .max(1)
       .default(0)
       .describe(
-        'Rollouts sampled ahead of training: 0 (synchronous: each step samples with the weights it trains), or 1 (one step off-policy, as AReaL and slime run it: while the trainer trains step N the engine samples step N+1 with the weights of step N − 1; the engine takes new weights between batches). R3 replays the routing the engine recorded with its version; rolloutStaleness reports the lag. Checkpoints keep the policy the next batch is sampled with, so a resumed run continues exactly. Pays with the engine in another process (rollout.servers: measured 1.28× faster steps); in process the engine and the trainer share one JS thread and it gains little or nothing.',
+        'Rollouts sampled ahead of training: 0 (synchronous: each step samples with the weights it trains), or 1 (one step off-policy, as AReaL and slime run it: while the trainer trains step N the engine samples step N+1 with the weights of step N − 1; the engine takes new weights between batches). R3 replays the routing the engine recorded with its version; rolloutStaleness reports the lag. Checkpoints keep the policy the next batch is sampled with, so a resumed run continues exactly. The overlap needs the engine off the trainer’s JavaScript thread: rollout.worker or rollout.servers. It saves at most the rollout’s share of a step, small when tfjs training dominates (see the trainer README).',
+      ),
+    threads: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        'Intra-op threads of the in-process onnx engine (default: onnxruntime’s, one per core). 1 leaves the other core to the trainer while rollout.worker overlaps them.',
       ),
     worker: z
       .boolean()

@@ -37,6 +37,7 @@ export async function createRunEngine(options: RunEngineOptions): Promise<Rollou
         prefixCache: config.rollout.prefixCache,
         // Only when asked for, so a backend that does not know the key sees the options it always saw.
         ...(config.rollout.activations === 'fp32' ? {} : { activations: config.rollout.activations }),
+        ...(config.rollout.threads === undefined ? {} : { intraOpNumThreads: config.rollout.threads }),
       },
     };
     if (!config.rollout.worker) return options.backends.createEngine(engineOptions);

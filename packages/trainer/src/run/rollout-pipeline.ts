@@ -6,7 +6,9 @@ import { type CollectedRollouts, collectStepRollouts, type StepContext } from '.
  * - `ahead: 0` (synchronous): a step samples its batch when it asks, with the weights it trains.
  * - `ahead: 1` (rollout.async 1, one step off-policy as AReaL and slime run it): when step N takes its batch,
  *   the engine starts sampling step N + 1's with the weights it holds (version N − 1) while the trainer
- *   trains N. New weights reach the engine only once that batch is done, never in the middle of one.
+ *   trains N. New weights reach the engine only once that batch is done, never in the middle of one, and
+ *   the step does not wait for the engine to take them (an engine in a worker thread or another process
+ *   converts them while the trainer trains the next step); the next batch starts after the update.
  */
 export class RolloutPipeline {
   private readonly ahead: number;
@@ -14,6 +16,8 @@ export class RolloutPipeline {
   private prefetched: Promise<CollectedRollouts> | undefined;
   private engineWeights: NamedTensors;
   private previousWeights: NamedTensors | undefined;
+  /** The engine's last weight update, which the next batch (and any other engine use) waits for. */
+  private updating: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly context: StepContext,
@@ -42,21 +46,35 @@ export class RolloutPipeline {
   /** Step `step`'s batch, and how long the step waited for it; starts the next one when running ahead. */
   async take(step: number): Promise<{ collected: CollectedRollouts; waitSeconds: number }> {
     const start = performance.now();
-    const collected = await (this.prefetched ?? collectStepRollouts(this.context, step));
+    const collected = await (this.prefetched ??
+      this.ready().then(() => collectStepRollouts(this.context, step)));
     const waitSeconds = (performance.now() - start) / 1000;
     this.prefetched =
-      this.ahead > 0 && step < this.lastStep ? collectStepRollouts(this.context, step + 1) : undefined;
+      this.ahead > 0 && step < this.lastStep
+        ? this.ready().then(() => collectStepRollouts(this.context, step + 1))
+        : undefined;
     // Its failure surfaces where it is awaited, not as an unhandled rejection while the trainer works.
     this.prefetched?.catch(() => undefined);
     return { collected, waitSeconds };
   }
 
-  /** Gives the engine the weights of `version`, once no batch is being sampled. */
+  /**
+   * Gives the engine the weights of `version`, once no batch is being sampled. Synchronous runs wait for the
+   * update; running ahead, the update proceeds while the caller goes on, and `ready` waits for it.
+   */
   async publish(weights: NamedTensors, version: number): Promise<void> {
     await this.drain();
     this.previousWeights = this.ahead > 0 ? this.engineWeights : undefined;
-    await this.context.engine.updateWeights(weights, version);
+    this.updating = this.context.engine.updateWeights(weights, version);
     this.engineWeights = weights;
+    // A failed update surfaces where the engine is next used (`ready`, the next batch).
+    this.updating.catch(() => undefined);
+    if (this.ahead === 0) await this.updating;
+  }
+
+  /** Waits until the engine holds the last published weights; rejects if that update failed. */
+  ready(): Promise<void> {
+    return this.updating;
   }
 
   /**
@@ -67,8 +85,9 @@ export class RolloutPipeline {
     return this.previousWeights;
   }
 
-  /** Waits for a batch still being sampled (before the engine goes away), ignoring its outcome. */
+  /** Waits for a batch still being sampled and a weight update (before the engine goes away), ignoring their outcome. */
   async drain(): Promise<void> {
     await this.prefetched?.catch(() => undefined);
+    await this.updating.catch(() => undefined);
   }
 }

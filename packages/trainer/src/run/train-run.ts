@@ -294,6 +294,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       const last = step === config.train.steps;
       if ((config.eval.every > 0 && step % config.eval.every === 0) || last) {
         events?.phase?.('eval', step, config.train.steps);
+        await pipeline.ready();
         evalAccuracy = await evaluateAccuracy(engine, task, evalSet, maxNewTokens);
         if (seenSet.length > 0)
           seenEvalAccuracy = await evaluateAccuracy(engine, task, seenSet, maxNewTokens);
