@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createSglangServer, loadCheckpointWeights, type SglangServer } from '@moerl/rollout-http';
 import { createRandomWeights, createReferenceRolloutEngine } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSlowUpdateEngine } from '../__fixtures__/slow-update-engine.js';
 import { tinyRun } from '../__fixtures__/tiny-run.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfigInput } from '../config/run-config-schema.js';
@@ -85,6 +86,40 @@ describe('rollout.servers', () => {
       }
     },
   );
+
+  it('rollout.async 1: the step goes on while the servers take new weights, but no batch or evaluation reaches them before the update is done, and a failed update stops the run', async () => {
+    const config = await resolveRunConfig({ config: tiny });
+    const modelConfig = modelConfigFor(config, createTask(config.task.name));
+    const serveSlowUpdates = (failFrom?: number) =>
+      createSglangServer({
+        engine: createSlowUpdateEngine(
+          { config: modelConfig, weights: createRandomWeights(modelConfig, 7), weightVersion: 40 },
+          failFrom,
+        ),
+        loadWeights: loadCheckpointWeights,
+      });
+    const runOn = async (server: SglangServer, name: string) => {
+      try {
+        const asyncConfig = await resolveRunConfig({
+          config: {
+            ...tiny,
+            rollout: { ...tiny.rollout, servers: [server.url], async: 1 },
+            // Evaluation after every step: it must wait for the update as well.
+            eval: { every: 1, size: 4 },
+          },
+        });
+        return await trainRun({ config: asyncConfig, directory: join(root, name) });
+      } finally {
+        await server.close();
+      }
+    };
+    // The engine refuses any generate call during an update, so a finished run is the check.
+    const { metrics } = await runOn(await serveSlowUpdates(), 'slow-update');
+    expect(metrics.map((row) => row.rolloutStaleness)).toEqual([0, 1, 1]);
+    await expect(runOn(await serveSlowUpdates(2), 'failed-update')).rejects.toThrow(
+      /update to version 2 failed/,
+    );
+  });
 
   it('names a server that cannot be reached before any step', async () => {
     const config = await resolveRunConfig({

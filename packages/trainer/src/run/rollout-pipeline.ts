@@ -6,13 +6,15 @@ import { type CollectedRollouts, collectStepRollouts, type StepContext } from '.
  * - `ahead: 0` (synchronous): a step samples its batch when it asks, with the weights it trains.
  * - `ahead: 1` (rollout.async 1, one step off-policy as AReaL and slime run it): when step N takes its batch,
  *   the engine starts sampling step N + 1's with the weights it holds (version N − 1) while the trainer
- *   trains N. New weights reach the engine only once that batch is done, never in the middle of one, and
- *   the step does not wait for the engine to take them (an engine in a worker thread or another process
- *   converts them while the trainer trains the next step); the next batch starts after the update.
+ *   trains N. New weights reach the engine only once that batch is done, never in the middle of one. With
+ *   `updateInBackground` (an engine in a worker thread or another process) the step does not wait for the
+ *   engine to take them: it converts them while the trainer trains the next step, and the next batch and
+ *   any evaluation start after the update.
  */
 export class RolloutPipeline {
   private readonly ahead: number;
   private readonly lastStep: number;
+  private readonly updateInBackground: boolean;
   private prefetched: Promise<CollectedRollouts> | undefined;
   private engineWeights: NamedTensors;
   private previousWeights: NamedTensors | undefined;
@@ -26,9 +28,12 @@ export class RolloutPipeline {
       readonly lastStep: number;
       /** The weights the engine holds now. */
       readonly engineWeights: NamedTensors;
+      /** When running ahead, let the engine take new weights while the caller goes on. */
+      readonly updateInBackground?: boolean;
     },
   ) {
     this.ahead = options.ahead;
+    this.updateInBackground = options.updateInBackground === true;
     this.lastStep = options.lastStep;
     this.engineWeights = options.engineWeights;
   }
@@ -59,8 +64,9 @@ export class RolloutPipeline {
   }
 
   /**
-   * Gives the engine the weights of `version`, once no batch is being sampled. Synchronous runs wait for the
-   * update; running ahead, the update proceeds while the caller goes on, and `ready` waits for it.
+   * Gives the engine the weights of `version`, once no batch is being sampled. Waits for the update unless
+   * running ahead with `updateInBackground`; then the update proceeds while the caller goes on, and `ready`
+   * waits for it.
    */
   async publish(weights: NamedTensors, version: number): Promise<void> {
     await this.drain();
@@ -69,7 +75,7 @@ export class RolloutPipeline {
     this.engineWeights = weights;
     // A failed update surfaces where the engine is next used (`ready`, the next batch).
     this.updating.catch(() => undefined);
-    if (this.ahead === 0) await this.updating;
+    if (this.ahead === 0 || !this.updateInBackground) await this.updating;
   }
 
   /** Waits until the engine holds the last published weights; rejects if that update failed. */

@@ -254,6 +254,9 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     ahead: config.rollout.async,
     lastStep: config.train.steps,
     engineWeights,
+    // Only an engine off the trainer's thread converts weights while the trainer trains; in process the
+    // update would interleave with training on one thread (measured 0.70× slower steps).
+    updateInBackground: config.rollout.worker || config.rollout.servers.length > 0,
   });
   try {
     if (resumedRolloutPolicy !== undefined)
