@@ -18,10 +18,10 @@ export interface RunEngineOptions {
 
 /**
  * The run's rollout engine: the resolved in-process backend (in a worker thread with `rollout.worker`), or,
- * with `rollout.servers`, the HTTP engine
- * over those servers. Servers get each policy as a checkpoint under `<run>/rollout-weights` (they must see
- * the trainer's filesystem) and load it through `/update_weights_from_disk`, starting with the initial one,
- * so whatever they served before, every rollout comes from this run's policy.
+ * with `rollout.servers`, the HTTP engine over those servers. Servers get each policy as a checkpoint under
+ * `<run>/rollout-weights` (they must see the trainer's filesystem) and load it through
+ * `/update_weights_from_disk`, starting with the initial one, so whatever they served before, every rollout
+ * comes from this run's policy.
  */
 export async function createRunEngine(options: RunEngineOptions): Promise<RolloutEngine> {
   const { config, modelConfig, weights, weightVersion } = options;

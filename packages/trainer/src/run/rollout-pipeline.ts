@@ -91,7 +91,10 @@ export class RolloutPipeline {
     return this.previousWeights;
   }
 
-  /** Waits for a batch still being sampled and a weight update (before the engine goes away), ignoring their outcome. */
+  /**
+   * Waits for a batch still being sampled and a weight update (before the engine goes away), ignoring their
+   * outcome.
+   */
   async drain(): Promise<void> {
     await this.prefetched?.catch(() => undefined);
     await this.updating.catch(() => undefined);
