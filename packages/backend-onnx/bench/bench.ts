@@ -228,7 +228,12 @@ async function benchConfig(name: string, config: ModelConfig): Promise<void> {
  * runs every expert (cost ∝ experts), `sparse` only the chosen ones, `grouped` experts × the busiest one's load; repetitions are interleaved so that
  * load changes hit every engine alike, and the ratios of each repetition are reported as median [range].
  */
-async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermediateSize: number) {
+async function benchExpertScaling(
+  shape: string,
+  hiddenSize: number,
+  moeIntermediateSize: number,
+  sequences = 16,
+) {
   const configOf = (numExperts: number) =>
     createModelConfig({
       vocabSize: 256,
@@ -253,7 +258,7 @@ async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermed
     { name: 'top-8 of 128, sparse', experts: 128, expertCompute: 'sparse' },
     { name: 'top-8 of 128, grouped', experts: 128, expertCompute: 'grouped' },
   ] as const;
-  const requests = requestsOf(16, 32, 256);
+  const requests = requestsOf(sequences, 32, 256);
   const params = sampling({ maxNewTokens: 32 });
   const engines: OnnxRolloutEngine[] = [];
   for (const variant of variants) {
@@ -280,7 +285,7 @@ async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermed
   }
   console.log(
     `
-## sparse experts, ${shape}: hidden ${hiddenSize}, moe width ${moeIntermediateSize}, 4 MoE layers, 16 × (32 prompt + 32 new) tokens, bf16`,
+## sparse experts, ${shape}: hidden ${hiddenSize}, moe width ${moeIntermediateSize}, 4 MoE layers, ${sequences} × (32 prompt + 32 new) tokens, bf16`,
   );
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   for (const [index, variant] of variants.entries()) {
@@ -299,7 +304,7 @@ async function benchExpertScaling(shape: string, hiddenSize: number, moeIntermed
     (variant) => `${distinct[variants.indexOf(variant)]!.toFixed(1)} of ${variant.experts}`,
   );
   console.log(
-    `a decode step's 16 rows choose on average ${chosen.join(', ')} experts per layer: each step reads that many experts' weights`,
+    `a decode step's ${sequences} rows choose on average ${chosen.join(', ')} experts per layer: each step reads that many experts' weights`,
   );
   for (const engine of engines) await engine.dispose();
 }
@@ -378,6 +383,10 @@ if (process.argv.includes('--runtimes')) {
     await benchConfig('wide config', wideConfig);
     await benchRuntimes();
   }
-  await benchExpertScaling('wide', 128, 128);
-  await benchExpertScaling('small', 64, 32);
+  // `--sequences=N`: the same comparison at a rollout-sized batch, where each expert gets more rows.
+  const sequences = Number(
+    process.argv.find((argument) => argument.startsWith('--sequences='))?.slice('--sequences='.length) ?? 16,
+  );
+  await benchExpertScaling('wide', 128, 128, sequences);
+  await benchExpertScaling('small', 64, 32, sequences);
 }
