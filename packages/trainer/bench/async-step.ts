@@ -43,7 +43,7 @@ const settings: Record<string, { config: RunConfigInput; server?: readonly strin
   },
   // The engine in a worker thread of the trainer's process (`rollout.worker`): no HTTP, no weights on disk.
   'demo, worker': { config: { rollout: { worker: true } } },
-  'heavy, worker': { config: { ...SAMPLING_HEAVY, rollout: { groupSize: 16, worker: true } } },
+  'heavy, worker': { config: { ...SAMPLING_HEAVY, rollout: { ...SAMPLING_HEAVY.rollout, worker: true } } },
   'small, worker': { config: { rollout: { promptsPerStep: 4, worker: true } } },
   'guess, worker': { config: { task: { name: 'guess-number' }, rollout: { worker: true } } },
   // The same with the worker's engine on one onnxruntime thread, leaving the other core to the trainer.

@@ -8,6 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { MoerlError, type RolloutEngine, resolveBackend } from '@moerl/core';
 import { registerDefaultBackends } from './backends.js';
 import { importPlugins } from './preflight.js';
+import { serializeError } from './serialized-error.js';
 import type { WorkerEngineReply, WorkerEngineRequest } from './worker-engine-messages.js';
 
 const port = parentPort;
@@ -57,12 +58,7 @@ port.on('message', (request: WorkerEngineRequest) => {
     try {
       reply = await answer(request);
     } catch (error) {
-      reply = {
-        type: 'error',
-        id: request.id,
-        message: error instanceof Error ? error.message : String(error),
-        ...(MoerlError.isInstance(error) ? { code: error.code, details: error.details } : {}),
-      };
+      reply = { type: 'error', id: request.id, ...serializeError(error) };
     }
     port.postMessage(reply);
   });

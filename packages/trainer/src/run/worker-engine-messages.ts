@@ -2,13 +2,13 @@ import type {
   CreateEngineOptions,
   GenerateRequest,
   ModelConfig,
-  MoerlErrorCode,
   NamedTensors,
   RolloutEngineCapabilities,
   RolloutEngineStats,
   SamplingParams,
   Trajectory,
 } from '@moerl/core';
+import type { SerializedError } from './serialized-error.js';
 
 /** What a worker needs to build the engine the main thread would have built. */
 export interface WorkerEngineSpec {
@@ -53,10 +53,4 @@ export type WorkerEngineReply =
       readonly stats: RolloutEngineStats;
     }
   | { readonly type: 'done'; readonly id: number; readonly stats?: RolloutEngineStats }
-  | {
-      readonly type: 'error';
-      readonly id: number;
-      readonly message: string;
-      readonly code?: MoerlErrorCode;
-      readonly details?: Readonly<Record<string, unknown>>;
-    };
+  | (SerializedError & { readonly type: 'error'; readonly id: number });

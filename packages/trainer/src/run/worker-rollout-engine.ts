@@ -11,6 +11,7 @@ import {
   type SamplingParams,
   type Trajectory,
 } from '@moerl/core';
+import { deserializeError } from './serialized-error.js';
 import type { WorkerEngineReply, WorkerEngineRequest, WorkerEngineSpec } from './worker-engine-messages.js';
 
 type Request = WorkerEngineRequest extends infer R
@@ -68,11 +69,7 @@ export async function createWorkerRolloutEngine(spec: WorkerEngineSpec): Promise
     if (waiting === undefined) return;
     pending.delete(reply.id);
     if (reply.type !== 'error') return waiting.resolve(reply);
-    waiting.reject(
-      reply.code === undefined
-        ? new Error(reply.message)
-        : new MoerlError(reply.code, reply.message, { details: reply.details ?? {} }),
-    );
+    waiting.reject(deserializeError(reply));
   });
   worker.on('error', (error) =>
     fail(new MoerlError('BACKEND_UNAVAILABLE', `rollout worker failed: ${error.message}`, { cause: error })),

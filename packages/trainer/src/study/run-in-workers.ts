@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { MoerlError } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
 import type { RunEvents } from '../run/run-events.js';
+import { deserializeError } from '../run/serialized-error.js';
 import type { WorkerReply, WorkerRequest } from './worker-messages.js';
 
 export interface PlannedRun {
@@ -88,11 +89,7 @@ export async function runInWorkers(
         } else if (reply.type === 'done') {
           finish();
         } else {
-          finish(
-            reply.code === undefined
-              ? new Error(reply.message)
-              : new MoerlError(reply.code, reply.message, { details: reply.details ?? {} }),
-          );
+          finish(deserializeError(reply));
         }
       });
       child.on('error', (error) => finish(error));

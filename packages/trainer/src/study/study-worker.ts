@@ -4,8 +4,8 @@
  * progress events and results to the parent over IPC. Ctrl-C reaches the whole process group: like the
  * CLI's own runs, the child then stops after its current step and checkpoint.
  */
-import { MoerlError } from '@moerl/core';
 import type { RunEvents } from '../run/run-events.js';
+import { serializeError } from '../run/serialized-error.js';
 import { trainRun } from '../run/train-run.js';
 import type { WorkerReply, WorkerRequest } from './worker-messages.js';
 
@@ -49,11 +49,7 @@ async function runAll(request: Extract<WorkerRequest, { type: 'runs' }>): Promis
     }
     await send({ type: 'done' });
   } catch (error) {
-    await send({
-      type: 'error',
-      message: error instanceof Error ? error.message : String(error),
-      ...(MoerlError.isInstance(error) ? { code: error.code, details: error.details } : {}),
-    });
+    await send({ type: 'error', ...serializeError(error) });
   }
   process.disconnect();
 }

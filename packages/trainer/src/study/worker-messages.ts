@@ -1,6 +1,6 @@
-import type { MoerlErrorCode } from '@moerl/core';
 import type { RunConfig } from '../config/run-config-schema.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
+import type { SerializedError } from '../run/serialized-error.js';
 
 /** Parent → study worker: the runs to do in order, or stop after the current step. */
 export type WorkerRequest =
@@ -28,9 +28,4 @@ export type WorkerReply =
       readonly wallSeconds: number;
     }
   | { readonly type: 'done' }
-  | {
-      readonly type: 'error';
-      readonly message: string;
-      readonly code?: MoerlErrorCode;
-      readonly details?: Readonly<Record<string, unknown>>;
-    };
+  | (SerializedError & { readonly type: 'error' });
