@@ -7,6 +7,7 @@
  *   3. the same model step in PyTorch CPU (python3 + torch), when available, as an outside reference;
  *   4. whether cost follows the active experts: top-8 of 64 and of 128 against top-8 of 8 (the same active
  *      compute) at a small shape (the demo's: per-expert overhead dominates) and a wide one.
+ * `--section=4` (or `--section=2,4`) runs only those sections.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -152,28 +153,27 @@ async function expertsSection(backend: TfjsBackendName): Promise<number> {
   console.log(`\n## 2. gathered vs dense-masked experts (16 experts, top-2, hidden 64, ${backend})`);
   const batch = makeBatch(wideConfig);
   const objective = negativeMeanLogprobObjective();
+  const kinds = ['gathered', 'dense'] as const;
   const seconds: Record<ExpertComputation, number[]> = { gathered: [], dense: [] };
   const trainers = {
     gathered: await makeTrainer(wideConfig, backend, 'gathered'),
     dense: await makeTrainer(wideConfig, backend, 'dense'),
   };
-  for (const kind of ['gathered', 'dense'] as const)
-    await trainers[kind].trainStep(batch, objective, { routing: 'free' });
+  for (const kind of kinds) await trainers[kind].trainStep(batch, objective, { routing: 'free' });
   for (let step = 0; step < STEPS; step++) {
-    for (const kind of ['gathered', 'dense'] as const) {
+    for (const kind of kinds) {
       seconds[kind].push(
         await timeStep(() => trainers[kind].trainStep(batch, objective, { routing: 'free' })),
       );
     }
   }
   for (const trainer of Object.values(trainers)) await trainer.dispose();
-  const gathered = best(seconds.gathered);
-  const dense = best(seconds.dense);
+  const [gathered, dense] = kinds.map((kind) => best(seconds[kind]));
   console.log(
-    `gathered: ${(fedTokens / gathered).toFixed(0)} tok/s, dense-masked: ${(fedTokens / dense).toFixed(0)} tok/s`,
+    kinds.map((kind) => `${kind}: ${(fedTokens / best(seconds[kind])).toFixed(0)} tok/s`).join(', '),
   );
-  console.log(`dense / gathered step time: ${(dense / gathered).toFixed(2)}×`);
-  return gathered;
+  console.log(`dense / gathered step time: ${(dense! / gathered!).toFixed(2)}×`);
+  return gathered!;
 }
 
 const TORCH_STEP = `
@@ -312,10 +312,21 @@ async function activeExpertsSection(backend: TfjsBackendName): Promise<void> {
   }
 }
 
+const sections = new Set(
+  (
+    process.argv.find((argument) => argument.startsWith('--section='))?.slice('--section='.length) ??
+    '1,2,3,4'
+  )
+    .split(',')
+    .map(Number),
+);
+
 console.log(
   `moerl backend-tfjs training benchmark — node ${process.version}, ${process.platform}/${process.arch}`,
 );
-await backendSection();
-const gathered = await expertsSection('tfjs-wasm');
-torchSection(gathered);
-await activeExpertsSection('tfjs-wasm');
+if (sections.has(1)) await backendSection();
+if (sections.has(2) || sections.has(3)) {
+  const gathered = await expertsSection('tfjs-wasm');
+  if (sections.has(3)) torchSection(gathered);
+}
+if (sections.has(4)) await activeExpertsSection('tfjs-wasm');

@@ -3,18 +3,19 @@ import * as tf from '@tensorflow/tfjs-core';
 import { applyRope, linear, rmsNorm, swiGlu } from './layers.js';
 import type { ModelParameters } from './parameters.js';
 import { createPositionTensors, type PositionTableCache } from './position-tables.js';
+import { routedExpert } from './routed-expert.js';
 import {
   type LayerRoutingPlan,
   needsFreeRouting,
   type PaddedLayout,
   planLayerRouting,
 } from './routing-plan.js';
-import { gatherRows, scatterRows } from './row-ops.js';
+import { gatherRows } from './row-ops.js';
 
 /**
  * How the experts of a MoE layer are computed:
- * - `gathered`: each expert runs only on the rows routed to it (gather → SwiGLU → scale → scatter-add), so
- *   the cost scales with tokens × topK;
+ * - `gathered`: each expert runs only on the rows routed to it (gather → SwiGLU → scale → scatter-add, one
+ *   op with its own backward: `routed-expert.ts`), so the cost scales with tokens × topK;
  * - `dense`: every expert runs on every row and its output is multiplied by a gate that is zero where the
  *   expert was not chosen (tokens × numExperts); a fallback, and the baseline the benchmark compares with.
  */
@@ -260,16 +261,21 @@ function mixExperts(
     return sum;
   }
 
-  // Gathered: per used expert, a gather of its rows, its SwiGLU, its gates, and a scatter-add back. No
-  // split or concat of one big pair tensor: tfjs-backend-wasm slices by copying the whole input once per
-  // piece, which made the split cost grow with experts × pairs.
+  // Gathered: per used expert, one op that gathers its rows, runs its SwiGLU, applies the gates and
+  // scatter-adds back. No split or concat of one big pair tensor: tfjs-backend-wasm slices by copying the
+  // whole input once per piece, which made the split cost grow with experts × pairs.
   const flatGates = tf.reshape(gates, [rows * numExperts, 1]) as tf.Tensor2D;
   let sum: tf.Tensor2D | undefined;
   plan.expertRows.forEach((expertRows, index) => {
     if (expertRows.length === 0) return;
     const gateIndex = expertRows.map((row) => row * numExperts + index);
-    const weighted = tf.mul(expert(index, gatherRows(input, expertRows)), gatherRows(flatGates, gateIndex));
-    const scattered = scatterRows(weighted as tf.Tensor2D, expertRows, rows);
+    const weight = (projection: string) =>
+      parameters.get(`${prefix}.mlp.experts.${index}.${projection}.weight`) as tf.Tensor2D;
+    const scattered = routedExpert(input, flatGates, expertRows, gateIndex, {
+      gate: weight('gate_proj'),
+      up: weight('up_proj'),
+      down: weight('down_proj'),
+    });
     sum = sum === undefined ? scattered : (tf.add(sum, scattered) as tf.Tensor2D);
   });
   return sum ?? tf.zeros([rows, config.hiddenSize]);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { matMul } from '../runtime/mat-mul.js';
 
 /** RMSNorm over the last axis: `x / sqrt(mean(x²) + eps) · weight`. */
 export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor1D, eps: number): T {
@@ -8,7 +9,7 @@ export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor1D, eps: num
 
 /** An `nn.Linear` with weight `[out, in]`: `x · Wᵀ (+ b)` for `x` of shape `[rows, in]`. */
 export function linear(x: tf.Tensor2D, weight: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
-  const product = tf.matMul(x, weight, false, true) as tf.Tensor2D;
+  const product = matMul(x, weight, false, true);
   return bias === undefined ? product : (tf.add(product, bias) as tf.Tensor2D);
 }
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { activateTfjsBackend } from '../runtime/tfjs-runtime.js';
-import { gatherRows, scatterRows } from './row-ops.js';
+import { gatherRows } from './row-ops.js';
 
 beforeAll(async () => {
   await activateTfjsBackend('tfjs-wasm');
@@ -25,26 +25,6 @@ describe('row ops with gradients (wasm)', () => {
       [100, 1000],
       [0, 0],
       [3, 30],
-    ]);
-  });
-
-  it('scatterRows sums rows into place; its gradient reads the rows back', () => {
-    const updates = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
-    const rows = Int32Array.of(1, 3, 1);
-    expect(scatterRows(updates, rows, 4).arraySync()).toEqual([
-      [0, 0],
-      [6, 8],
-      [0, 0],
-      [3, 4],
-    ]);
-    const weights = tf.tensor2d([1, 1, 2, 3, 4, 5, 6, 7], [4, 2]);
-    const gradient = tf.grad((input: tf.Tensor) =>
-      tf.sum(tf.mul(scatterRows(input as tf.Tensor2D, rows, 4), weights)),
-    )(updates);
-    expect(gradient.arraySync()).toEqual([
-      [2, 3],
-      [6, 7],
-      [2, 3],
     ]);
   });
 });

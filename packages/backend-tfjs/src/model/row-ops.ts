@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /*
- * Row selection with gradients that every backend can run. `tf.gather`'s gradient needs the
+ * Row selection with a gradient that every backend can run. `tf.gather`'s gradient needs the
  * UnsortedSegmentSum kernel, which tfjs-backend-wasm lacks, and `gatherND` / `scatterND` have no gradient
  * at all. Both directions are expressed with GatherNd / ScatterNd, which cpu and wasm implement, and
  * ScatterNd sums duplicate indices, which is exactly the gradient of a gather that picks a row twice.
@@ -22,21 +22,4 @@ export function gatherRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return gather(x) as tf.Tensor2D;
-}
-
-/**
- * Sums the rows of `updates` into a zero `[outputRows, columns]` tensor at `rows` (duplicates add up).
- * Gradient: the rows of dy at `rows`.
- */
-export function scatterRows(updates: tf.Tensor2D, rows: Int32Array, outputRows: number): tf.Tensor2D {
-  const indices = tf.tensor2d(rows, [rows.length, 1], 'int32');
-  const columns = updates.shape[1];
-  const scatter = tf.customGrad(((input: tf.Tensor, save: Save) => {
-    save([indices]);
-    return {
-      value: tf.scatterND(indices, input, [outputRows, columns]),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.gatherND(dy, saved[0]!),
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return scatter(updates) as tf.Tensor2D;
 }

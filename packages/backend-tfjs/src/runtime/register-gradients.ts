@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { matMul } from './mat-mul.js';
 
 /*
  * The Node build of @tensorflow/tfjs-core registers no gradient functions (the full @tensorflow/tfjs
@@ -83,17 +84,17 @@ const GRADIENTS: readonly Gradient[] = [
       let da: () => tf.Tensor;
       let db: () => tf.Tensor;
       if (!transposeA && !transposeB) {
-        da = () => tf.matMul(g, b!, false, true);
-        db = () => tf.matMul(a!, g, true, false);
+        da = () => matMul(g, b!, false, true);
+        db = () => matMul(a!, g, true, false);
       } else if (!transposeA && transposeB) {
-        da = () => tf.matMul(g, b!, false, false);
-        db = () => tf.matMul(g, a!, true, false);
+        da = () => matMul(g, b!, false, false);
+        db = () => matMul(g, a!, true, false);
       } else if (transposeA && !transposeB) {
-        da = () => tf.matMul(b!, g, false, true);
-        db = () => tf.matMul(a!, g, false, false);
+        da = () => matMul(b!, g, false, true);
+        db = () => matMul(a!, g, false, false);
       } else {
-        da = () => tf.matMul(b!, g, true, true);
-        db = () => tf.matMul(g, a!, true, true);
+        da = () => matMul(b!, g, true, true);
+        db = () => matMul(g, a!, true, true);
       }
       return { a: () => reduceTo(da(), a!.shape), b: () => reduceTo(db(), b!.shape) };
     },

@@ -1,10 +1,11 @@
-import { createRandom } from '@moerl/core';
+import { createRandom, float32Tensor } from '@moerl/core';
 import { createRandomWeights, tinyMoeConfig } from '@moerl/testkit';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createParameters, disposeParameters, readParameters } from '../model/parameters.js';
 import { activateTfjsBackend } from '../runtime/tfjs-runtime.js';
-import { createAdamW } from './adamw.js';
+import { ADAMW_DEFAULTS, createAdamW } from './adamw.js';
+import { globalGradientNorm } from './gradient-norm.js';
 
 beforeAll(async () => {
   await activateTfjsBackend('tfjs-wasm');
@@ -32,13 +33,13 @@ function naiveAdamW(
   return p;
 }
 
-describe('createAdamW', () => {
+describe.each(['tensors', 'host'] as const)('createAdamW, %s', (placement) => {
   it('matches a per-element float64 AdamW over three steps, decaying matrices only', async () => {
     const config = tinyMoeConfig;
     const weights = createRandomWeights(config, 2);
     const parameters = createParameters(config, weights);
     const options = { beta1: 0.8, beta2: 0.95, epsilon: 1e-3, weightDecay: 0.1 };
-    const optimizer = createAdamW(parameters, options);
+    const optimizer = createAdamW(parameters, options, placement);
     const random = createRandom(9);
     const names = ['model.layers.0.self_attn.q_proj.weight', 'model.norm.weight'];
     const history = new Map(names.map((name) => [name, [] as Float64Array[]]));
@@ -49,9 +50,16 @@ describe('createAdamW', () => {
           const variable = parameters.get(name);
           const values = Float64Array.from({ length: variable.size }, () => random.nextNormal());
           history.get(name)!.push(values);
-          gradients.set(name, tf.tensor(Float32Array.from(values), variable.shape));
+          // Applied at half scale: the optimizer's own gradientScale must double them back.
+          gradients.set(
+            name,
+            tf.tensor(
+              Float32Array.from(values, (x) => x / 2),
+              variable.shape,
+            ),
+          );
         }
-        optimizer.apply(gradients, 0.01);
+        optimizer.apply(gradients, 0.01, 2);
         for (const gradient of gradients.values()) gradient.dispose();
       }
       expect(optimizer.step).toBe(3);
@@ -77,6 +85,107 @@ describe('createAdamW', () => {
     } finally {
       optimizer.dispose();
       disposeParameters(parameters);
+    }
+  });
+
+  it('exports its moments and resumes from them as if never stopped', async () => {
+    const config = tinyMoeConfig;
+    const weights = createRandomWeights(config, 4);
+    const name = 'model.layers.0.self_attn.q_proj.weight';
+    const random = createRandom(5);
+    const size = weights.get(name)!.data.length;
+    const steps = [0, 1, 2].map(() => Float32Array.from({ length: size }, () => random.nextNormal()));
+    const run = async (stopAfter: number | undefined, keepMoments = true) => {
+      let parameters = createParameters(config, weights);
+      let optimizer = createAdamW(parameters, ADAMW_DEFAULTS, placement);
+      for (const [index, values] of steps.entries()) {
+        if (index === stopAfter) {
+          const state = await optimizer.exportState();
+          const saved = await readParameters(parameters);
+          optimizer.dispose();
+          disposeParameters(parameters);
+          parameters = createParameters(config, saved);
+          optimizer = createAdamW(parameters, ADAMW_DEFAULTS, placement);
+          optimizer.loadState(keepMoments ? state : undefined, index);
+        }
+        const gradient = tf.tensor(values, parameters.get(name).shape);
+        optimizer.apply(new Map([[name, gradient]]), 0.01);
+        gradient.dispose();
+      }
+      const after = (await readParameters(parameters)).get(name)!.data as Float32Array;
+      optimizer.dispose();
+      disposeParameters(parameters);
+      return after;
+    };
+    const straight = await run(undefined);
+    const resumed = await run(2);
+    expect([...resumed]).toEqual([...straight]);
+    // Resuming without the moments gives another answer, so the comparison above can fail.
+    expect([...(await run(2, false))]).not.toEqual([...straight]);
+  });
+
+  it('refuses optimizer state of the wrong shape', async () => {
+    const parameters = createParameters(tinyMoeConfig, createRandomWeights(tinyMoeConfig, 4));
+    const optimizer = createAdamW(parameters, ADAMW_DEFAULTS, placement);
+    try {
+      const state = await optimizer.exportState();
+      optimizer.loadState(state, 1);
+      state.set('m/model.norm.weight', float32Tensor([3], new Float32Array(3)));
+      expect(() => optimizer.loadState(state, 1)).toThrow(
+        /Optimizer state m\/model\.norm\.weight: expected F32/,
+      );
+    } finally {
+      optimizer.dispose();
+      disposeParameters(parameters);
+    }
+  });
+});
+
+describe('host and tensor placements', () => {
+  it('compute the same global gradient norm, bit for bit, close to a float64 one', () => {
+    const random = createRandom(6);
+    const arrays = [7, 3000, 1].map((size) => Float32Array.from({ length: size }, () => random.nextNormal()));
+    const gradients = new Map(arrays.map((values, index) => [`g${index}`, tf.tensor(values)]));
+    let sum = 0;
+    for (const values of arrays) for (const x of values) sum += x * x;
+    const host = globalGradientNorm(gradients, 'host');
+    expect(host).toBe(globalGradientNorm(gradients, 'tensors'));
+    expect(host).toBeCloseTo(Math.sqrt(sum), 2);
+    expect(globalGradientNorm(new Map(), 'host')).toBe(0);
+    for (const gradient of gradients.values()) gradient.dispose();
+  });
+
+  it('update the weights to the same bits over several clipped, decayed steps', async () => {
+    const config = tinyMoeConfig;
+    const weights = createRandomWeights(config, 8);
+    const random = createRandom(10);
+    const names = [...weights.keys()];
+    const steps = [0, 1, 2, 3].map(() =>
+      names.map((name) =>
+        Float32Array.from({ length: weights.get(name)!.data.length }, () => random.nextNormal()),
+      ),
+    );
+    const finalWeights = async (placement: 'tensors' | 'host') => {
+      const parameters = createParameters(config, weights);
+      const optimizer = createAdamW(parameters, { ...ADAMW_DEFAULTS, weightDecay: 0.01 }, placement);
+      for (const [step, values] of steps.entries()) {
+        const gradients = new Map(
+          names.map((name, index) => [name, tf.tensor(values[index]!, parameters.get(name).shape)]),
+        );
+        optimizer.apply(gradients, 3e-3, step === 0 ? 1 : 0.37 + step / 10);
+        for (const gradient of gradients.values()) gradient.dispose();
+      }
+      const after = await readParameters(parameters);
+      optimizer.dispose();
+      disposeParameters(parameters);
+      return after;
+    };
+    const tensors = await finalWeights('tensors');
+    const host = await finalWeights('host');
+    for (const name of names) {
+      expect([...(host.get(name)!.data as Float32Array)], name).toEqual([
+        ...(tensors.get(name)!.data as Float32Array),
+      ]);
     }
   });
 });

@@ -19,8 +19,11 @@ export const ADAMW_DEFAULTS: AdamWOptions = { beta1: 0.9, beta2: 0.999, epsilon:
 export interface AdamW {
   /** Updates applied so far. */
   readonly step: number;
-  /** One update with gradients (already clipped) by parameter name; a missing gradient counts as zero. */
-  apply(gradients: ReadonlyMap<string, tf.Tensor>, learningRate: number): void;
+  /**
+   * One update with gradients by parameter name, each multiplied by `gradientScale` first (the clip
+   * factor; default 1); a missing gradient counts as zero.
+   */
+  apply(gradients: ReadonlyMap<string, tf.Tensor>, learningRate: number, gradientScale?: number): void;
   /** Moments as `m/<name>` and `v/<name>` F32 tensors. */
   exportState(): Promise<NamedTensors>;
   /** Throws `CHECKPOINT_INVALID` unless `state` holds F32 moments of every parameter's shape. */
@@ -29,7 +32,117 @@ export interface AdamW {
   dispose(): void;
 }
 
-export function createAdamW(parameters: ModelParameters, options: AdamWOptions): AdamW {
+/**
+ * Where the moments live and the update runs:
+ * - `tensors`: tfjs variables and ops (a dozen ops per parameter); for backends whose memory is not the
+ *   host's (tfjs-node-gpu, tfjs-node);
+ * - `host`: Float32Arrays updated in one loop per parameter, the weights read and written once. For wasm
+ *   and cpu, whose tensors live in host memory anyway: with many experts the per-op cost of the tensor
+ *   path was a large share of a step (64 experts × 3 projections × 3 MoE layers = 576 matrices).
+ */
+export type OptimizerPlacement = 'tensors' | 'host';
+
+export function createAdamW(
+  parameters: ModelParameters,
+  options: AdamWOptions,
+  placement: OptimizerPlacement = 'tensors',
+): AdamW {
+  return placement === 'host' ? createHostAdamW(parameters, options) : createTensorAdamW(parameters, options);
+}
+
+/** Throws `CHECKPOINT_INVALID` unless `state` holds F32 `m/<name>` and `v/<name>` of every shape. */
+function checkMomentState(shapes: ReadonlyMap<string, readonly number[]>, state: NamedTensors): void {
+  for (const [name, shape] of shapes) {
+    for (const kind of ['m', 'v'] as const) {
+      const tensor = state.get(`${kind}/${name}`);
+      if (tensor === undefined || tensor.dtype !== 'F32' || tensor.shape.join() !== shape.join()) {
+        throw new MoerlError(
+          'CHECKPOINT_INVALID',
+          `Optimizer state ${kind}/${name}: expected F32 [${shape.join(', ')}], found ${tensor === undefined ? 'nothing' : `${tensor.dtype} [${tensor.shape.join(', ')}]`}`,
+          { details: { field: `${kind}/${name}` } },
+        );
+      }
+    }
+  }
+}
+
+const shapesOf = (parameters: ModelParameters) =>
+  new Map([...parameters.variables].map(([name, variable]) => [name, variable.shape]));
+
+function createHostAdamW(parameters: ModelParameters, options: AdamWOptions): AdamW {
+  const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
+  for (const [name, variable] of parameters.variables) {
+    moments.set(name, { m: new Float32Array(variable.size), v: new Float32Array(variable.size) });
+  }
+  const shapes = shapesOf(parameters);
+  let step = 0;
+  const { beta1, beta2, epsilon, weightDecay } = options;
+  return {
+    get step() {
+      return step;
+    },
+    apply(gradients, learningRate, gradientScale = 1) {
+      step++;
+      const correction1 = 1 - beta1 ** step;
+      const correction2 = 1 - beta2 ** step;
+      // Every operation rounds to float32 in the order the tensor path runs its ops, so both give the
+      // same bits (checked by the tests): switching placement does not move a run's figures.
+      const f = Math.fround;
+      const [b1, b2, ob1, ob2, c1, c2, eps, lr] = [
+        beta1,
+        beta2,
+        1 - beta1,
+        1 - beta2,
+        correction1,
+        correction2,
+        epsilon,
+        learningRate,
+      ].map(f) as [number, number, number, number, number, number, number, number];
+      const scale = f(gradientScale);
+      for (const [name, variable] of parameters.variables) {
+        const gradient = gradients.get(name)?.dataSync() as Float32Array | undefined;
+        const { m, v } = moments.get(name)!;
+        const decay = weightDecay > 0 && variable.rank >= 2 ? f(weightDecay) : 0;
+        // A fresh array: the cpu backend's dataSync returns the variable's own storage.
+        const next = Float32Array.from(variable.dataSync() as Float32Array);
+        for (let index = 0; index < next.length; index++) {
+          const raw = gradient === undefined ? 0 : gradient[index]!;
+          const g = scale === 1 ? raw : f(raw * scale);
+          m[index] = f(f(m[index]! * b1) + f(g * ob1));
+          v[index] = f(f(v[index]! * b2) + f(f(g * g) * ob2));
+          let update = f(f(m[index]! / c1) / f(f(Math.sqrt(f(v[index]! / c2))) + eps));
+          if (decay > 0) update = f(update + f(next[index]! * decay));
+          next[index] = f(next[index]! - f(update * lr));
+        }
+        tf.tidy(() => variable.assign(tf.tensor(next, variable.shape)));
+      }
+    },
+    async exportState() {
+      const named: NamedTensors = new Map();
+      for (const [name, { m, v }] of moments) {
+        const shape = shapes.get(name)!;
+        named.set(`m/${name}`, float32Tensor(shape, Float32Array.from(m)));
+        named.set(`v/${name}`, float32Tensor(shape, Float32Array.from(v)));
+      }
+      return named;
+    },
+    checkState: (state) => checkMomentState(shapes, state),
+    loadState(state, savedStep) {
+      if (state !== undefined) checkMomentState(shapes, state);
+      for (const [name, { m, v }] of moments) {
+        const saved = (kind: 'm' | 'v') => state?.get(`${kind}/${name}`)?.data as Float32Array | undefined;
+        m.set(saved('m') ?? new Float32Array(m.length));
+        v.set(saved('v') ?? new Float32Array(v.length));
+      }
+      step = savedStep;
+    },
+    dispose() {
+      moments.clear();
+    },
+  };
+}
+
+function createTensorAdamW(parameters: ModelParameters, options: AdamWOptions): AdamW {
   const moments = new Map<string, { m: tf.Variable; v: tf.Variable }>();
   for (const [name, variable] of parameters.variables) {
     moments.set(name, {
@@ -40,29 +153,14 @@ export function createAdamW(parameters: ModelParameters, options: AdamWOptions):
   let step = 0;
   const { beta1, beta2, epsilon, weightDecay } = options;
 
-  const checkState = (state: NamedTensors): void => {
-    for (const [name, { m, v }] of moments) {
-      for (const [kind, variable] of [
-        ['m', m],
-        ['v', v],
-      ] as const) {
-        const tensor = state.get(`${kind}/${name}`);
-        if (tensor === undefined || tensor.dtype !== 'F32' || tensor.shape.join() !== variable.shape.join()) {
-          throw new MoerlError(
-            'CHECKPOINT_INVALID',
-            `Optimizer state ${kind}/${name}: expected F32 [${variable.shape.join(', ')}], found ${tensor === undefined ? 'nothing' : `${tensor.dtype} [${tensor.shape.join(', ')}]`}`,
-            { details: { field: `${kind}/${name}` } },
-          );
-        }
-      }
-    }
-  };
+  const shapes = shapesOf(parameters);
+  const checkState = (state: NamedTensors): void => checkMomentState(shapes, state);
 
   return {
     get step() {
       return step;
     },
-    apply(gradients, learningRate) {
+    apply(gradients, learningRate, gradientScale = 1) {
       step++;
       const correction1 = 1 - beta1 ** step;
       const correction2 = 1 - beta2 ** step;
@@ -70,7 +168,13 @@ export function createAdamW(parameters: ModelParameters, options: AdamWOptions):
         for (const [name, variable] of parameters.variables) {
           // A parameter without a gradient (an expert no token was routed to) has gradient zero: its
           // moments still decay and its momentum still moves it, as in PyTorch's AdamW with zero grads.
-          const gradient = gradients.get(name) ?? tf.zerosLike(variable);
+          const raw = gradients.get(name);
+          const gradient =
+            raw === undefined
+              ? tf.zerosLike(variable)
+              : gradientScale === 1
+                ? raw
+                : tf.mul(raw, gradientScale);
           const state = moments.get(name)!;
           const m = tf.add(tf.mul(state.m, beta1), tf.mul(gradient, 1 - beta1));
           const v = tf.add(tf.mul(state.v, beta2), tf.mul(tf.square(gradient), 1 - beta2));

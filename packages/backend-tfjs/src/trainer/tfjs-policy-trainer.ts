@@ -30,8 +30,9 @@ import {
 import { createPositionTableCache } from '../model/position-tables.js';
 import { tokenLogprobs } from '../model/token-logprobs.js';
 import { selectTfjsBackend, type TfjsBackendSelection } from '../runtime/tfjs-runtime.js';
-import { type AdamW, createAdamW } from './adamw.js';
+import { type AdamW, createAdamW, type OptimizerPlacement } from './adamw.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { globalGradientNorm } from './gradient-norm.js';
 import { learningRateAt } from './learning-rate-schedule.js';
 import { type PaddedSequences, type PreparedSequence, padSequences } from './prepare-batch.js';
 import { surrogateGradients } from './surrogate-gradients.js';
@@ -118,7 +119,10 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
   const settings: ResolvedTrainerOptions = resolveTrainerOptions(options.backendOptions);
   const backend = await selectTfjsBackend(settings.backends);
   const parameters: ModelParameters = createParameters(config, options.weights);
-  const optimizer: AdamW = createAdamW(parameters, settings);
+  // wasm and cpu tensors live in host memory: updating there skips a dozen tfjs ops per parameter.
+  const placement: OptimizerPlacement =
+    backend.name === 'tfjs-wasm' || backend.name === 'tfjs-cpu' ? 'host' : 'tensors';
+  const optimizer: AdamW = createAdamW(parameters, settings, placement);
   const positionTables = createPositionTableCache(config);
   let skippedSteps = 0;
   let disposed = false;
@@ -349,12 +353,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
           : {}),
         ...(partialReplay === undefined ? {} : { replaceRate: replaceRateOf(replayCounts) }),
       };
-      const gradNorm =
-        total.size === 0
-          ? 0
-          : tf.tidy(() =>
-              Math.sqrt(tf.addN([...total.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!),
-            );
+      const gradNorm = globalGradientNorm(total, placement);
       if (!finiteObjective || !Number.isFinite(gradNorm)) {
         skippedSteps++;
         settings.onWarning(
@@ -368,13 +367,7 @@ export async function createTfjsPolicyTrainer(options: CreateTrainerOptions): Pr
       }
       const clip = maxGradNorm > 0 && gradNorm > maxGradNorm ? maxGradNorm / gradNorm : 1;
       const learningRate = learningRateAt(baseLearningRate, settings.schedule, optimizer.step);
-      if (total.size > 0) {
-        const clipped = new Map<string, tf.Tensor>();
-        for (const [name, gradient] of total)
-          clipped.set(name, clip === 1 ? gradient : tf.mul(gradient, clip));
-        optimizer.apply(clipped, learningRate);
-        if (clip !== 1) for (const gradient of clipped.values()) gradient.dispose();
-      }
+      if (total.size > 0) optimizer.apply(total, learningRate, clip);
       // The rate this update applied (the schedule's), so a run log can show it.
       return { loss, gradNorm, skipped: false, metrics: { ...metrics, learningRate } };
     } finally {
