@@ -7,7 +7,7 @@
  *   3. the same model step in PyTorch CPU (python3 + torch), when available, as an outside reference;
  *   4. whether cost follows the active experts: top-8 of 64 and of 128 against top-8 of 8 (the same active
  *      compute) at a small shape (the demo's: per-expert overhead dominates) and a wide one.
- * `--section=4` (or `--section=2,4`) runs only those sections.
+ * `--section=4` (or `--section=2,4`) runs only those sections; `--sequences=N` sets the batch (default 8).
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -46,7 +46,10 @@ const wideConfig = createModelConfig({
   normTopKProb: true,
 });
 
-const SEQUENCES = 8;
+const option = (name: string) =>
+  process.argv.find((argument) => argument.startsWith(`--${name}=`))?.slice(name.length + 3);
+/** `--sequences=N`: sequences per batch (default 8); larger batches amortise the per-op cost of many experts. */
+const SEQUENCES = Number(option('sequences') ?? 8);
 const PROMPT = 16;
 const RESPONSE = 48;
 const STEPS = Number(process.env.BENCH_STEPS ?? 10);
