@@ -5,8 +5,9 @@
  * serve` on loopback, `rollout.servers`) or in a worker thread (`rollout.worker`): the settings where the two
  * can use both cores, and on a small batch and a multi-turn game, where rollout and training take similar time. Prints, per setting,
  * wall seconds per step (median of steps 2…n), rollout and train seconds per step, how long a step waited
- * for its rollouts, CPU use over the run (trainer and server processes, per core), and the sync / async
- * ratio, measured in one run with the two modes interleaved. Asserts nothing.
+ * for its rollouts, CPU use over the run (trainer and server processes, per core), the sync / async
+ * ratio, and, of the async run, the median over steps of a step's time over the longer of its rollout and
+ * training, measured in one run with the two modes interleaved. Asserts nothing.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -115,7 +116,13 @@ async function measure(overrides: RunConfigInput, async: number, server: string 
     const times = metrics.map((row) => Date.parse(row.time ?? ''));
     const perStep = times.slice(1).map((time, index) => (time - times[index]!) / 1000);
     const later = metrics.slice(1);
+    // Each step against the longer of its own two phases (dynamic sampling makes steps differ in size, so
+    // medians taken over different runs would compare different work).
+    const overPhases = perStep
+      .slice(0, -1)
+      .map((seconds, index) => seconds / Math.max(later[index]!.rolloutSeconds, later[index]!.trainSeconds));
     return {
+      overPhases: median(overPhases),
       step: median(perStep.slice(0, -1)),
       rollout: median(later.map((row) => row.rolloutSeconds)),
       train: median(later.map((row) => row.trainSeconds)),
@@ -156,7 +163,7 @@ for (const [name, { config, server }] of Object.entries(settings)) {
         `${sync.waited.toFixed(3)} / ${pipelined.waited.toFixed(3)}`.padStart(17),
         `${(100 * sync.cpu).toFixed(0)}% / ${(100 * pipelined.cpu).toFixed(0)}%`.padStart(14),
         `${(sync.step / pipelined.step).toFixed(2)}×`.padStart(12),
-        `${(pipelined.step / Math.max(sync.rollout, sync.train)).toFixed(2)}×`.padStart(27),
+        `${pipelined.overPhases.toFixed(2)}×`.padStart(27),
       ].join(' | '),
     );
   } finally {

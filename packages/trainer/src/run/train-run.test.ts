@@ -1,3 +1,4 @@
+import { mkdirSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,6 +98,26 @@ describe('trainRun', () => {
       };
       expect(task.score({ prompt, answer }, ids).reward).toBe(row.reward);
     }
+  });
+
+  it('writes metrics in the background: every row on disk at the end, and a failed write stops the run', async () => {
+    const config = await resolveRunConfig({ config: { ...tiny, replay: 'R3' } });
+    const directory = join(root, 'background-logs');
+    const result = await trainRun({ config, directory });
+    expect(await readMetrics(join(directory, 'metrics.jsonl'))).toEqual(result.metrics);
+    expect((await readSamples(join(directory, 'samples.jsonl'))).at(-1)?.step).toBe(result.metrics.length);
+    // After step 1 the metrics path becomes a directory: that step's write fails, and the run says so.
+    const broken = join(root, 'broken-logs');
+    const metricsPath = join(broken, 'metrics.jsonl');
+    const step = (row: StepMetrics) => {
+      if (row.step !== 1) return;
+      rmSync(metricsPath);
+      mkdirSync(metricsPath);
+    };
+    await expect(trainRun({ config, directory: broken, events: { step } })).rejects.toMatchObject({
+      code: 'IO_ERROR',
+      message: expect.stringContaining('metrics.jsonl'),
+    });
   });
 
   it('resumes after a stop and gives the same metrics as an uninterrupted run', async () => {
