@@ -42,6 +42,9 @@ const settings: Record<string, { config: RunConfigInput; server?: readonly strin
     config: { task: { name: 'guess-number' } },
     server: ['--set', 'task.name=guess-number', '--threads', '1'],
   },
+  // The HTTP client in a worker thread too (`rollout.worker` with servers): JSON off the trainer's thread.
+  'demo, server, worker': { config: { rollout: { worker: true } }, server: [] },
+  'small, server, worker': { config: { rollout: { promptsPerStep: 4, worker: true } }, server: [] },
   // The engine in a worker thread of the trainer's process (`rollout.worker`): no HTTP, no weights on disk.
   'demo, worker': { config: { rollout: { worker: true } } },
   'heavy, worker': { config: { ...SAMPLING_HEAVY, rollout: { ...SAMPLING_HEAVY.rollout, worker: true } } },

@@ -178,7 +178,7 @@ const rolloutSchema = z
       .boolean()
       .default(false)
       .describe(
-        'Run the in-process engine in a worker thread: its decode loop then runs beside training instead of waiting for the trainer’s JavaScript thread, which is what lets rollout.async 1 overlap the two without a server. Same trajectories as in the main thread; weights cross as copies.',
+        'Run the engine in a worker thread: the in-process engine’s decode loop then runs beside training instead of waiting for the trainer’s JavaScript thread, which is what lets rollout.async 1 overlap the two without a server; with rollout.servers, the HTTP client (requests, JSON and routing decoding, policy checkpoints) runs there instead. Same trajectories as in the main thread; weights cross as copies.',
       ),
     servers: z
       .array(z.url({ protocol: /^https?$/ }))

@@ -1,29 +1,42 @@
 /*
- * The worker thread of `createWorkerRolloutEngine`: builds the rollout engine the main thread asked for and
+ * The worker thread of `createWorkerRolloutEngine`: builds the rollout engine the main thread asked for (a
+ * registered backend, or the HTTP engine over rollout servers, whose JSON and routing decoding then leave the
+ * trainer's thread too) and
  * answers its calls one at a time, in the order they were sent, so a weight update never lands in the middle
  * of a batch. The engine's own JavaScript (sampling, the decode loop) then runs beside the trainer's thread
  * instead of waiting for it.
  */
 import { parentPort } from 'node:worker_threads';
 import { MoerlError, type RolloutEngine, resolveBackend } from '@moerl/core';
+import { checkpointWeightSync, createHttpRolloutEngine } from '@moerl/rollout-http';
 import { registerDefaultBackends } from './backends.js';
 import { importPlugins } from './preflight.js';
 import { serializeError } from './serialized-error.js';
-import type { WorkerEngineReply, WorkerEngineRequest } from './worker-engine-messages.js';
+import type { WorkerEngineReply, WorkerEngineRequest, WorkerEngineSpec } from './worker-engine-messages.js';
 
 const port = parentPort;
 if (port === null) throw new Error('rollout-engine-worker runs as a worker thread only');
 
 let engine: RolloutEngine | undefined;
 
+async function createEngine(spec: WorkerEngineSpec): Promise<RolloutEngine> {
+  if (spec.kind === 'http') {
+    const { options, weightDirectory } = spec;
+    return createHttpRolloutEngine({
+      ...options,
+      weightSync: checkpointWeightSync({ directory: weightDirectory, config: options.config }),
+    });
+  }
+  registerDefaultBackends();
+  await importPlugins(spec.plugins);
+  const resolved = await resolveBackend('rollout', { preferred: spec.backend });
+  return resolved.backend.createEngine(spec.options);
+}
+
 async function answer(request: WorkerEngineRequest): Promise<WorkerEngineReply> {
   const { id } = request;
   if (request.type === 'create') {
-    const { backend, plugins, options } = request.spec;
-    registerDefaultBackends();
-    await importPlugins(plugins);
-    const resolved = await resolveBackend('rollout', { preferred: backend });
-    engine = await resolved.backend.createEngine(options);
+    engine = await createEngine(request.spec);
     return {
       type: 'created',
       id,

@@ -8,6 +8,7 @@ import { createSlowUpdateEngine } from '../__fixtures__/slow-update-engine.js';
 import { tinyRun } from '../__fixtures__/tiny-run.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfigInput } from '../config/run-config-schema.js';
+import type { StepMetrics } from '../metrics/step-metrics.js';
 import { createTask } from '../tasks/task-registry.js';
 import { modelConfigFor } from './model-setup.js';
 import { readSamples } from './sample-log.js';
@@ -98,12 +99,12 @@ describe('rollout.servers', () => {
         ),
         loadWeights: loadCheckpointWeights,
       });
-    const runOn = async (server: SglangServer, name: string) => {
+    const runOn = async (server: SglangServer, name: string, worker = false) => {
       try {
         const asyncConfig = await resolveRunConfig({
           config: {
             ...tiny,
-            rollout: { ...tiny.rollout, servers: [server.url], async: 1 },
+            rollout: { ...tiny.rollout, servers: [server.url], async: 1, worker },
             // Evaluation after every step: it must wait for the update as well.
             eval: { every: 1, size: 4 },
           },
@@ -119,6 +120,35 @@ describe('rollout.servers', () => {
     await expect(runOn(await serveSlowUpdates(2), 'failed-update')).rejects.toThrow(
       /update to version 2 failed/,
     );
+    // The same with the HTTP client in a worker thread: the waits hold, and the failure crosses back.
+    const inWorker = await runOn(await serveSlowUpdates(), 'slow-update-worker', true);
+    expect(inWorker.metrics.map((row) => row.rolloutStaleness)).toEqual([0, 1, 1]);
+    await expect(runOn(await serveSlowUpdates(2), 'failed-update-worker', true)).rejects.toThrow(
+      /update to version 2 failed/,
+    );
+  });
+
+  it('rollout.worker runs the HTTP client in a worker thread: the same run as from the main thread', async () => {
+    const runWith = async (worker: boolean) => {
+      const config = await resolveRunConfig({
+        config: { ...tiny, rollout: { ...tiny.rollout, servers: servers.map((s) => s.url), worker } },
+      });
+      return trainRun({ config, directory: join(root, `client-worker-${worker}`) });
+    };
+    const timing = ({
+      time,
+      rolloutSeconds,
+      trainSeconds,
+      rolloutTokensPerSecond,
+      trainTokensPerSecond,
+      rolloutWaitSeconds,
+      prefixCacheHitRate,
+      ...rest
+    }: StepMetrics) => rest;
+    const main = await runWith(false);
+    const worker = await runWith(true);
+    expect(worker.metrics.map(timing)).toEqual(main.metrics.map(timing));
+    expect(await readdir(join(root, 'client-worker-true', 'rollout-weights'))).toEqual(['v3']);
   });
 
   it('names a server that cannot be reached before any step', async () => {

@@ -17,8 +17,8 @@ export interface RunEngineOptions {
 }
 
 /**
- * The run's rollout engine: the resolved in-process backend (in a worker thread with `rollout.worker`), or,
- * with `rollout.servers`, the HTTP engine over those servers. Servers get each policy as a checkpoint under
+ * The run's rollout engine: the resolved in-process backend, or, with `rollout.servers`, the HTTP engine over
+ * those servers; either in a worker thread with `rollout.worker`. Servers get each policy as a checkpoint under
  * `<run>/rollout-weights` (they must see the trainer's filesystem) and load it through
  * `/update_weights_from_disk`, starting with the initial one, so whatever they served before, every rollout
  * comes from this run's policy.
@@ -42,20 +42,27 @@ export async function createRunEngine(options: RunEngineOptions): Promise<Rollou
     };
     if (!config.rollout.worker) return options.backends.createEngine(engineOptions);
     return createWorkerRolloutEngine({
+      kind: 'backend',
       backend: options.backends.engineName,
       plugins: config.plugins,
       options: engineOptions,
     });
   }
-  const engine = createHttpRolloutEngine({
+  const httpOptions = {
     servers,
     config: modelConfig,
     protocol,
     compactRouting,
     prefixReuse: config.rollout.prefixCache,
     weightVersion,
-    weightSync: checkpointWeightSync({ directory: options.paths.rolloutWeights, config: modelConfig }),
-  });
+  };
+  const weightDirectory = options.paths.rolloutWeights;
+  const engine = config.rollout.worker
+    ? await createWorkerRolloutEngine({ kind: 'http', options: httpOptions, weightDirectory })
+    : createHttpRolloutEngine({
+        ...httpOptions,
+        weightSync: checkpointWeightSync({ directory: weightDirectory, config: modelConfig }),
+      });
   try {
     await engine.updateWeights(weights, weightVersion);
   } catch (error) {

@@ -8,16 +8,30 @@ import type {
   SamplingParams,
   Trajectory,
 } from '@moerl/core';
+import type { HttpRolloutEngineOptions } from '@moerl/rollout-http';
 import type { SerializedError } from './serialized-error.js';
 
-/** What a worker needs to build the engine the main thread would have built. */
-export interface WorkerEngineSpec {
+/** What a worker needs to build the engine the main thread would have built: a registered backend… */
+export interface WorkerBackendEngineSpec {
+  readonly kind: 'backend';
   /** The registered rollout backend to create (resolved in the main thread). */
   readonly backend: string;
   /** Modules that register plugin backends, imported in the worker first. */
   readonly plugins: readonly string[];
   readonly options: CreateEngineOptions;
 }
+
+/**
+ * …or the HTTP engine over rollout servers, whose policies go through checkpoints under `weightDirectory`
+ * (the function-valued weight sync is built in the worker, from these plain values).
+ */
+export interface WorkerHttpEngineSpec {
+  readonly kind: 'http';
+  readonly options: Omit<HttpRolloutEngineOptions, 'weightSync'>;
+  readonly weightDirectory: string;
+}
+
+export type WorkerEngineSpec = WorkerBackendEngineSpec | WorkerHttpEngineSpec;
 
 /** Main thread → rollout worker. Each call has an id its reply carries. */
 export type WorkerEngineRequest =

@@ -42,7 +42,7 @@ describe('a rollout engine in a worker thread', () => {
   let worker: RolloutEngine;
   let local: RolloutEngine;
   beforeAll(async () => {
-    worker = await createWorkerRolloutEngine({ backend: 'onnx', plugins: [], options });
+    worker = await createWorkerRolloutEngine({ kind: 'backend', backend: 'onnx', plugins: [], options });
     local = await inProcessEngine();
   });
   afterAll(async () => {
@@ -81,9 +81,14 @@ describe('a rollout engine in a worker thread', () => {
 
   it('an unknown backend fails at creation, naming it; a disposed engine refuses calls', async () => {
     await expect(
-      createWorkerRolloutEngine({ backend: 'no-such-engine', plugins: [], options }),
+      createWorkerRolloutEngine({ kind: 'backend', backend: 'no-such-engine', plugins: [], options }),
     ).rejects.toThrow(/no-such-engine/);
-    const engine = await createWorkerRolloutEngine({ backend: 'onnx', plugins: [], options });
+    const engine = await createWorkerRolloutEngine({
+      kind: 'backend',
+      backend: 'onnx',
+      plugins: [],
+      options,
+    });
     await engine.dispose();
     await engine.dispose(); // twice is harmless
     await expect(engine.generate(requests, sampling)).rejects.toThrow(/after dispose/);
