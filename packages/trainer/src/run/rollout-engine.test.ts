@@ -6,9 +6,9 @@ import { createRandomWeights, createReferenceRolloutEngine } from '@moerl/testki
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlowUpdateEngine } from '../__fixtures__/slow-update-engine.js';
 import { tinyRun } from '../__fixtures__/tiny-run.js';
+import { withoutTimings } from '../__fixtures__/without-timings.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfigInput } from '../config/run-config-schema.js';
-import type { StepMetrics } from '../metrics/step-metrics.js';
 import { createTask } from '../tasks/task-registry.js';
 import { modelConfigFor } from './model-setup.js';
 import { readSamples } from './sample-log.js';
@@ -135,19 +135,9 @@ describe('rollout.servers', () => {
       });
       return trainRun({ config, directory: join(root, `client-worker-${worker}`) });
     };
-    const timing = ({
-      time,
-      rolloutSeconds,
-      trainSeconds,
-      rolloutTokensPerSecond,
-      trainTokensPerSecond,
-      rolloutWaitSeconds,
-      prefixCacheHitRate,
-      ...rest
-    }: StepMetrics) => rest;
     const main = await runWith(false);
     const worker = await runWith(true);
-    expect(worker.metrics.map(timing)).toEqual(main.metrics.map(timing));
+    expect(worker.metrics.map(withoutTimings)).toEqual(main.metrics.map(withoutTimings));
     expect(await readdir(join(root, 'client-worker-true', 'rollout-weights'))).toEqual(['v3']);
   });
 

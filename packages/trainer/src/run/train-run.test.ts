@@ -6,6 +6,7 @@ import { writeHfConfigFile, writeSafetensorsFile } from '@moerl/core';
 import { createRandomWeights } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyRun } from '../__fixtures__/tiny-run.js';
+import { withoutTimings } from '../__fixtures__/without-timings.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import type { StepMetrics } from '../metrics/step-metrics.js';
 import { createReverseTask } from '../tasks/builtin-tasks.js';
@@ -26,16 +27,7 @@ afterAll(async () => rm(root, { recursive: true, force: true }));
 
 /** The metrics that must not depend on wall time or on what happened to be in the prefix cache. */
 function deterministic(row: StepMetrics) {
-  const {
-    time,
-    rolloutSeconds,
-    trainSeconds,
-    rolloutTokensPerSecond,
-    trainTokensPerSecond,
-    rolloutWaitSeconds,
-    prefixCacheHitRate,
-    ...rest
-  } = row;
+  const { prefixCacheHitRate: _cache, ...rest } = withoutTimings(row);
   return rest;
 }
 

@@ -12,9 +12,9 @@ import {
 import { createRandomWeights, tinyMoeConfig } from '@moerl/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyRun } from '../__fixtures__/tiny-run.js';
+import { withoutTimings } from '../__fixtures__/without-timings.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import type { RunConfigInput } from '../config/run-config-schema.js';
-import type { StepMetrics } from '../metrics/step-metrics.js';
 import { registerDefaultBackends } from './backends.js';
 import { trainRun } from './train-run.js';
 import { createWorkerRolloutEngine } from './worker-rollout-engine.js';
@@ -104,20 +104,6 @@ describe('rollout.worker in a run', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  // Everything a step measures except how long things took.
-  const timeless = (row: StepMetrics) => {
-    const {
-      time: _time,
-      rolloutSeconds: _rollout,
-      trainSeconds: _train,
-      rolloutTokensPerSecond: _rolloutSpeed,
-      trainTokensPerSecond: _trainSpeed,
-      rolloutWaitSeconds: _wait,
-      ...rest
-    } = row;
-    return rest;
-  };
-
   it.each([0, 1])('async %i: the same steps as with the engine in the main thread', async (async) => {
     const tiny: RunConfigInput = {
       ...tinyRun,
@@ -132,7 +118,7 @@ describe('rollout.worker in a run', () => {
     const run = async (worker: boolean) => {
       const config = await resolveRunConfig({ config: { ...tiny, rollout: { ...tiny.rollout, worker } } });
       const result = await trainRun({ config, directory: join(root, `a${async}-${worker}`) });
-      return result.metrics.map(timeless);
+      return result.metrics.map(withoutTimings);
     };
     const inWorker = await run(true);
     expect(inWorker.map((row) => row.step)).toEqual([1, 2, 3]);
