@@ -7,7 +7,8 @@
  * wall seconds per step (median of steps 2…n), rollout and train seconds per step, how long a step waited
  * for its rollouts, CPU use over the run (trainer and server processes, per core), the sync / async
  * ratio, and, of the async run, the median over steps of a step's time over the longer of its rollout and
- * training, measured in one run with the two modes interleaved. Asserts nothing.
+ * training, and its step time over the longer phase of the synchronous run (where each phase ran alone),
+ * measured in one run with the two modes interleaved. Asserts nothing.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -141,7 +142,7 @@ console.log(
   `moerl RL step time, synchronous vs rollout.async 1 (${steps} steps, R3, ${availableParallelism()} cores)`,
 );
 console.log(
-  'setting        | sync s/step | async s/step | rollout, train s (sync) | waited sync/async | CPU sync/async | sync / async | async / max(rollout, train)',
+  'setting        | sync s/step | async s/step | rollout, train s (sync) | waited sync/async | CPU sync/async | sync / async | async / max(rollout, train) | async / max of sync phases',
 );
 // `--setting=<name>` runs one setting only.
 const only = process.argv.find((argument) => argument.startsWith('--setting='))?.slice('--setting='.length);
@@ -167,6 +168,8 @@ for (const [name, { config, server }] of Object.entries(settings)) {
         `${(100 * sync.cpu).toFixed(0)}% / ${(100 * pipelined.cpu).toFixed(0)}%`.padStart(14),
         `${(sync.step / pipelined.step).toFixed(2)}×`.padStart(12),
         `${pipelined.overPhases.toFixed(2)}×`.padStart(27),
+        // Against phases timed alone: what sharing the two cores costs each phase shows here.
+        `${(pipelined.step / Math.max(sync.rollout, sync.train)).toFixed(2)}×`.padStart(26),
       ].join(' | '),
     );
   } finally {

@@ -10,11 +10,16 @@ import { type CollectedRollouts, collectStepRollouts, type StepContext } from '.
  *   `updateInBackground` (an engine in a worker thread or another process) the step does not wait for the
  *   engine to take them: it converts them while the trainer trains the next step, and the next batch and
  *   any evaluation start after the update.
+ * - With `ordersCalls` (an engine in a worker thread, which answers calls one at a time in the order made)
+ *   the next batch is asked for right after the update, not once the trainer's thread hears the update is
+ *   done: that thread is busy training and would hear it only after the step, so sampling would wait for
+ *   training (measured: the two phases ran one after the other).
  */
 export class RolloutPipeline {
   private readonly ahead: number;
   private readonly lastStep: number;
   private readonly updateInBackground: boolean;
+  private readonly ordersCalls: boolean;
   private prefetched: Promise<CollectedRollouts> | undefined;
   private engineWeights: NamedTensors;
   private previousWeights: NamedTensors | undefined;
@@ -30,10 +35,16 @@ export class RolloutPipeline {
       readonly engineWeights: NamedTensors;
       /** When running ahead, let the engine take new weights while the caller goes on. */
       readonly updateInBackground?: boolean;
+      /**
+       * The engine runs calls one at a time in the order they were made: a batch asked for after an update
+       * is sampled with its weights.
+       */
+      readonly ordersCalls?: boolean;
     },
   ) {
     this.ahead = options.ahead;
     this.updateInBackground = options.updateInBackground === true;
+    this.ordersCalls = options.ordersCalls === true;
     this.lastStep = options.lastStep;
     this.engineWeights = options.engineWeights;
   }
@@ -51,16 +62,26 @@ export class RolloutPipeline {
   /** Step `step`'s batch, and how long the step waited for it; starts the next one when running ahead. */
   async take(step: number): Promise<{ collected: CollectedRollouts; waitSeconds: number }> {
     const start = performance.now();
-    const collected = await (this.prefetched ??
-      this.ready().then(() => collectStepRollouts(this.context, step)));
+    const collected = await (this.prefetched ?? this.collectAfterUpdate(step));
     const waitSeconds = (performance.now() - start) / 1000;
-    this.prefetched =
-      this.ahead > 0 && step < this.lastStep
-        ? this.ready().then(() => collectStepRollouts(this.context, step + 1))
-        : undefined;
+    this.prefetched = this.ahead > 0 && step < this.lastStep ? this.collectAfterUpdate(step + 1) : undefined;
     // Its failure surfaces where it is awaited, not as an unhandled rejection while the trainer works.
     this.prefetched?.catch(() => undefined);
     return { collected, waitSeconds };
+  }
+
+  /** Step `step`'s batch, sampled with the last published weights; rejects if their update failed. */
+  private async collectAfterUpdate(step: number): Promise<CollectedRollouts> {
+    if (!this.ordersCalls) {
+      await this.ready();
+      return collectStepRollouts(this.context, step);
+    }
+    // Asked for now, sampled after the update by the engine's own ordering. A failed update fails the batch
+    // (its error is the one reported), once the batch is over: nothing is left running on the engine.
+    const [update, batch] = await Promise.allSettled([this.ready(), collectStepRollouts(this.context, step)]);
+    if (update.status === 'rejected') throw update.reason;
+    if (batch.status === 'rejected') throw batch.reason;
+    return batch.value;
   }
 
   /**

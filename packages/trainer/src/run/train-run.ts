@@ -258,6 +258,8 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     // Only an engine off the trainer's thread converts weights while the trainer trains; in process the
     // update would interleave with training on one thread (measured 0.70× slower steps).
     updateInBackground: config.rollout.worker || config.rollout.servers.length > 0,
+    // The worker answers calls in order; an HTTP server may run a batch before an update it is still reading.
+    ordersCalls: config.rollout.worker,
   });
   const logWriter = createCoalescingWriter();
   try {
