@@ -131,8 +131,8 @@ describe('forwardHidden with a position table cache', () => {
     const cache = createPositionTableCache(config, 3);
     for (let round = 0; round < 3; round++) {
       for (const length of [2, 4, 6, 8, 10]) logits(parameters, length, cache);
-      // Three tensors (cos, sin, mask) per cached length, nothing else left behind.
-      expect(tf.memory().numTensors).toBe(withParameters + 3 * 3);
+      // Four tensors (cos, sin, rotate_half, mask) per cached length, nothing else left behind.
+      expect(tf.memory().numTensors).toBe(withParameters + 3 * 4);
     }
     cache.dispose();
     expect(tf.memory().numTensors).toBe(withParameters);

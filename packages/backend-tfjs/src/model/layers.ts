@@ -47,13 +47,17 @@ export function ropeTables(
 }
 
 /**
- * Rotate-half RoPE of `x` `[batch, length, heads, headDim]` with tables broadcast as `[1, length, 1, half]`:
- * `x · cos + rotate_half(x) · sin`, `rotate_half(x) = concat(−x₂, x₁)`.
+ * Rotate-half RoPE of `x` `[batch, length, heads, headDim]` with full-width tables `[1, length, 1, headDim]`:
+ * `x · cos + rotate_half(x) · sin`, `rotate_half(x) = concat(−x₂, x₁)` taken as one product with a ±1
+ * matrix (exact; tfjs-backend-wasm's split and concat on the last axis cost twice as much).
  */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
-  const [first, second] = tf.split(x, 2, -1) as [tf.Tensor4D, tf.Tensor4D];
-  return tf.concat(
-    [tf.sub(tf.mul(first, cos), tf.mul(second, sin)), tf.add(tf.mul(second, cos), tf.mul(first, sin))],
-    -1,
-  ) as tf.Tensor4D;
+export function applyRope(
+  x: tf.Tensor4D,
+  cos: tf.Tensor4D,
+  sin: tf.Tensor4D,
+  rotateHalf: tf.Tensor2D,
+): tf.Tensor4D {
+  const headDim = x.shape[3];
+  const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, headDim]), rotateHalf), x.shape);
+  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
 }

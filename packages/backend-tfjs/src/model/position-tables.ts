@@ -3,10 +3,12 @@ import { ropeTables } from './layers.js';
 
 /** What a forward pass over `length` positions needs that depends on the length only. */
 export interface PositionTensors {
-  /** `[1, length, 1, headDim / 2]` RoPE cosines, broadcast over batch and heads. */
+  /** `[1, length, 1, headDim]` RoPE cosines (each frequency twice: both halves), broadcast over batch and heads. */
   readonly cos: tf.Tensor4D;
-  /** `[1, length, 1, headDim / 2]` RoPE sines. */
+  /** `[1, length, 1, headDim]` RoPE sines, laid out like `cos`. */
   readonly sin: tf.Tensor4D;
+  /** `[headDim, headDim]`: `x · rotateHalf = concat(−x₂, x₁)`, RoPE's rotate_half as a product. */
+  readonly rotateHalf: tf.Tensor2D;
   /** `[length, length]` additive causal mask: 0 on and below the diagonal, −1e9 above. */
   readonly causalMask: tf.Tensor2D;
 }
@@ -18,9 +20,26 @@ export function createPositionTensors(length: number, headDim: number, theta: nu
   for (let target = 0; target < length; target++) {
     for (let source = target + 1; source < length; source++) causal[target * length + source] = -1e9;
   }
+  const half = headDim / 2;
+  const bothHalves = (table: Float32Array) => {
+    const full = new Float32Array(length * headDim);
+    for (let position = 0; position < length; position++) {
+      const row = table.subarray(position * half, (position + 1) * half);
+      full.set(row, position * headDim);
+      full.set(row, position * headDim + half);
+    }
+    return tf.tensor4d(full, [1, length, 1, headDim]);
+  };
+  // Exact: each output sums one ±1 product and zeros.
+  const rotation = new Float32Array(headDim * headDim);
+  for (let index = 0; index < half; index++) {
+    rotation[(index + half) * headDim + index] = -1;
+    rotation[index * headDim + index + half] = 1;
+  }
   return {
-    cos: tf.tensor4d(tables.cos, [1, length, 1, headDim / 2]),
-    sin: tf.tensor4d(tables.sin, [1, length, 1, headDim / 2]),
+    cos: bothHalves(tables.cos),
+    sin: bothHalves(tables.sin),
+    rotateHalf: tf.tensor2d(rotation, [headDim, headDim]),
     causalMask: tf.tensor2d(causal, [length, length]),
   };
 }
@@ -52,7 +71,8 @@ export function createPositionTableCache(
   }
   // A Map iterates in insertion order: re-inserting on every hit keeps the least recently used first.
   const entries = new Map<number, PositionTensors>();
-  const release = (tensors: PositionTensors) => tf.dispose([tensors.cos, tensors.sin, tensors.causalMask]);
+  const release = (tensors: PositionTensors) =>
+    tf.dispose([tensors.cos, tensors.sin, tensors.rotateHalf, tensors.causalMask]);
   return {
     get(length) {
       const hit = entries.get(length);
@@ -71,6 +91,7 @@ export function createPositionTableCache(
       const tensors = {
         cos: tf.keep(built.cos),
         sin: tf.keep(built.sin),
+        rotateHalf: tf.keep(built.rotateHalf),
         causalMask: tf.keep(built.causalMask),
       };
       entries.set(length, tensors);
