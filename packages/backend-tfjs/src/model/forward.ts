@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { applyRope, linear, rmsNorm, swiGlu } from './layers.js';
 import type { ModelParameters } from './parameters.js';
 import { createPositionTensors, type PositionTableCache } from './position-tables.js';
-import { routedExpert } from './routed-expert.js';
+import { routedExperts } from './routed-experts.js';
 import {
   type LayerRoutingPlan,
   needsFreeRouting,
@@ -268,24 +268,28 @@ function mixExperts(
     return sum;
   }
 
-  // Gathered: per used expert, one op that gathers its rows, runs its SwiGLU, applies the gates and
-  // scatter-adds back. No split or concat of one big pair tensor: tfjs-backend-wasm slices by copying the
-  // whole input once per piece, which made the split cost grow with experts × pairs.
+  // Gathered: one op for the layer; each used expert gathers its rows, runs its SwiGLU and applies the
+  // gates, and one scatter adds the pieces back. Gathers, not a split of one big pair tensor:
+  // tfjs-backend-wasm slices by copying the whole input once per piece.
   const flatGates = tf.reshape(gates, [rows * numExperts, 1]) as tf.Tensor2D;
-  let sum: tf.Tensor2D | undefined;
-  plan.expertRows.forEach((expertRows, index) => {
-    if (expertRows.length === 0) return;
-    const gateIndex = expertRows.map((row) => row * numExperts + index);
-    const weight = (projection: string) =>
-      parameters.get(`${prefix}.mlp.experts.${index}.${projection}.weight`) as tf.Tensor2D;
-    const scattered = routedExpert(input, flatGates, expertRows, gateIndex, {
-      gate: weight('gate_proj'),
-      up: weight('up_proj'),
-      down: weight('down_proj'),
-    });
-    sum = sum === undefined ? scattered : (tf.add(sum, scattered) as tf.Tensor2D);
-  });
-  return sum ?? tf.zeros([rows, config.hiddenSize]);
+  const weight = (index: number, projection: string) =>
+    parameters.get(`${prefix}.mlp.experts.${index}.${projection}.weight`) as tf.Tensor2D;
+  const used = plan.expertRows.flatMap((expertRows, index) =>
+    expertRows.length === 0
+      ? []
+      : [
+          {
+            rows: expertRows,
+            gateIndex: expertRows.map((row) => row * numExperts + index),
+            weights: {
+              gate: weight(index, 'gate_proj'),
+              up: weight(index, 'up_proj'),
+              down: weight(index, 'down_proj'),
+            },
+          },
+        ],
+  );
+  return used.length === 0 ? tf.zeros([rows, config.hiddenSize]) : routedExperts(input, flatGates, used);
 }
 
 /** `[rows, vocab]` logits of the given rows of `hidden`. */
