@@ -18,17 +18,20 @@ export interface RoutedExpert {
 }
 
 type Save = (tensors: tf.Tensor[]) => void;
-const SAVED_PER_EXPERT = 5;
+type Projections = [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
 
-/** Every expert's part of one `[n, 1]`-index tensor, in expert order. */
-function indexTensor(parts: readonly Int32Array[]): tf.Tensor2D {
+/** `[n, 1]` int32 indices for gatherND / scatterND. */
+const indexTensor = (indices: Int32Array) => tf.tensor2d(indices, [indices.length, 1], 'int32');
+
+/** Every expert's part, concatenated in expert order. */
+function concatenated(parts: readonly Int32Array[]): Int32Array {
   const all = new Int32Array(parts.reduce((total, part) => total + part.length, 0));
   let offset = 0;
   for (const part of parts) {
     all.set(part, offset);
     offset += part.length;
   }
-  return tf.tensor2d(all, [all.length, 1], 'int32');
+  return all;
 }
 
 /**
@@ -37,11 +40,13 @@ function indexTensor(parts: readonly Int32Array[]): tf.Tensor2D {
  * (`[input rows, hidden]`). Gradients flow to `input`, `flatGates` (`[rows × experts, 1]`) and every
  * expert's three weights. `experts` lists only experts with rows.
  *
- * Why one op for the layer with a written-out backward: taped per expert, each expert's output and its
- * input and gate gradients were full-size tensors (`[rows, hidden]`, `[rows × experts, 1]`) scattered and
- * then added up by the tape, one per expert, plus the tape's own copies; with 64 experts those fixed costs
- * were most of a training step's growth over top-8 of 8. Here each expert computes on its own rows only,
- * and one scatter per result adds the pieces (in expert order, as the per-expert sum did).
+ * The (row, expert) pairs are laid out expert after expert ("pair order"). Only the products run per
+ * expert, each on its own rows; everything elementwise (SwiGLU, the gates, their derivatives) runs once
+ * over all pairs. Why: on tfjs-backend-wasm a kernel costs ~5–10 µs before any arithmetic, so with 64
+ * experts, per-expert elementwise kernels, full-size per-expert outputs and gradients for the tape to add
+ * up, and the tape's copies of per-expert activations were most of a training step's growth over top-8
+ * of 8. Pieces are taken with gathers, not slices (wasm's Slice took ~1 ms for 64 rows of 4096). Every
+ * value is computed as in the per-expert form, so results are the same bit for bit.
  */
 export function routedExperts(
   input: tf.Tensor2D,
@@ -50,76 +55,68 @@ export function routedExperts(
 ): tf.Tensor2D {
   const [outputRows, hidden] = input.shape;
   const gateRows = flatGates.shape[0];
-  const rowIndices = () =>
-    experts.map((expert) => tf.tensor2d(expert.rows, [expert.rows.length, 1], 'int32'));
-  const allRows = () => indexTensor(experts.map((expert) => expert.rows));
+  const expertRows = experts.map((expert) => expert.rows);
+  const allRows = concatenated(expertRows);
+  const allGates = concatenated(experts.map((expert) => expert.gateIndex));
+  // Each expert's pairs: a run of pair order.
+  let start = 0;
+  const ranges = experts.map((expert) => {
+    const first = start;
+    start += expert.rows.length;
+    return Int32Array.from({ length: expert.rows.length }, (_, offset) => first + offset);
+  });
+  // Index tensors are made where used: the forward scope disposes what it does not save, and saved
+  // tensors are copied by the engine.
+  const pieces = (from: tf.Tensor2D, indices: readonly Int32Array[]) =>
+    indices.map((part) => tf.gatherND(from, indexTensor(part)) as tf.Tensor2D);
   const weights = experts.flatMap(({ weights: w }) => [w.gate, w.up, w.down]);
   const run = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as Save;
-    const [x, gates, ...projections] = args as tf.Tensor2D[];
-    const saved: tf.Tensor[] = [];
-    const rowIds = rowIndices();
-    const gateIds = experts.map((expert) =>
-      tf.tensor2d(expert.gateIndex, [expert.gateIndex.length, 1], 'int32'),
-    );
-    const pieces = experts.map((_, e) => {
-      const [gate, up, down] = projections.slice(3 * e, 3 * e + 3) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      const routed = tf.gatherND(x!, rowIds[e]!) as tf.Tensor2D;
-      const gated = matMul(routed, gate, false, true);
-      const lifted = matMul(routed, up, false, true);
-      const activated = tf.mul(tf.mul(gated, tf.sigmoid(gated)), lifted) as tf.Tensor2D;
-      const output = matMul(activated, down, false, true);
-      const weight = tf.gatherND(gates!, gateIds[e]!) as tf.Tensor2D;
-      saved.push(routed, gated, lifted, output, weight);
-      return tf.mul(output, weight);
-    });
-    // Only the activations: the engine clones every saved tensor, and index tensors are cheaper to make
-    // again from the host arrays (the forward scope disposes anything not saved before the backward runs).
-    save(saved);
+    const [x, gates, ...flat] = args as tf.Tensor2D[];
+    const projections = experts.map((_, e) => flat.slice(3 * e, 3 * e + 3) as Projections);
+    const routed = pieces(x!, expertRows);
+    const project = (rows: tf.Tensor2D[], which: 0 | 1 | 2) =>
+      tf.concat(
+        rows.map((part, e) => matMul(part, projections[e]![which], false, true)),
+        0,
+      ) as tf.Tensor2D;
+    const gated = project(routed, 0);
+    const lifted = project(routed, 1);
+    const activated = tf.mul(tf.mul(gated, tf.sigmoid(gated)), lifted) as tf.Tensor2D;
+    const output = project(pieces(activated, ranges), 2);
+    const weight = tf.gatherND(gates!, indexTensor(allGates)) as tf.Tensor2D;
+    // Five layer-wide tensors, none per expert.
+    save([x!, gated, lifted, output, weight]);
     return {
-      value: tf.scatterND(allRows(), tf.concat(pieces, 0), [outputRows, hidden]),
+      value: tf.scatterND(indexTensor(allRows), tf.mul(output, weight), [outputRows, hidden]),
       gradFunc: (dy: tf.Tensor2D, kept: tf.Tensor[]) => {
-        const count = experts.length;
-        const rowIds = rowIndices();
-        const dRouted: tf.Tensor[] = [];
-        const dWeights: tf.Tensor[] = [];
-        const dProjections: tf.Tensor[] = [];
-        for (let e = 0; e < count; e++) {
-          const [xs, g, u, o, w] = kept.slice(SAVED_PER_EXPERT * e, SAVED_PER_EXPERT * (e + 1)) as [
-            tf.Tensor2D,
-            tf.Tensor2D,
-            tf.Tensor2D,
-            tf.Tensor2D,
-            tf.Tensor2D,
-          ];
-          const [gate, up, down] = projections.slice(3 * e, 3 * e + 3) as [
-            tf.Tensor2D,
-            tf.Tensor2D,
-            tf.Tensor2D,
-          ];
-          const dOut = tf.gatherND(dy, rowIds[e]!) as tf.Tensor2D;
-          dWeights.push(tf.sum(tf.mul(dOut, o), 1, true));
-          const dOutput = tf.mul(dOut, w) as tf.Tensor2D;
-          const sigmoid = tf.sigmoid(g);
-          const silu = tf.mul(g, sigmoid) as tf.Tensor2D;
-          const dActivated = matMul(dOutput, down);
-          const dLifted = tf.mul(dActivated, silu) as tf.Tensor2D;
-          // silu'(g) = σ(g) · (1 + g · (1 − σ(g)))
-          const siluSlope = tf.mul(sigmoid, tf.add(1, tf.mul(g, tf.sub(1, sigmoid))));
-          const dGated = tf.mul(tf.mul(dActivated, u), siluSlope) as tf.Tensor2D;
-          dRouted.push(tf.add(matMul(dGated, gate), matMul(dLifted, up)));
-          dProjections.push(
-            matMul(dGated, xs, true, false),
-            matMul(dLifted, xs, true, false),
-            matMul(dOutput, tf.mul(silu, u), true, false),
-          );
-        }
+        const [xs, g, u, o, w] = kept as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const dOut = tf.gatherND(dy, indexTensor(allRows)) as tf.Tensor2D;
+        const dWeight = tf.sum(tf.mul(dOut, o), 1, true);
+        const dOutputs = pieces(tf.mul(dOut, w) as tf.Tensor2D, ranges);
+        const sigmoid = tf.sigmoid(g);
+        const silu = tf.mul(g, sigmoid) as tf.Tensor2D;
+        const activations = pieces(tf.mul(silu, u) as tf.Tensor2D, ranges);
+        const dActivated = tf.concat(
+          dOutputs.map((part, e) => matMul(part, projections[e]![2])),
+          0,
+        ) as tf.Tensor2D;
+        const dLifteds = pieces(tf.mul(dActivated, silu) as tf.Tensor2D, ranges);
+        // silu'(g) = σ(g) · (1 + g · (1 − σ(g)))
+        const siluSlope = tf.mul(sigmoid, tf.add(1, tf.mul(g, tf.sub(1, sigmoid))));
+        const dGateds = pieces(tf.mul(tf.mul(dActivated, u), siluSlope) as tf.Tensor2D, ranges);
+        const inputs = pieces(xs, expertRows);
+        const dRouted = experts.map((_, e) =>
+          tf.add(matMul(dGateds[e]!, projections[e]![0]), matMul(dLifteds[e]!, projections[e]![1])),
+        );
+        const dProjections = experts.flatMap((_, e) => [
+          matMul(dGateds[e]!, inputs[e]!, true, false),
+          matMul(dLifteds[e]!, inputs[e]!, true, false),
+          matMul(dOutputs[e]!, activations[e]!, true, false),
+        ]);
         return [
-          tf.scatterND(allRows(), tf.concat(dRouted, 0), [outputRows, hidden]),
-          tf.scatterND(indexTensor(experts.map((expert) => expert.gateIndex)), tf.concat(dWeights, 0), [
-            gateRows,
-            1,
-          ]),
+          tf.scatterND(indexTensor(allRows), tf.concat(dRouted, 0), [outputRows, hidden]),
+          tf.scatterND(indexTensor(allGates), dWeight, [gateRows, 1]),
           ...dProjections,
         ];
       },
