@@ -67,8 +67,10 @@ export function routedExperts(
   });
   // Index tensors are made where used: the forward scope disposes what it does not save, and saved
   // tensors are copied by the engine.
-  const pieces = (from: tf.Tensor2D, indices: readonly Int32Array[]) =>
-    indices.map((part) => tf.gatherND(from, indexTensor(part)) as tf.Tensor2D);
+  const pieces = (from: tf.Tensor2D, indices: readonly (Int32Array | tf.Tensor2D)[]) =>
+    indices.map(
+      (part) => tf.gatherND(from, part instanceof Int32Array ? indexTensor(part) : part) as tf.Tensor2D,
+    );
   const weights = experts.flatMap(({ weights: w }) => [w.gate, w.up, w.down]);
   const run = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as Save;
@@ -91,20 +93,21 @@ export function routedExperts(
       value: tf.scatterND(indexTensor(allRows), tf.mul(output, weight), [outputRows, hidden]),
       gradFunc: (dy: tf.Tensor2D, kept: tf.Tensor[]) => {
         const [xs, g, u, o, w] = kept as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const rangeIds = ranges.map(indexTensor);
         const dOut = tf.gatherND(dy, indexTensor(allRows)) as tf.Tensor2D;
         const dWeight = tf.sum(tf.mul(dOut, o), 1, true);
-        const dOutputs = pieces(tf.mul(dOut, w) as tf.Tensor2D, ranges);
+        const dOutputs = pieces(tf.mul(dOut, w) as tf.Tensor2D, rangeIds);
         const sigmoid = tf.sigmoid(g);
         const silu = tf.mul(g, sigmoid) as tf.Tensor2D;
-        const activations = pieces(tf.mul(silu, u) as tf.Tensor2D, ranges);
+        const activations = pieces(tf.mul(silu, u) as tf.Tensor2D, rangeIds);
         const dActivated = tf.concat(
           dOutputs.map((part, e) => matMul(part, projections[e]![2])),
           0,
         ) as tf.Tensor2D;
-        const dLifteds = pieces(tf.mul(dActivated, silu) as tf.Tensor2D, ranges);
+        const dLifteds = pieces(tf.mul(dActivated, silu) as tf.Tensor2D, rangeIds);
         // silu'(g) = σ(g) · (1 + g · (1 − σ(g)))
         const siluSlope = tf.mul(sigmoid, tf.add(1, tf.mul(g, tf.sub(1, sigmoid))));
-        const dGateds = pieces(tf.mul(tf.mul(dActivated, u), siluSlope) as tf.Tensor2D, ranges);
+        const dGateds = pieces(tf.mul(tf.mul(dActivated, u), siluSlope) as tf.Tensor2D, rangeIds);
         const inputs = pieces(xs, expertRows);
         const dRouted = experts.map((_, e) =>
           tf.add(matMul(dGateds[e]!, projections[e]![0]), matMul(dLifteds[e]!, projections[e]![1])),
