@@ -268,9 +268,8 @@ function mixExperts(
     return sum;
   }
 
-  // Gathered: one op for the layer; each used expert gathers its rows, runs its SwiGLU and applies the
-  // gates, and one scatter adds the pieces back. Gathers, not a split of one big pair tensor:
-  // tfjs-backend-wasm slices by copying the whole input once per piece.
+  // Gathered: one op for the layer (`routedExperts`): each used expert multiplies only its own rows, the
+  // elementwise work runs once over all (row, expert) pairs, and one scatter adds the results back.
   const flatGates = tf.reshape(gates, [rows * numExperts, 1]) as tf.Tensor2D;
   const weight = (index: number, projection: string) =>
     parameters.get(`${prefix}.mlp.experts.${index}.${projection}.weight`) as tf.Tensor2D;
