@@ -164,7 +164,7 @@ const rolloutSchema = z
       .max(1)
       .default(0)
       .describe(
-        'Rollouts sampled ahead of training: 0 (synchronous: each step samples with the weights it trains), or 1 (one step off-policy, as AReaL and slime run it: while the trainer trains step N the engine samples step N+1 with the weights of step N − 1; the engine takes new weights between batches). R3 replays the routing the engine recorded with its version; rolloutStaleness reports the lag. Checkpoints keep the policy the next batch is sampled with, so a resumed run continues exactly. The overlap needs the engine off the trainer’s JavaScript thread: rollout.worker or rollout.servers. It saves at most the rollout’s share of a step, small when tfjs training dominates (see the trainer README).',
+        'Rollouts sampled ahead of training: 0 (synchronous: each step samples with the weights it trains), or 1 (one step off-policy, as AReaL and slime run it: while the trainer trains step N the engine samples step N+1 with the weights of step N − 1; the engine takes new weights between batches). R3 replays the routing the engine recorded with its version; rolloutStaleness reports the lag. Checkpoints keep the policy the next batch is sampled with, so a resumed run continues exactly. The overlap needs rollout.worker (alone, or with rollout.servers): tfjs holds the trainer’s JavaScript thread while it trains, and only a worker, which runs engine calls in the order made, can start the next batch right after the weight update without that thread; with servers and no worker the next batch waits for the step’s training to end. It saves at most the shorter phase of a step (see the trainer README).',
       ),
     threads: z
       .number()

@@ -354,11 +354,21 @@ describe('trainRun', () => {
     const asyncConfig = await resolveRunConfig({
       config: { ...base, rollout: { ...tiny.rollout, async: 1 } },
     });
-    const pipelined = await trainRun({ config: asyncConfig, directory: join(root, 'async') });
+    const logged: string[] = [];
+    const pipelined = await trainRun({
+      config: asyncConfig,
+      directory: join(root, 'async'),
+      events: { log: (line) => logged.push(line) },
+    });
+    // In process, without a worker, the run says the overlap needs one.
+    expect(logged.some((line) => line.includes('set rollout.worker: true'))).toBe(true);
+    const syncLogged: string[] = [];
     const sync = await trainRun({
       config: await resolveRunConfig({ config: base }),
       directory: join(root, 'async-sync'),
+      events: { log: (line) => syncLogged.push(line) },
     });
+    expect(syncLogged.some((line) => line.includes('rollout.worker'))).toBe(false);
     // A frozen run samples every step with the warm-started weights (version 0).
     const frozen = await trainRun({
       config: await resolveRunConfig({ config: { ...base, train: { ...tiny.train, frozen: true } } }),

@@ -261,6 +261,11 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     // The worker answers calls in order; an HTTP server may run a batch before an update it is still reading.
     ordersCalls: config.rollout.worker,
   });
+  if (config.rollout.async > 0 && !config.rollout.worker) {
+    events?.log?.(
+      'rollout.async 1 without rollout.worker: the next batch starts only once the trainer’s thread is free, so sampling and training barely overlap; set rollout.worker: true',
+    );
+  }
   const logWriter = createCoalescingWriter();
   try {
     if (resumedRolloutPolicy !== undefined)
