@@ -168,7 +168,8 @@ for (const [name, { config, server }] of Object.entries(settings)) {
         `${(100 * sync.cpu).toFixed(0)}% / ${(100 * pipelined.cpu).toFixed(0)}%`.padStart(14),
         `${(sync.step / pipelined.step).toFixed(2)}×`.padStart(12),
         `${pipelined.overPhases.toFixed(2)}×`.padStart(27),
-        // Against phases timed alone: what sharing the two cores costs each phase shows here.
+        // Against the phases timed alone (the sync run): contention shows here, mixed with the different
+        // batches stale rollouts leave dynamic sampling.
         `${(pipelined.step / Math.max(sync.rollout, sync.train)).toFixed(2)}×`.padStart(26),
       ].join(' | '),
     );
