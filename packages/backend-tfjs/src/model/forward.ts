@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { applyRope, linear, rmsNorm, swiGlu } from './layers.js';
 import type { ModelParameters } from './parameters.js';
 import { createPositionTensors, type PositionTableCache } from './position-tables.js';
-import { routedExperts } from './routed-experts.js';
+import { type ExpertWeights, routedExperts } from './routed-experts.js';
 import {
   type LayerRoutingPlan,
   needsFreeRouting,
@@ -251,19 +251,18 @@ function mixExperts(
     const total = tf.add(tf.sum(gates, -1, true), tf.tensor2d(plan.padding, [rows, 1]));
     gates = tf.div(gates, total);
   }
-  const expert = (index: number, x: tf.Tensor2D) =>
-    swiGlu(
-      x,
-      parameters.get(`${prefix}.mlp.experts.${index}.gate_proj.weight`) as tf.Tensor2D,
-      parameters.get(`${prefix}.mlp.experts.${index}.up_proj.weight`) as tf.Tensor2D,
-      parameters.get(`${prefix}.mlp.experts.${index}.down_proj.weight`) as tf.Tensor2D,
-    );
+  const expertWeights = (index: number): ExpertWeights => {
+    const weight = (projection: string) =>
+      parameters.get(`${prefix}.mlp.experts.${index}.${projection}.weight`) as tf.Tensor2D;
+    return { gate: weight('gate_proj'), up: weight('up_proj'), down: weight('down_proj') };
+  };
 
   if (computation === 'dense') {
     const columns = tf.split(gates, numExperts, 1) as tf.Tensor2D[];
     let sum: tf.Tensor2D = tf.zeros([rows, config.hiddenSize]);
     for (let index = 0; index < numExperts; index++) {
-      sum = tf.add(sum, tf.mul(expert(index, input), columns[index]!));
+      const { gate, up, down } = expertWeights(index);
+      sum = tf.add(sum, tf.mul(swiGlu(input, gate, up, down), columns[index]!));
     }
     return sum;
   }
@@ -271,8 +270,6 @@ function mixExperts(
   // Gathered: one op for the layer (`routedExperts`): each used expert multiplies only its own rows, the
   // elementwise work runs once over all (row, expert) pairs, and one scatter adds the results back.
   const flatGates = tf.reshape(gates, [rows * numExperts, 1]) as tf.Tensor2D;
-  const weight = (index: number, projection: string) =>
-    parameters.get(`${prefix}.mlp.experts.${index}.${projection}.weight`) as tf.Tensor2D;
   const used = plan.expertRows.flatMap((expertRows, index) =>
     expertRows.length === 0
       ? []
@@ -280,11 +277,7 @@ function mixExperts(
           {
             rows: expertRows,
             gateIndex: expertRows.map((row) => row * numExperts + index),
-            weights: {
-              gate: weight(index, 'gate_proj'),
-              up: weight(index, 'up_proj'),
-              down: weight(index, 'down_proj'),
-            },
+            weights: expertWeights(index),
           },
         ],
   );

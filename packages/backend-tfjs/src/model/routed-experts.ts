@@ -94,7 +94,8 @@ export function routedExperts(
       gradFunc: (dy: tf.Tensor2D, kept: tf.Tensor[]) => {
         const [xs, g, u, o, w] = kept as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
         const rangeIds = ranges.map(indexTensor);
-        const dOut = tf.gatherND(dy, indexTensor(allRows)) as tf.Tensor2D;
+        const allRowIds = indexTensor(allRows);
+        const dOut = tf.gatherND(dy, allRowIds) as tf.Tensor2D;
         const dWeight = tf.sum(tf.mul(dOut, o), 1, true);
         const dOutputs = pieces(tf.mul(dOut, w) as tf.Tensor2D, rangeIds);
         const sigmoid = tf.sigmoid(g);
@@ -118,7 +119,7 @@ export function routedExperts(
           matMul(dOutputs[e]!, activations[e]!, true, false),
         ]);
         return [
-          tf.scatterND(indexTensor(allRows), tf.concat(dRouted, 0), [outputRows, hidden]),
+          tf.scatterND(allRowIds, tf.concat(dRouted, 0), [outputRows, hidden]),
           tf.scatterND(indexTensor(allGates), dWeight, [gateRows, 1]),
           ...dProjections,
         ];
