@@ -1,6 +1,8 @@
 import { float32Tensor, MoerlError, type NamedTensors } from '@moerl/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelParameters, variableFrom } from '../model/parameters.js';
+import { hostValues, tensorFilledBy } from '../runtime/host-tensor-memory.js';
+import { adamwUpdate } from './adamw-kernel.js';
 
 export interface AdamWOptions {
   readonly beta1: number;
@@ -36,9 +38,10 @@ export interface AdamW {
  * Where the moments live and the update runs:
  * - `tensors`: tfjs variables and ops (a dozen ops per parameter); for backends whose memory is not the
  *   host's (tfjs-node-gpu, tfjs-node);
- * - `host`: Float32Arrays updated in one loop per parameter, the weights read and written once. For wasm
- *   and cpu, whose tensors live in host memory anyway: with many experts the per-op cost of the tensor
- *   path was a large share of a step (64 experts × 3 projections × 3 MoE layers = 576 matrices).
+ * - `host`: moments in Float32Arrays, each parameter updated by one WebAssembly SIMD kernel call that
+ *   reads the weights and gradient where the backend keeps them. For wasm and cpu, whose tensors live in
+ *   host memory anyway: with many experts the per-op cost of the tensor path was a large share of a step
+ *   (64 experts × 3 projections × 3 MoE layers = 576 matrices).
  */
 export type OptimizerPlacement = 'tensors' | 'host';
 
@@ -76,45 +79,39 @@ function createHostAdamW(parameters: ModelParameters, options: AdamWOptions): Ad
   }
   const shapes = shapesOf(parameters);
   let step = 0;
-  const { beta1, beta2, epsilon, weightDecay } = options;
+  const { beta1, beta2, epsilon, weightDecay: decay } = options;
   return {
     get step() {
       return step;
     },
     apply(gradients, learningRate, gradientScale = 1) {
       step++;
-      const correction1 = 1 - beta1 ** step;
-      const correction2 = 1 - beta2 ** step;
       // Every operation rounds to float32 in the order the tensor path runs its ops, so both give the
       // same bits (checked by the tests): switching placement does not move a run's figures.
-      const f = Math.fround;
-      const [b1, b2, ob1, ob2, c1, c2, eps, lr] = [
+      const coefficients = {
         beta1,
         beta2,
-        1 - beta1,
-        1 - beta2,
-        correction1,
-        correction2,
+        oneMinusBeta1: 1 - beta1,
+        oneMinusBeta2: 1 - beta2,
+        correction1: 1 - beta1 ** step,
+        correction2: 1 - beta2 ** step,
         epsilon,
         learningRate,
-      ].map(f) as [number, number, number, number, number, number, number, number];
-      const scale = f(gradientScale);
+        gradientScale,
+      };
       for (const [name, variable] of parameters.variables) {
-        const gradient = gradients.get(name)?.dataSync() as Float32Array | undefined;
         const { m, v } = moments.get(name)!;
-        const decay = weightDecay > 0 && variable.rank >= 2 ? f(weightDecay) : 0;
-        // A fresh array: the cpu backend's dataSync returns the variable's own storage.
-        const next = Float32Array.from(variable.dataSync() as Float32Array);
-        for (let index = 0; index < next.length; index++) {
-          const raw = gradient === undefined ? 0 : gradient[index]!;
-          const g = scale === 1 ? raw : f(raw * scale);
-          m[index] = f(f(m[index]! * b1) + f(g * ob1));
-          v[index] = f(f(v[index]! * b2) + f(f(g * g) * ob2));
-          let update = f(f(m[index]! / c1) / f(f(Math.sqrt(f(v[index]! / c2))) + eps));
-          if (decay > 0) update = f(update + f(next[index]! * decay));
-          next[index] = f(next[index]! - f(update * lr));
-        }
-        tf.tidy(() => variable.assign(tf.tensor(next, variable.shape)));
+        const gradient = gradients.get(name);
+        const weightDecay = decay > 0 && variable.rank >= 2 ? decay : 0;
+        // Into a new tensor: the variable's own memory may hold what ops already read (see tensorFilledBy).
+        const next = tensorFilledBy(variable.shape, (values) =>
+          adamwUpdate(hostValues(variable), gradient && hostValues(gradient), m, v, values, {
+            ...coefficients,
+            weightDecay,
+          }),
+        );
+        variable.assign(next);
+        next.dispose();
       }
     },
     async exportState() {

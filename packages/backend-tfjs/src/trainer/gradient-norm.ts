@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { hostValues } from '../runtime/host-tensor-memory.js';
 import type { OptimizerPlacement } from './adamw.js';
+import { sumOfSquares } from './adamw-kernel.js';
 
 /**
  * The global L2 norm of all gradients (what clipping compares with `maxGradNorm`). With tensors, a tfjs
- * reduction read back once; on the host, the same float32 sums in the same order from each gradient's
- * values (so both give the same bits), with no tfjs op per parameter.
+ * reduction read back once; on the host, a WebAssembly kernel adding in float32 in the order tfjs-wasm's
+ * reduction does (the same bits there; tfjs-cpu adds in float64), with no tfjs op per parameter.
  */
 export function globalGradientNorm(
   gradients: ReadonlyMap<string, tf.Tensor>,
@@ -16,13 +18,7 @@ export function globalGradientNorm(
       Math.sqrt(tf.addN([...gradients.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!),
     );
   }
-  const f = Math.fround;
   let total = 0;
-  for (const gradient of gradients.values()) {
-    const values = gradient.dataSync() as Float32Array;
-    let sum = 0;
-    for (let index = 0; index < values.length; index++) sum = f(sum + f(values[index]! * values[index]!));
-    total = f(total + sum);
-  }
+  for (const gradient of gradients.values()) total = Math.fround(total + sumOfSquares(hostValues(gradient)));
   return Math.sqrt(total);
 }
