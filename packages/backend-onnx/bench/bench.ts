@@ -95,7 +95,7 @@ function forwardFlops(
 
 /** GFLOP/s of onnxruntime's own Gemm at `[rows, inner] × [inner, cols]ᵀ`, the largest shape of the model. */
 async function ortGemmGflops(rows: number, inner: number, cols: number): Promise<number> {
-  const { encodeModelForGemm } = await import('./gemm-model.js');
+  const { encodeModelForGemm } = await import('./micro-models.js');
   const session = await ort.InferenceSession.create(encodeModelForGemm(), {
     graphOptimizationLevel: 'all',
     extra: { session: { intra_op: { allow_spinning: '0' } } }, // as the engine runs
@@ -307,6 +307,68 @@ async function benchExpertScaling(
     `a decode step's ${sequences} rows choose on average ${chosen.join(', ')} experts per layer: each step reads that many experts' weights`,
   );
   for (const engine of engines) await engine.dispose();
+
+  // The floor that sets where reading weights dominates: a decode step's expert products alone, in the
+  // fewest nodes (one batched MatMul per projection and layer over the touched experts, the rows spread
+  // evenly, at least 2 each as in the engine), against top-8 of 8's 8 experts over all rows. Putting these
+  // in place of top-8 of 8's own products in its generate time gives the cost no exact graph goes below.
+  const touched = firstOfEachCount.map((variant) => distinct[variants.indexOf(variant)]!);
+  const products = await expertProductSeconds(
+    touched.map((count, index) => ({
+      experts: Math.round(count),
+      rows: index === 0 ? sequences : Math.max(2, Math.ceil((sequences * 8) / count)),
+    })),
+    hiddenSize,
+    moeIntermediateSize,
+  );
+  const decodeSteps = 32;
+  const topOf8 = median(seconds[0]!);
+  const floors = firstOfEachCount.slice(1).map((variant, index) => {
+    const floor = 1 + (decodeSteps * (products[index + 1]! - products[0]!)) / topOf8;
+    return `${variant.experts} experts ${(products[index + 1]! / products[0]!).toFixed(2)}× (floor ${floor.toFixed(2)}×)`;
+  });
+  console.log(
+    `a decode step's expert products alone (batched over the touched experts; top-8 of 8: ${(products[0]! * 1e3).toFixed(2)} ms, ${((100 * decodeSteps * products[0]!) / topOf8).toFixed(0)}% of its generate time): ${floors.join(', ')}`,
+  );
+}
+
+/** Median seconds of one run of each expert-products graph (4 layers of `experts` × `rows` rows), interleaved. */
+async function expertProductSeconds(
+  shapes: readonly { experts: number; rows: number }[],
+  hidden: number,
+  width: number,
+): Promise<number[]> {
+  const { encodeModelForExpertProducts } = await import('./micro-models.js');
+  const tensor = (dims: number[]) =>
+    new ort.Tensor(
+      'float32',
+      Float32Array.from(
+        { length: dims.reduce((size, extent) => size * extent, 1) },
+        () => Math.random() - 0.5,
+      ),
+      dims,
+    );
+  const cases = [];
+  for (const { experts, rows } of shapes) {
+    const session = await ort.InferenceSession.create(encodeModelForExpertProducts(4, hidden, width), {
+      graphOptimizationLevel: 'all',
+      extra: { session: { intra_op: { allow_spinning: '0' } } }, // as the engine runs
+    });
+    const feeds: Record<string, ort.Tensor> = {};
+    for (let layer = 0; layer < 4; layer++) {
+      feeds[`x.${layer}`] = tensor([experts, rows, hidden]);
+      feeds[`gu.${layer}`] = tensor([experts, hidden, 2 * width]);
+      feeds[`d.${layer}`] = tensor([experts, width, hidden]);
+    }
+    for (let warm = 0; warm < 3; warm++) await session.run(feeds);
+    cases.push({ session, feeds, seconds: [] as number[] });
+  }
+  for (let repetition = 0; repetition < 15; repetition++) {
+    for (const entry of cases)
+      entry.seconds.push((await timed(() => entry.session.run(entry.feeds))).seconds);
+  }
+  for (const { session } of cases) await session.release();
+  return cases.map(({ seconds }) => [...seconds].sort((a, b) => a - b)[Math.floor(seconds.length / 2)]!);
 }
 
 /** Mean number of distinct experts the batch's rows choose per MoE layer at the decode steps. */
