@@ -311,7 +311,8 @@ async function benchExpertScaling(
   // The floor that sets where reading weights dominates: a decode step's expert products alone, in the
   // fewest nodes (one batched MatMul per projection and layer over the touched experts, the rows spread
   // evenly, at least 2 each as in the engine), against top-8 of 8's 8 experts over all rows. Putting these
-  // in place of top-8 of 8's own products in its generate time gives the cost no exact graph goes below.
+  // in place of top-8 of 8's own products in its generate time gives the cost no graph of onnxruntime MatMuls
+  // goes below.
   const touched = firstOfEachCount.map((variant) => distinct[variants.indexOf(variant)]!);
   const products = await expertProductSeconds(
     touched.map((count, index) => ({
