@@ -25,6 +25,7 @@ function heapBackend(): HeapBackend | undefined {
  * op, which may grow and move the heap); elsewhere `dataSync` (on tfjs-cpu the tensor's own array).
  */
 export function hostValues(tensor: tf.Tensor): Float32Array {
+  // tfjs moves a tensor made on another backend into this one's memory when it is looked up.
   return heapBackend()?.typedArrayFromHeap(tensor) ?? (tensor.dataSync() as Float32Array);
 }
 
