@@ -6,9 +6,13 @@
  *   2. gathered vs dense-masked experts on a 16-expert top-2 config;
  *   3. the same model step in PyTorch CPU (python3 + torch), when available, as an outside reference;
  *   4. whether cost follows the active experts: top-8 of 64 and of 128 against top-8 of 8 (the same active
- *      compute) at a small shape (the demo's: per-expert overhead dominates) and a wide one.
+ *      compute) at a small shape (the demo's: per-expert overhead dominates) and a wide one;
+ *   5. tfjs-wasm's batched products (attention's) by moerl's SIMD kernel against tfjs-wasm's own scalar
+ *      loop, in the same trainer, interleaved (the same bits either way).
  * `--section=4` (or `--section=2,4`) runs only those sections; `--sequences=N` sets the batch (default 8).
  */
+// Loaded first, so that section 5 can keep tfjs-wasm's own BatchMatMul before moerl puts its kernel in front.
+import '@tensorflow/tfjs-backend-wasm';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +25,13 @@ import {
   type RoutingRecord,
   type TrainingBatch,
 } from '@moerl/core';
-import { createRandomWeights, negativeMeanLogprobObjective, smallMoeConfig } from '@moerl/testkit';
+import {
+  createRandomWeights,
+  demoShapedMoeConfig,
+  negativeMeanLogprobObjective,
+  smallMoeConfig,
+} from '@moerl/testkit';
+import * as tf from '@tensorflow/tfjs-core';
 import {
   attachRouting,
   createTfjsPolicyTrainer,
@@ -315,10 +325,70 @@ async function activeExpertsSection(backend: TfjsBackendName): Promise<void> {
   }
 }
 
+/**
+ * trainStep and logprobs with tfjs-wasm's batched products run by moerl's SIMD kernel and by tfjs-wasm's
+ * own loop, swapped in the kernel registry between interleaved steps of one trainer: the demo's shape
+ * (128 short sequences, top-2 of 16) and `SEQUENCES` × 64 tokens.
+ */
+async function batchedProductSection(tfjsBatchMatMul: tf.KernelConfig): Promise<void> {
+  const config = demoShapedMoeConfig(40);
+  console.log(
+    `\n## 5. batched products (attention) on tfjs-wasm: moerl's SIMD kernel vs tfjs-wasm's loop (the demo's model shape)`,
+  );
+  console.log('batch            | trainStep tfjs / SIMD s | ×    | logprobs tfjs / SIMD s | ×');
+  for (const [label, count, prompt, response] of [
+    ['128 × 21 (demo)', 128, 12, 10],
+    [`${SEQUENCES} × 64`, SEQUENCES, PROMPT, RESPONSE],
+  ] as const) {
+    const trainer = await makeTrainer(config, 'tfjs-wasm');
+    const simd = tf.getKernel('BatchMatMul', 'wasm')!;
+    const use = (kernel: tf.KernelConfig) => {
+      tf.unregisterKernel('BatchMatMul', 'wasm');
+      tf.registerKernel(kernel);
+    };
+    const random = createRandom(7);
+    const ids = (length: number) => Int32Array.from({ length }, () => random.nextInt(config.vocabSize));
+    const batch: TrainingBatch = {
+      sequences: Array.from({ length: count }, () => ({
+        promptIds: ids(prompt),
+        responseIds: ids(response),
+      })),
+    };
+    const objective = negativeMeanLogprobObjective();
+    await trainer.trainStep(batch, objective, { routing: 'free' });
+    const times = {
+      tfjs: { train: [] as number[], score: [] as number[] },
+      simd: { train: [] as number[], score: [] as number[] },
+    };
+    for (let step = 0; step < STEPS; step++) {
+      for (const [name, kernel] of [
+        ['tfjs', tfjsBatchMatMul],
+        ['simd', simd],
+      ] as const) {
+        use(kernel);
+        times[name].train.push(
+          await timeStep(() => trainer.trainStep(batch, objective, { routing: 'free' })),
+        );
+        times[name].score.push(await timeStep(() => trainer.logprobs(batch, { routing: 'free' })));
+      }
+    }
+    use(simd);
+    await trainer.dispose();
+    const [train, score] = [best(times.tfjs.train), best(times.tfjs.score)];
+    const [simdTrain, simdScore] = [best(times.simd.train), best(times.simd.score)];
+    console.log(
+      `${label.padEnd(16)} | ${train.toFixed(3)} / ${simdTrain.toFixed(3)}           | ${(train / simdTrain).toFixed(2)} | ${score.toFixed(3)} / ${simdScore.toFixed(3)}          | ${(score / simdScore).toFixed(2)}`,
+    );
+  }
+}
+
+// tfjs-wasm's own BatchMatMul, kept before the first activation puts moerl's in front of it.
+const tfjsBatchMatMul = tf.getKernel('BatchMatMul', 'wasm');
+
 const sections = new Set(
   (
     process.argv.find((argument) => argument.startsWith('--section='))?.slice('--section='.length) ??
-    '1,2,3,4'
+    '1,2,3,4,5'
   )
     .split(',')
     .map(Number),
@@ -333,3 +403,4 @@ if (sections.has(2) || sections.has(3)) {
   if (sections.has(3)) torchSection(gathered);
 }
 if (sections.has(4)) await activeExpertsSection('tfjs-wasm');
+if (sections.has(5) && tfjsBatchMatMul !== undefined) await batchedProductSection(tfjsBatchMatMul);

@@ -1,6 +1,7 @@
 import { MoerlError } from '@moerl/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerGradients } from './register-gradients.js';
+import { registerWasmBatchMatMul } from './register-wasm-batch-mat-mul.js';
 
 /** The TensorFlow.js backends this package can run on, best first. */
 export type TfjsBackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'tfjs-wasm' | 'tfjs-cpu';
@@ -99,6 +100,7 @@ export async function activateTfjsBackend(name: TfjsBackendName): Promise<void> 
       },
     );
   }
+  if (name === 'tfjs-wasm') registerWasmBatchMatMul();
   active = name;
 }
 

@@ -33,7 +33,7 @@ describe('encodeModule', () => {
           ],
         } satisfies WasmFunction,
       ],
-      3,
+      { pages: 3 },
     );
     const exports = instantiate(bytes);
     for (const [index, value] of constants.entries()) {

@@ -52,8 +52,20 @@ export const op = {
   localSet: (index: number) => [0x21, ...unsignedLeb(index)],
   localTee: (index: number) => [0x22, ...unsignedLeb(index)],
   i32Const: (value: number) => [0x41, ...signedLeb(value)],
+  f32Const: (value: number) => [0x43, ...new Uint8Array(Float32Array.of(value).buffer)],
   i32Add: [0x6a],
+  i32Sub: [0x6b],
+  i32Mul: [0x6c],
+  i32And: [0x71],
+  i32LtU: [0x49],
   i32GeU: [0x4f],
+  i32LeU: [0x4d],
+  /** Picks the first of two values when the condition (on top) is non-zero. */
+  select: [0x1b],
+  /** `if` with no result (`ifResult` yields a value of `type`); close with `end`, optionally after `else`. */
+  if: [0x04, 0x40],
+  ifResult: (type: ValueType) => [0x04, type],
+  else: [0x05],
   /** `block` and `loop` without results; `br`/`brIf` count enclosing blocks outwards from 0. */
   block: [0x02, 0x40],
   loop: [0x03, 0x40],
@@ -61,11 +73,15 @@ export const op = {
   brIf: (depth: number) => [0x0d, ...unsignedLeb(depth)],
   end: [0x0b],
   f32Load: [0x2a, 2, 0],
+  f32Store: [0x38, 2, 0],
   f32Add: [0x92],
   f32Mul: [0x94],
   v128Load: [...simd(0x00), 4, 0],
   v128Store: [...simd(0x0b), 4, 0],
+  /** `v128.load` at the address on the stack plus `offset` bytes. */
+  v128LoadAt: (offset: number) => [...simd(0x00), 4, ...unsignedLeb(offset)],
   f32x4Splat: simd(0x13),
+  f32x4ExtractLane: (lane: number) => [...simd(0x1f), lane],
   f32x4Sqrt: simd(0xe3),
   f32x4Add: simd(0xe4),
   f32x4Sub: simd(0xe5),
@@ -83,8 +99,14 @@ export interface WasmFunction {
   readonly body: readonly (readonly number[])[];
 }
 
-/** A module of `functions`, each exported under its name, and an exported memory `memory` of `pages` × 64 KiB. */
-export function encodeModule(functions: readonly WasmFunction[], pages: number): Uint8Array<ArrayBuffer> {
+/**
+ * A module of `functions`, each exported under its name, over one memory: its own, exported as `memory`,
+ * of `pages` × 64 KiB, or one imported as `env.memory` (another module's, e.g. tfjs-backend-wasm's heap).
+ */
+export function encodeModule(
+  functions: readonly WasmFunction[],
+  memory: { readonly pages: number } | 'imported',
+): Uint8Array<ArrayBuffer> {
   const types = functions.map((fn) => [
     0x60,
     ...vector(fn.params.map((type) => [type])),
@@ -95,15 +117,18 @@ export function encodeModule(functions: readonly WasmFunction[], pages: number):
     const body = [...locals, ...fn.body.flat(), ...op.end];
     return [...unsignedLeb(body.length), ...body];
   });
+  const imported = memory === 'imported';
   const exports = [
-    [...name('memory'), 0x02, 0],
+    ...(imported ? [] : [[...name('memory'), 0x02, 0]]),
     ...functions.map((fn, index) => [...name(fn.name), 0x00, ...unsignedLeb(index)]),
   ];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, vector(types)),
+    // An imported memory of at least 0 pages and no maximum matches any memory.
+    ...(imported ? section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0]])) : []),
     ...section(3, vector(functions.map((_, index) => unsignedLeb(index)))),
-    ...section(5, vector([[0x00, ...unsignedLeb(pages)]])),
+    ...(imported ? [] : section(5, vector([[0x00, ...unsignedLeb(memory.pages)]]))),
     ...section(7, vector(exports)),
     ...section(10, vector(code)),
   ]);
@@ -112,10 +137,14 @@ export function encodeModule(functions: readonly WasmFunction[], pages: number):
 // The compile target's libraries leave WebAssembly out; Node 20 and every current browser have it.
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: Record<string, unknown> };
+  Instance: new (module: object, imports?: object) => { exports: Record<string, unknown> };
 };
 
-/** Compiles and instantiates a module synchronously (fine for small modules; browsers allow 4 KiB on the main thread). */
-export function instantiate(bytes: Uint8Array): Record<string, unknown> {
-  return new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports;
+/**
+ * Compiles and instantiates a module synchronously (fine for small modules; browsers allow 4 KiB on the
+ * main thread), with `memory` as its `env.memory` when it imports one.
+ */
+export function instantiate(bytes: Uint8Array, memory?: object): Record<string, unknown> {
+  const imports = memory === undefined ? undefined : { env: { memory } };
+  return new WebAssembly.Instance(new WebAssembly.Module(bytes), imports).exports;
 }

@@ -137,7 +137,7 @@ function loadKernel(): { exports: KernelExports; chunks: Float32Array } {
   if (kernel === undefined) {
     const bytes = encodeModule(
       [adamwFunction('adamw', false), adamwFunction('adamwDecay', true), sumSquaresFunction],
-      (4 * CHUNK_BYTES) / PAGE_BYTES,
+      { pages: (4 * CHUNK_BYTES) / PAGE_BYTES },
     );
     const exports = instantiate(bytes) as unknown as KernelExports;
     kernel = { exports, chunks: new Float32Array(exports.memory.buffer) };
