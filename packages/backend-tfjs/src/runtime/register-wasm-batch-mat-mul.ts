@@ -31,7 +31,7 @@ export function registerWasmBatchMatMul(): void {
   const original = tf.getKernel('BatchMatMul', 'wasm');
   if (registered || original === undefined) return;
   registered = true;
-  let bound: { memory: object; run: (...args: number[]) => void } | undefined;
+  let bound: { memory: object; run: ((...args: number[]) => void) | undefined } | undefined;
   const kernelFunc = (args: BatchMatMulArgs): tf.TensorInfo => {
     const { a, b } = args.inputs;
     const { transposeA, transposeB } = args.attrs;
@@ -39,23 +39,35 @@ export function registerWasmBatchMatMul(): void {
     const m = a.shape[transposeA ? aRank - 1 : aRank - 2]!;
     const k = a.shape[transposeA ? aRank - 2 : aRank - 1]!;
     const n = b.shape[transposeB ? bRank - 2 : bRank - 1]!;
+    const kOfB = b.shape[transposeB ? bRank - 1 : bRank - 2]!;
     const batchShape = a.shape.slice(0, -2);
     const batch = batchShape.reduce((size, extent) => size * extent, 1);
     const sameBatch = batchShape.join() === b.shape.slice(0, -2).join();
     const scalarLoop = batch > 1 || transposeA || transposeB;
-    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !sameBatch || !scalarLoop || m * n * k === 0) {
+    // Anything else, mismatched shapes included (tfjs's kernel says what is wrong), goes to tfjs's kernel.
+    const ours = a.dtype === 'float32' && b.dtype === 'float32' && sameBatch && scalarLoop && k === kOfB;
+    if (!ours || m * n * k === 0) {
       return original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
     }
     const backend = args.backend;
     const memory = backend.wasm.asm.memory;
     if (bound?.memory !== memory) {
-      const run = instantiate(batchMatMulModule(), memory).batchMatMul as (...args: number[]) => void;
-      bound = { memory, run };
+      try {
+        const run = instantiate(batchMatMulModule(), memory).batchMatMul as (...args: number[]) => void;
+        bound = { memory, run };
+      } catch {
+        // A heap this module cannot import (tfjs-wasm's threaded build shares its memory): tfjs's loop.
+        bound = { memory, run: undefined };
+      }
     }
+    if (bound.run === undefined) {
+      return original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+    }
+    const run = bound.run;
     const out = backend.makeOutput([...batchShape, m, n], 'float32');
     const packed = backend.wasm._malloc(k * (Math.ceil(n / 4) * 4) * 4);
     try {
-      bound.run(
+      run(
         backend.getMemoryOffset(a.dataId),
         backend.getMemoryOffset(b.dataId),
         backend.getMemoryOffset(out.dataId),

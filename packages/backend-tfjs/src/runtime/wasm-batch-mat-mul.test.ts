@@ -101,6 +101,8 @@ describe('the SIMD batched product on tfjs-wasm', () => {
       false,
     );
     expect(sameBits(product.dataSync() as Float32Array, expected)).toBe(true);
+    // Shapes that do not fit still get tfjs's own message.
+    expect(() => tf.matMul(tf.ones([2, 3, 4]), tf.ones([2, 5, 6]))).toThrow(/inner shapes/);
     const single = tf.matMul(tf.ones([2, 3]), tf.ones([3, 4]));
     expect([...single.dataSync()]).toEqual(Array(8).fill(3));
     tf.dispose([a, b, product, single]);
