@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { blockProducts } from '../runtime/heap-block-products.js';
 import { matMul } from '../runtime/mat-mul.js';
 
 /** One expert's projections, `nn.Linear` layout `[out, in]`. */
@@ -71,21 +72,40 @@ export function routedExperts(
     indices.map(
       (part) => tf.gatherND(from, part instanceof Int32Array ? indexTensor(part) : part) as tf.Tensor2D,
     );
+  const sizes = expertRows.map((rows) => rows.length);
   const weights = experts.flatMap(({ weights: w }) => [w.gate, w.up, w.down]);
   const run = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as Save;
     const [x, gates, ...flat] = args as tf.Tensor2D[];
     const projections = experts.map((_, e) => flat.slice(3 * e, 3 * e + 3) as Projections);
-    const routed = pieces(x!, expertRows);
-    const project = (rows: tf.Tensor2D[], which: 0 | 1 | 2) =>
-      tf.concat(
-        rows.map((part, e) => matMul(part, projections[e]![which], false, true)),
+    // On tfjs-wasm the products read each expert's block of a layer-wide tensor in pair order in place
+    // (`blockProducts`: no gather, product or concat piece per expert); elsewhere, and if tfjs-wasm's
+    // internals are not what that expects, a piece and a product per expert.
+    const onWasm = tf.getBackend() === 'wasm';
+    let routedAll: tf.Tensor2D | undefined;
+    const routedInPairOrder = () => (routedAll ??= tf.gatherND(x!, indexTensor(allRows)) as tf.Tensor2D);
+    let routedParts: tf.Tensor2D[] | undefined;
+    const routed = () => (routedParts ??= pieces(x!, expertRows));
+    const project = (all: () => tf.Tensor2D, parts: () => tf.Tensor2D[], which: 0 | 1 | 2): tf.Tensor2D =>
+      (onWasm
+        ? blockProducts(
+            all(),
+            sizes,
+            projections.map((weights) => tf.transpose(weights[which])),
+          )
+        : undefined) ??
+      (tf.concat(
+        parts().map((part, e) => matMul(part, projections[e]![which], false, true)),
         0,
-      ) as tf.Tensor2D;
-    const gated = project(routed, 0);
-    const lifted = project(routed, 1);
+      ) as tf.Tensor2D);
+    const gated = project(routedInPairOrder, routed, 0);
+    const lifted = project(routedInPairOrder, routed, 1);
     const activated = tf.mul(tf.mul(gated, tf.sigmoid(gated)), lifted) as tf.Tensor2D;
-    const output = project(pieces(activated, ranges), 2);
+    const output = project(
+      () => activated,
+      () => pieces(activated, ranges),
+      2,
+    );
     const weight = tf.gatherND(gates!, indexTensor(allGates)) as tf.Tensor2D;
     // Five layer-wide tensors, none per expert.
     save([x!, gated, lifted, output, weight]);
@@ -97,29 +117,40 @@ export function routedExperts(
         const allRowIds = indexTensor(allRows);
         const dOut = tf.gatherND(dy, allRowIds) as tf.Tensor2D;
         const dWeight = tf.sum(tf.mul(dOut, o), 1, true);
-        const dOutputs = pieces(tf.mul(dOut, w) as tf.Tensor2D, rangeIds);
+        const dOutWeighted = tf.mul(dOut, w) as tf.Tensor2D;
+        const dOutputs = pieces(dOutWeighted, rangeIds);
         const sigmoid = tf.sigmoid(g);
         const silu = tf.mul(g, sigmoid) as tf.Tensor2D;
         const activations = pieces(tf.mul(silu, u) as tf.Tensor2D, rangeIds);
-        const dActivated = tf.concat(
-          dOutputs.map((part, e) => matMul(part, projections[e]![2])),
-          0,
-        ) as tf.Tensor2D;
-        const dLifteds = pieces(tf.mul(dActivated, silu) as tf.Tensor2D, rangeIds);
+        // Products by the weights as they are (no transpose): in place on tfjs-wasm, as in the forward.
+        const byWeights = (all: tf.Tensor2D, parts: tf.Tensor2D[], which: 0 | 1 | 2) =>
+          (onWasm
+            ? blockProducts(
+                all,
+                sizes,
+                projections.map((weights) => weights[which]),
+              )
+            : undefined) ??
+          (tf.concat(
+            parts.map((part, e) => matMul(part, projections[e]![which])),
+            0,
+          ) as tf.Tensor2D);
+        const dActivated = byWeights(dOutWeighted, dOutputs, 2);
+        const dLifted = tf.mul(dActivated, silu) as tf.Tensor2D;
         // silu'(g) = σ(g) · (1 + g · (1 − σ(g)))
         const siluSlope = tf.mul(sigmoid, tf.add(1, tf.mul(g, tf.sub(1, sigmoid))));
-        const dGateds = pieces(tf.mul(tf.mul(dActivated, u), siluSlope) as tf.Tensor2D, rangeIds);
+        const dGated = tf.mul(tf.mul(dActivated, u), siluSlope) as tf.Tensor2D;
+        const [dGateds, dLifteds] = [pieces(dGated, rangeIds), pieces(dLifted, rangeIds)];
         const inputs = pieces(xs, expertRows);
-        const dRouted = experts.map((_, e) =>
-          tf.add(matMul(dGateds[e]!, projections[e]![0]), matMul(dLifteds[e]!, projections[e]![1])),
-        );
+        // Σ over the two projections, pair by pair (the same sums as per expert, then concatenated).
+        const dRouted = tf.add(byWeights(dGated, dGateds, 0), byWeights(dLifted, dLifteds, 1));
         const dProjections = experts.flatMap((_, e) => [
           matMul(dGateds[e]!, inputs[e]!, true, false),
           matMul(dLifteds[e]!, inputs[e]!, true, false),
           matMul(dOutputs[e]!, activations[e]!, true, false),
         ]);
         return [
-          tf.scatterND(allRowIds, tf.concat(dRouted, 0), [outputRows, hidden]),
+          tf.scatterND(allRowIds, dRouted, [outputRows, hidden]),
           tf.scatterND(indexTensor(allGates), dWeight, [gateRows, 1]),
           ...dProjections,
         ];

@@ -1,0 +1,50 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { blockProducts } from './heap-block-products.js';
+import { activateTfjsBackend } from './tfjs-runtime.js';
+
+afterAll(async () => {
+  await activateTfjsBackend('tfjs-wasm');
+});
+
+const bits = (tensor: tf.Tensor) =>
+  [...tensor.dataSync()].map((value) => (Object.is(value, -0) ? '-0' : value));
+
+describe('blockProducts', () => {
+  it('gives the bits of one tf.matMul per block, concatenated, and leaves no tensor behind (tfjs-wasm)', async () => {
+    await activateTfjsBackend('tfjs-wasm');
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const sizes = [3, 0, 1, 7, 2];
+      const rows = sizes.reduce((sum, size) => sum + size, 0);
+      const a = tf.tensor2d(
+        Float32Array.from({ length: rows * 20 }, (_, index) => Math.sin(index * 1.7) * 4),
+        [rows, 20],
+      );
+      const matrices = sizes.map(
+        (_, block) => tf.randomNormal([20, 9], 0, 1, 'float32', block) as tf.Tensor2D,
+      );
+      const product = blockProducts(a, sizes, matrices)!;
+      expect(product.shape).toEqual([rows, 9]);
+      const parts = tf.split(
+        a,
+        sizes.filter((size) => size > 0),
+        0,
+      ) as tf.Tensor2D[];
+      const used = matrices.filter((_, block) => sizes[block]! > 0);
+      const expected = tf.concat(
+        parts.map((part, block) => tf.matMul(part, used[block]!)),
+        0,
+      );
+      expect(bits(product)).toEqual(bits(expected));
+      // The same operands again (XNNPACK keeps its packed weights per weight tensor): the same bits.
+      expect(bits(blockProducts(a, sizes, matrices)!)).toEqual(bits(expected));
+    });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('is not available off tfjs-wasm (the caller runs ops)', async () => {
+    await activateTfjsBackend('tfjs-cpu');
+    expect(blockProducts(tf.ones([2, 3]), [2], [tf.ones([3, 4])])).toBeUndefined();
+  });
+});
