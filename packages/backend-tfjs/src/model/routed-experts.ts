@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { blockProducts } from '../runtime/heap-block-products.js';
+import { blockProducts, blockTransposedProducts } from '../runtime/heap-block-products.js';
 import { matMul } from '../runtime/mat-mul.js';
 
 /** One expert's projections, `nn.Linear` layout `[out, in]`. */
@@ -113,17 +113,22 @@ export function routedExperts(
       value: tf.scatterND(indexTensor(allRows), tf.mul(output, weight), [outputRows, hidden]),
       gradFunc: (dy: tf.Tensor2D, kept: tf.Tensor[]) => {
         const [xs, g, u, o, w] = kept as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-        const rangeIds = ranges.map(indexTensor);
         const allRowIds = indexTensor(allRows);
         const dOut = tf.gatherND(dy, allRowIds) as tf.Tensor2D;
         const dWeight = tf.sum(tf.mul(dOut, o), 1, true);
         const dOutWeighted = tf.mul(dOut, w) as tf.Tensor2D;
-        const dOutputs = pieces(dOutWeighted, rangeIds);
         const sigmoid = tf.sigmoid(g);
         const silu = tf.mul(g, sigmoid) as tf.Tensor2D;
-        const activations = pieces(tf.mul(silu, u) as tf.Tensor2D, rangeIds);
+        const activated = tf.mul(silu, u) as tf.Tensor2D;
+        // Per-expert pieces, made only where the in-place products (tfjs-wasm) are not used.
+        const once = <T>(make: () => T) => {
+          let made: T | undefined;
+          return () => (made ??= make());
+        };
+        const rangeIds = once(() => ranges.map(indexTensor));
+        const dOutputs = once(() => pieces(dOutWeighted, rangeIds()));
         // Products by the weights as they are (no transpose): in place on tfjs-wasm, as in the forward.
-        const byWeights = (all: tf.Tensor2D, parts: tf.Tensor2D[], which: 0 | 1 | 2) =>
+        const byWeights = (all: tf.Tensor2D, parts: () => tf.Tensor2D[], which: 0 | 1 | 2) =>
           (onWasm
             ? blockProducts(
                 all,
@@ -132,7 +137,7 @@ export function routedExperts(
               )
             : undefined) ??
           (tf.concat(
-            parts.map((part, e) => matMul(part, projections[e]![which])),
+            parts().map((part, e) => matMul(part, projections[e]![which])),
             0,
           ) as tf.Tensor2D);
         const dActivated = byWeights(dOutWeighted, dOutputs, 2);
@@ -140,15 +145,26 @@ export function routedExperts(
         // silu'(g) = σ(g) · (1 + g · (1 − σ(g)))
         const siluSlope = tf.mul(sigmoid, tf.add(1, tf.mul(g, tf.sub(1, sigmoid))));
         const dGated = tf.mul(tf.mul(dActivated, u), siluSlope) as tf.Tensor2D;
-        const [dGateds, dLifteds] = [pieces(dGated, rangeIds), pieces(dLifted, rangeIds)];
-        const inputs = pieces(xs, expertRows);
+        const dGateds = once(() => pieces(dGated, rangeIds()));
+        const dLifteds = once(() => pieces(dLifted, rangeIds()));
         // Σ over the two projections, pair by pair (the same sums as per expert, then concatenated).
         const dRouted = tf.add(byWeights(dGated, dGateds, 0), byWeights(dLifted, dLifteds, 1));
-        const dProjections = experts.flatMap((_, e) => [
-          matMul(dGateds[e]!, inputs[e]!, true, false),
-          matMul(dLifteds[e]!, inputs[e]!, true, false),
-          matMul(dOutputs[e]!, activations[e]!, true, false),
-        ]);
+        // Weight gradients `pieceᵀ · rows`: in place on tfjs-wasm, else per expert.
+        const inputsInPairOrder = once(() => tf.gatherND(xs, allRowIds) as tf.Tensor2D);
+        const inputs = once(() => pieces(xs, expertRows));
+        const activations = once(() => pieces(activated, rangeIds()));
+        const weightGradients = (
+          from: tf.Tensor2D,
+          parts: () => tf.Tensor2D[],
+          rows: () => tf.Tensor2D,
+          rowParts: () => tf.Tensor2D[],
+        ) =>
+          (onWasm ? blockTransposedProducts(from, rows(), sizes) : undefined) ??
+          parts().map((part, e) => matMul(part, rowParts()[e]!, true, false));
+        const dGates = weightGradients(dGated, dGateds, inputsInPairOrder, inputs);
+        const dUps = weightGradients(dLifted, dLifteds, inputsInPairOrder, inputs);
+        const dDowns = weightGradients(dOutWeighted, dOutputs, () => activated, activations);
+        const dProjections = experts.flatMap((_, e) => [dGates[e]!, dUps[e]!, dDowns[e]!]);
         return [
           tf.scatterND(allRowIds, dRouted, [outputRows, hidden]),
           tf.scatterND(indexTensor(allGates), dWeight, [gateRows, 1]),

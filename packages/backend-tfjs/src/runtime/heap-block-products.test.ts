@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { blockProducts } from './heap-block-products.js';
+import { blockProducts, blockTransposedProducts } from './heap-block-products.js';
 import { activateTfjsBackend } from './tfjs-runtime.js';
 
 afterAll(async () => {
@@ -43,8 +43,31 @@ describe('blockProducts', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('gives each block’s weight gradient (blockᵀ · rows) with the bits of tf.matMul, leaving nothing behind', async () => {
+    await activateTfjsBackend('tfjs-wasm');
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const sizes = [2, 5, 1, 9];
+      const rows = sizes.reduce((sum, size) => sum + size, 0);
+      const a = tf.randomNormal([rows, 6], 0, 1, 'float32', 3) as tf.Tensor2D;
+      const b = tf.tensor2d(
+        Float32Array.from({ length: rows * 11 }, (_, index) => (index % 13 === 5 ? -0 : Math.cos(index) * 2)),
+        [rows, 11],
+      );
+      const products = blockTransposedProducts(a, b, sizes)!;
+      const [aParts, bParts] = [tf.split(a, [...sizes], 0), tf.split(b, [...sizes], 0)];
+      products.forEach((product, block) => {
+        expect(product.shape).toEqual([6, 11]);
+        const expected = tf.matMul(tf.transpose(aParts[block]!), bParts[block]!);
+        expect(bits(product)).toEqual(bits(expected));
+      });
+    });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('is not available off tfjs-wasm (the caller runs ops)', async () => {
     await activateTfjsBackend('tfjs-cpu');
     expect(blockProducts(tf.ones([2, 3]), [2], [tf.ones([3, 4])])).toBeUndefined();
+    expect(blockTransposedProducts(tf.ones([2, 3]), tf.ones([2, 4]), [2])).toBeUndefined();
   });
 });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { encodeModule, forRange, I32, instantiate, op } from './wasm-binary.js';
 
 /**
  * Many products over consecutive row blocks of one tensor, each by tfjs-wasm's own matmul (XNNPACK) on
@@ -14,6 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 /** What this needs of tfjs-backend-wasm 4.x: its C functions, its tensor ids, and its heap tensors. */
 interface WasmInternals {
   readonly wasm: {
+    readonly asm: { readonly memory: object };
     cwrap(name: string, returns: null, args: string[]): (...args: unknown[]) => void;
     readonly tfjs: {
       registerTensor(id: number, size: number, memoryOffset: number): void;
@@ -25,7 +27,92 @@ interface WasmInternals {
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
 }
 
-let bound: { backend: WasmInternals; batchMatMul: (...args: unknown[]) => void } | undefined;
+// transpose(source, target, rows, columns): target[c][r] = source[r][c], byte addresses in tfjs-wasm's heap.
+const [SOURCE, TARGET, ROWS, COLUMNS, ROW, COLUMN] = [0, 1, 2, 3, 4, 5];
+const at = (base: number, index: (readonly number[])[]) => [
+  op.localGet(base),
+  ...index,
+  op.i32Const(4),
+  op.i32Mul,
+  op.i32Add,
+];
+const transposeModule = () =>
+  encodeModule(
+    [
+      {
+        name: 'transpose',
+        params: [I32, I32, I32, I32],
+        results: [],
+        locals: [I32, I32],
+        body: forRange(
+          ROW,
+          [op.i32Const(0)],
+          [op.localGet(ROWS)],
+          [op.i32Const(1)],
+          [
+            ...forRange(
+              COLUMN,
+              [op.i32Const(0)],
+              [op.localGet(COLUMNS)],
+              [op.i32Const(1)],
+              [
+                ...at(TARGET, [
+                  op.localGet(COLUMN),
+                  op.localGet(ROWS),
+                  op.i32Mul,
+                  op.localGet(ROW),
+                  op.i32Add,
+                ]),
+                ...at(SOURCE, [
+                  op.localGet(ROW),
+                  op.localGet(COLUMNS),
+                  op.i32Mul,
+                  op.localGet(COLUMN),
+                  op.i32Add,
+                ]),
+                op.f32Load,
+                op.f32Store,
+              ],
+            ),
+          ],
+        ),
+      },
+    ],
+    'imported',
+  );
+
+let bound:
+  | {
+      backend: WasmInternals;
+      batchMatMul: (...args: unknown[]) => void;
+      transpose: ((source: number, target: number, rows: number, columns: number) => void) | undefined;
+    }
+  | undefined;
+
+function bind(backend: WasmInternals): NonNullable<typeof bound> {
+  if (bound?.backend !== backend) {
+    const batchMatMul = backend.wasm.cwrap('BatchMatMul', null, [
+      'number',
+      'array',
+      'number',
+      'number',
+      'array',
+      'number',
+      'number',
+      'number',
+      'number',
+    ]);
+    let transpose: NonNullable<typeof bound>['transpose'];
+    try {
+      transpose = instantiate(transposeModule(), backend.wasm.asm.memory).transpose as typeof transpose;
+    } catch {
+      // A heap this module cannot import (tfjs-wasm's threaded build): per-expert ops instead.
+      transpose = undefined;
+    }
+    bound = { backend, batchMatMul, transpose };
+  }
+  return bound;
+}
 
 function wasmInternals(): WasmInternals | undefined {
   if (tf.getBackend() !== 'wasm') return undefined;
@@ -40,6 +127,34 @@ function wasmInternals(): WasmInternals | undefined {
 
 const shapeBytes = (shape: readonly number[]) => new Uint8Array(Int32Array.from(shape).buffer);
 
+/** An operand: a tensor tfjs-wasm knows by id, or `size` floats at a byte offset, seen through a view. */
+type Operand = { readonly id: number } | { readonly offset: number; readonly size: number };
+
+/**
+ * `out = a · b` by tfjs-wasm's own matmul, `a` `[m, k]`, `b` `[k, n]`, `out` `[m, n]`; operands given by
+ * offset are registered as views for the call and unregistered after (never freed: the memory is
+ * another tensor's). Unregistering a view of `b` also drops the XNNPACK operator made for it.
+ */
+function multiply(
+  backend: WasmInternals,
+  batchMatMul: (...args: unknown[]) => void,
+  [m, k, n]: readonly [number, number, number],
+  a: Operand,
+  b: Operand,
+  out: Operand,
+): void {
+  const views: number[] = [];
+  const idOf = (operand: Operand) => {
+    if ('id' in operand) return operand.id;
+    const id = backend.dataIdNextNumber++;
+    backend.wasm.tfjs.registerTensor(id, operand.size, operand.offset);
+    views.push(id);
+    return id;
+  };
+  batchMatMul(idOf(a), shapeBytes([1, m, k]), 3, idOf(b), shapeBytes([1, k, n]), 3, 0, 0, idOf(out));
+  for (const id of views) backend.wasm.tfjs.disposeData(id);
+}
+
 /**
  * `[rows, n]`: rows `start … start + sizes[i]` of `a` (`[rows, k]`, blocks in order, sizes summing to its
  * rows) times `matrices[i]` (`[k, n]`), for each block. `undefined` off tfjs-wasm (the caller runs ops).
@@ -51,41 +166,62 @@ export function blockProducts(
 ): tf.Tensor2D | undefined {
   const backend = wasmInternals();
   if (backend === undefined) return undefined;
-  if (bound?.backend !== backend) {
-    const batchMatMul = backend.wasm.cwrap('BatchMatMul', null, [
-      'number',
-      'array',
-      'number',
-      'number',
-      'array',
-      'number',
-      'number',
-      'number',
-      'number',
-    ]);
-    bound = { backend, batchMatMul };
-  }
+  const { batchMatMul } = bind(backend);
   const [rows, k] = a.shape;
   const n = matrices[0]!.shape[1];
   const out = backend.makeOutput([rows, n], 'float32');
   const aOffset = backend.dataIdMap.get(a.dataId)!.memoryOffset;
   const outOffset = backend.dataIdMap.get(out.dataId)!.memoryOffset;
-  const view = (size: number, offset: number) => {
-    const id = backend.dataIdNextNumber++;
-    backend.wasm.tfjs.registerTensor(id, size, offset);
-    return id;
-  };
   let start = 0;
   sizes.forEach((count, block) => {
     if (count === 0) return;
-    const aId = view(count * k, aOffset + start * k * 4);
-    const outId = view(count * n, outOffset + start * n * 4);
-    const bId = backend.dataIdMap.get(matrices[block]!.dataId)!.id;
-    bound!.batchMatMul(aId, shapeBytes([1, count, k]), 3, bId, shapeBytes([1, k, n]), 3, 0, 0, outId);
-    // Views only: unregistered, never freed (the memory is a's and the output's).
-    backend.wasm.tfjs.disposeData(aId);
-    backend.wasm.tfjs.disposeData(outId);
+    multiply(
+      backend,
+      batchMatMul,
+      [count, k, n],
+      { offset: aOffset + start * k * 4, size: count * k },
+      { id: backend.dataIdMap.get(matrices[block]!.dataId)!.id },
+      { offset: outOffset + start * n * 4, size: count * n },
+    );
     start += count;
   });
   return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor2D;
+}
+
+/**
+ * One `[m, n]` tensor per block: `(rows start … start + sizes[i] of a)ᵀ · (the same rows of b)`, for `a`
+ * `[rows, m]` and `b` `[rows, n]` (a weight gradient per expert). Each block of `a` is transposed in the
+ * heap by a small WebAssembly loop; XNNPACK then gets the operands `tf.matMul(tf.transpose(block), …)`
+ * would give it. `undefined` off tfjs-wasm. Sizes must be positive.
+ */
+export function blockTransposedProducts(
+  a: tf.Tensor2D,
+  b: tf.Tensor2D,
+  sizes: readonly number[],
+): tf.Tensor2D[] | undefined {
+  const backend = wasmInternals();
+  if (backend === undefined) return undefined;
+  const { batchMatMul, transpose } = bind(backend);
+  if (transpose === undefined) return undefined;
+  const [rows, m] = a.shape;
+  const n = b.shape[1];
+  const scratch = backend.makeOutput([rows, m], 'float32');
+  const outputs = sizes.map(() => backend.makeOutput([m, n], 'float32'));
+  const offset = (info: tf.TensorInfo) => backend.dataIdMap.get(info.dataId)!.memoryOffset;
+  const [aOffset, bOffset, scratchOffset] = [offset(a), offset(b), offset(scratch)];
+  let start = 0;
+  sizes.forEach((count, block) => {
+    transpose(aOffset + start * m * 4, scratchOffset + start * m * 4, count, m);
+    multiply(
+      backend,
+      batchMatMul,
+      [m, count, n],
+      { offset: scratchOffset + start * m * 4, size: count * m },
+      { offset: bOffset + start * n * 4, size: count * n },
+      { id: backend.dataIdMap.get(outputs[block]!.dataId)!.id },
+    );
+    start += count;
+  });
+  tf.engine().makeTensorFromTensorInfo(scratch).dispose();
+  return outputs.map((info) => tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D);
 }

@@ -1,4 +1,4 @@
-import { encodeModule, I32, op, V128, type ValueType, type WasmFunction } from './wasm-binary.js';
+import { encodeModule, forRange, I32, op, V128, type ValueType, type WasmFunction } from './wasm-binary.js';
 
 /**
  * A batched matrix product for tfjs-backend-wasm's heap, computing exactly what its own batched kernel
@@ -54,27 +54,6 @@ const address = (base: number, index: readonly Code[]): Code[] => [
   op.i32Add,
 ];
 const zeros: Code[] = [op.f32Const(0), op.f32x4Splat];
-
-/** `for (counter = start; counter < end; counter += step) body` (`end` is evaluated every round). */
-function forRange(
-  counter: number,
-  start: readonly Code[],
-  end: readonly Code[],
-  step: readonly Code[],
-  body: readonly Code[],
-): Code[] {
-  return [
-    ...start,
-    op.localSet(counter),
-    op.block,
-    op.loop,
-    ...[get(counter), ...end, op.i32GeU, op.brIf(1)],
-    ...body,
-    ...[get(counter), ...step, op.i32Add, op.localSet(counter), op.br(0)],
-    op.end,
-    op.end,
-  ];
-}
 
 /** Lays out this batch's `b` as `[k, n4]` in `packed`, zeros past column n. */
 const packB: Code[] = forRange(

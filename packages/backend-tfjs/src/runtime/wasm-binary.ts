@@ -89,6 +89,27 @@ export const op = {
   f32x4Div: simd(0xe7),
 } as const;
 
+/** `for (counter = start; counter < end; counter += step) body` (`end` is evaluated every round). */
+export function forRange(
+  counter: number,
+  start: readonly (readonly number[])[],
+  end: readonly (readonly number[])[],
+  step: readonly (readonly number[])[],
+  body: readonly (readonly number[])[],
+): (readonly number[])[] {
+  return [
+    ...start,
+    op.localSet(counter),
+    op.block,
+    op.loop,
+    ...[op.localGet(counter), ...end, op.i32GeU, op.brIf(1)],
+    ...body,
+    ...[op.localGet(counter), ...step, op.i32Add, op.localSet(counter), op.br(0)],
+    op.end,
+    op.end,
+  ];
+}
+
 export interface WasmFunction {
   readonly name: string;
   readonly params: readonly ValueType[];
