@@ -91,7 +91,8 @@ export function routedExperts(
         ? blockProducts(
             all(),
             sizes,
-            projections.map((weights) => tf.transpose(weights[which])),
+            projections.map((weights) => weights[which]),
+            true,
           )
         : undefined) ??
       (tf.concat(

@@ -39,6 +39,16 @@ describe('blockProducts', () => {
       expect(bits(product)).toEqual(bits(expected));
       // The same operands again (XNNPACK keeps its packed weights per weight tensor): the same bits.
       expect(bits(blockProducts(a, sizes, matrices)!)).toEqual(bits(expected));
+      // By each matrixᵀ, transposed in the heap: the bits of tf.matMul(part, tf.transpose(matrix)).
+      const wide = sizes.map(
+        (_, block) => tf.randomNormal([13, 20], 0, 1, 'float32', 9 + block) as tf.Tensor2D,
+      );
+      const usedWide = wide.filter((_, block) => sizes[block]! > 0);
+      const byTransposed = tf.concat(
+        parts.map((part, block) => tf.matMul(part, tf.transpose(usedWide[block]!))),
+        0,
+      );
+      expect(bits(blockProducts(a, sizes, wide, true)!)).toEqual(bits(byTransposed));
     });
     expect(tf.memory().numTensors).toBe(before);
   });

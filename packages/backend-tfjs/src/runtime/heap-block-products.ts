@@ -157,34 +157,46 @@ function multiply(
 
 /**
  * `[rows, n]`: rows `start … start + sizes[i]` of `a` (`[rows, k]`, blocks in order, sizes summing to its
- * rows) times `matrices[i]` (`[k, n]`), for each block. `undefined` off tfjs-wasm (the caller runs ops).
+ * rows) times `matrices[i]` (`[k, n]`), or with `transposed` times `matrices[i]ᵀ` (`matrices[i]` `[n, k]`,
+ * transposed in the heap by a small WebAssembly loop, as `tf.transpose` would lay it out), for each
+ * block. `undefined` off tfjs-wasm (the caller runs ops).
  */
 export function blockProducts(
   a: tf.Tensor2D,
   sizes: readonly number[],
   matrices: readonly tf.Tensor2D[],
+  transposed = false,
 ): tf.Tensor2D | undefined {
   const backend = wasmInternals();
   if (backend === undefined) return undefined;
-  const { batchMatMul } = bind(backend);
+  const { batchMatMul, transpose } = bind(backend);
+  if (transposed && transpose === undefined) return undefined;
   const [rows, k] = a.shape;
-  const n = matrices[0]!.shape[1];
+  const n = transposed ? matrices[0]!.shape[0] : matrices[0]!.shape[1];
   const out = backend.makeOutput([rows, n], 'float32');
-  const aOffset = backend.dataIdMap.get(a.dataId)!.memoryOffset;
-  const outOffset = backend.dataIdMap.get(out.dataId)!.memoryOffset;
+  // Every matrixᵀ, one after another (the used blocks' only).
+  const used = sizes.filter((count) => count > 0).length;
+  const scratch = transposed ? backend.makeOutput([used * k, n], 'float32') : undefined;
+  const offset = (info: tf.TensorInfo) => backend.dataIdMap.get(info.dataId)!.memoryOffset;
+  const [aOffset, outOffset] = [offset(a), offset(out)];
   let start = 0;
+  let slot = 0;
   sizes.forEach((count, block) => {
     if (count === 0) return;
-    multiply(
-      backend,
-      batchMatMul,
-      [count, k, n],
-      { offset: aOffset + start * k * 4, size: count * k },
-      { id: backend.dataIdMap.get(matrices[block]!.dataId)!.id },
-      { offset: outOffset + start * n * 4, size: count * n },
-    );
+    const matrix = matrices[block]!;
+    let b: Operand = { id: backend.dataIdMap.get(matrix.dataId)!.id };
+    if (scratch !== undefined) {
+      const at = offset(scratch) + slot++ * k * n * 4;
+      transpose!(offset(matrix), at, n, k);
+      b = { offset: at, size: k * n };
+    }
+    multiply(backend, batchMatMul, [count, k, n], { offset: aOffset + start * k * 4, size: count * k }, b, {
+      offset: outOffset + start * n * 4,
+      size: count * n,
+    });
     start += count;
   });
+  if (scratch !== undefined) tf.engine().makeTensorFromTensorInfo(scratch).dispose();
   return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor2D;
 }
 
