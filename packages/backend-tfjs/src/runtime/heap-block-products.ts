@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { encodeModule, forRange, I32, instantiate, op } from './wasm-binary.js';
+import {
+  heapOffset,
+  heapTensorId,
+  instantiateOnHeap,
+  type TfjsWasmBackend,
+  tfjsWasmBackend,
+} from './tfjs-wasm-internals.js';
+import { byteAddress, encodeModule, forRange, I32, op } from './wasm-binary.js';
 
 /**
  * Many products over consecutive row blocks of one tensor, each by tfjs-wasm's own matmul (XNNPACK) on
@@ -12,30 +19,8 @@ import { encodeModule, forRange, I32, instantiate, op } from './wasm-binary.js';
  * same.
  */
 
-/** What this needs of tfjs-backend-wasm 4.x: its C functions, its tensor ids, and its heap tensors. */
-interface WasmInternals {
-  readonly wasm: {
-    readonly asm: { readonly memory: object };
-    cwrap(name: string, returns: null, args: string[]): (...args: unknown[]) => void;
-    readonly tfjs: {
-      registerTensor(id: number, size: number, memoryOffset: number): void;
-      disposeData(id: number): void;
-    };
-  };
-  dataIdNextNumber: number;
-  readonly dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
-
 // transpose(source, target, rows, columns): target[c][r] = source[r][c], byte addresses in tfjs-wasm's heap.
 const [SOURCE, TARGET, ROWS, COLUMNS, ROW, COLUMN] = [0, 1, 2, 3, 4, 5];
-const at = (base: number, index: (readonly number[])[]) => [
-  op.localGet(base),
-  ...index,
-  op.i32Const(4),
-  op.i32Mul,
-  op.i32Add,
-];
 const transposeModule = () =>
   encodeModule(
     [
@@ -56,14 +41,14 @@ const transposeModule = () =>
               [op.localGet(COLUMNS)],
               [op.i32Const(1)],
               [
-                ...at(TARGET, [
+                ...byteAddress(TARGET, [
                   op.localGet(COLUMN),
                   op.localGet(ROWS),
                   op.i32Mul,
                   op.localGet(ROW),
                   op.i32Add,
                 ]),
-                ...at(SOURCE, [
+                ...byteAddress(SOURCE, [
                   op.localGet(ROW),
                   op.localGet(COLUMNS),
                   op.i32Mul,
@@ -83,13 +68,13 @@ const transposeModule = () =>
 
 let bound:
   | {
-      backend: WasmInternals;
+      backend: TfjsWasmBackend;
       batchMatMul: (...args: unknown[]) => void;
       transpose: ((source: number, target: number, rows: number, columns: number) => void) | undefined;
     }
   | undefined;
 
-function bind(backend: WasmInternals): NonNullable<typeof bound> {
+function bind(backend: TfjsWasmBackend): NonNullable<typeof bound> {
   if (bound?.backend !== backend) {
     const batchMatMul = backend.wasm.cwrap('BatchMatMul', null, [
       'number',
@@ -102,27 +87,12 @@ function bind(backend: WasmInternals): NonNullable<typeof bound> {
       'number',
       'number',
     ]);
-    let transpose: NonNullable<typeof bound>['transpose'];
-    try {
-      transpose = instantiate(transposeModule(), backend.wasm.asm.memory).transpose as typeof transpose;
-    } catch {
-      // A heap this module cannot import (tfjs-wasm's threaded build): per-expert ops instead.
-      transpose = undefined;
-    }
+    const transpose = instantiateOnHeap(backend, transposeModule())?.transpose as NonNullable<
+      typeof bound
+    >['transpose'];
     bound = { backend, batchMatMul, transpose };
   }
   return bound;
-}
-
-function wasmInternals(): WasmInternals | undefined {
-  if (tf.getBackend() !== 'wasm') return undefined;
-  const backend = tf.backend() as unknown as Partial<WasmInternals>;
-  const usable =
-    typeof backend.wasm?.cwrap === 'function' &&
-    typeof backend.wasm.tfjs?.registerTensor === 'function' &&
-    typeof backend.dataIdNextNumber === 'number' &&
-    backend.dataIdMap !== undefined;
-  return usable ? (backend as WasmInternals) : undefined;
 }
 
 const shapeBytes = (shape: readonly number[]) => new Uint8Array(Int32Array.from(shape).buffer);
@@ -136,7 +106,7 @@ type Operand = { readonly id: number } | { readonly offset: number; readonly siz
  * another tensor's). Unregistering a view of `b` also drops the XNNPACK operator made for it.
  */
 function multiply(
-  backend: WasmInternals,
+  backend: TfjsWasmBackend,
   batchMatMul: (...args: unknown[]) => void,
   [m, k, n]: readonly [number, number, number],
   a: Operand,
@@ -167,7 +137,7 @@ export function blockProducts(
   matrices: readonly tf.Tensor2D[],
   transposed = false,
 ): tf.Tensor2D | undefined {
-  const backend = wasmInternals();
+  const backend = tfjsWasmBackend();
   if (backend === undefined) return undefined;
   const { batchMatMul, transpose } = bind(backend);
   if (transposed && transpose === undefined) return undefined;
@@ -177,14 +147,14 @@ export function blockProducts(
   // Every matrixᵀ, one after another (the used blocks' only).
   const used = sizes.filter((count) => count > 0).length;
   const scratch = transposed ? backend.makeOutput([used * k, n], 'float32') : undefined;
-  const offset = (info: tf.TensorInfo) => backend.dataIdMap.get(info.dataId)!.memoryOffset;
+  const offset = (info: tf.TensorInfo) => heapOffset(backend, info);
   const [aOffset, outOffset] = [offset(a), offset(out)];
   let start = 0;
   let slot = 0;
   sizes.forEach((count, block) => {
     if (count === 0) return;
     const matrix = matrices[block]!;
-    let b: Operand = { id: backend.dataIdMap.get(matrix.dataId)!.id };
+    let b: Operand = { id: heapTensorId(backend, matrix) };
     if (scratch !== undefined) {
       const at = offset(scratch) + slot++ * k * n * 4;
       transpose!(offset(matrix), at, n, k);
@@ -211,7 +181,7 @@ export function blockTransposedProducts(
   b: tf.Tensor2D,
   sizes: readonly number[],
 ): tf.Tensor2D[] | undefined {
-  const backend = wasmInternals();
+  const backend = tfjsWasmBackend();
   if (backend === undefined) return undefined;
   const { batchMatMul, transpose } = bind(backend);
   if (transpose === undefined) return undefined;
@@ -219,7 +189,7 @@ export function blockTransposedProducts(
   const n = b.shape[1];
   const scratch = backend.makeOutput([rows, m], 'float32');
   const outputs = sizes.map(() => backend.makeOutput([m, n], 'float32'));
-  const offset = (info: tf.TensorInfo) => backend.dataIdMap.get(info.dataId)!.memoryOffset;
+  const offset = (info: tf.TensorInfo) => heapOffset(backend, info);
   const [aOffset, bOffset, scratchOffset] = [offset(a), offset(b), offset(scratch)];
   let start = 0;
   sizes.forEach((count, block) => {
@@ -230,7 +200,7 @@ export function blockTransposedProducts(
       [m, count, n],
       { offset: scratchOffset + start * m * 4, size: count * m },
       { offset: bOffset + start * n * 4, size: count * n },
-      { id: backend.dataIdMap.get(outputs[block]!.dataId)!.id },
+      { id: heapTensorId(backend, outputs[block]!) },
     );
     start += count;
   });

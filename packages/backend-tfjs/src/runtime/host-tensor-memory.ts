@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { tfjsWasmBackend } from './tfjs-wasm-internals.js';
 
 /**
  * Reading and making float32 tensors on backends whose memory is the host's (tfjs-wasm, tfjs-cpu) without
@@ -7,26 +8,13 @@ import * as tf from '@tensorflow/tfjs-core';
  * optimizer read and wrote every parameter each step.
  */
 
-/** What tfjs-backend-wasm (4.x) offers for this: tensors as views of its heap, and heap tensors made unfilled. */
-interface HeapBackend {
-  typedArrayFromHeap(tensor: tf.TensorInfo): Float32Array;
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
-
-function heapBackend(): HeapBackend | undefined {
-  const backend = tf.backend() as unknown as Partial<HeapBackend>;
-  return typeof backend.typedArrayFromHeap === 'function' && typeof backend.makeOutput === 'function'
-    ? (backend as HeapBackend)
-    : undefined;
-}
-
 /**
  * A float32 tensor's values, to read at once: on tfjs-wasm a view of its heap (valid until the next tfjs
  * op, which may grow and move the heap); elsewhere `dataSync` (on tfjs-cpu the tensor's own array).
  */
 export function hostValues(tensor: tf.Tensor): Float32Array {
   // tfjs moves a tensor made on another backend into this one's memory when it is looked up.
-  return heapBackend()?.typedArrayFromHeap(tensor) ?? (tensor.dataSync() as Float32Array);
+  return tfjsWasmBackend()?.typedArrayFromHeap(tensor) ?? (tensor.dataSync() as Float32Array);
 }
 
 /**
@@ -36,7 +24,7 @@ export function hostValues(tensor: tf.Tensor): Float32Array {
  * tensor an op has read is not safe (tfjs-wasm keeps XNNPACK's packed copy of a matmul weight by tensor).
  */
 export function tensorFilledBy(shape: readonly number[], fill: (values: Float32Array) => void): tf.Tensor {
-  const backend = heapBackend();
+  const backend = tfjsWasmBackend();
   if (backend === undefined) {
     const values = new Float32Array(shape.reduce((size, extent) => size * extent, 1));
     fill(values);

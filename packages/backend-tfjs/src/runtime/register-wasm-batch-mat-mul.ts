@@ -1,21 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { heapOffset, instantiateOnHeap, type TfjsWasmBackend } from './tfjs-wasm-internals.js';
 import { batchMatMulModule } from './wasm-batch-mat-mul.js';
-import { instantiate } from './wasm-binary.js';
-
-/** What the kernel needs of tfjs-backend-wasm (4.x): its heap, its allocator and its tensors' addresses. */
-interface WasmBackend {
-  readonly wasm: {
-    readonly asm: { readonly memory: object };
-    _malloc(bytes: number): number;
-    _free(pointer: number): void;
-  };
-  getMemoryOffset(dataId: object): number;
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
 
 interface BatchMatMulArgs {
   readonly inputs: { readonly a: tf.TensorInfo; readonly b: tf.TensorInfo };
-  readonly backend: WasmBackend;
+  readonly backend: TfjsWasmBackend;
   readonly attrs: { readonly transposeA: boolean; readonly transposeB: boolean };
 }
 
@@ -52,13 +41,10 @@ export function registerWasmBatchMatMul(): void {
     const backend = args.backend;
     const memory = backend.wasm.asm.memory;
     if (bound?.memory !== memory) {
-      try {
-        const run = instantiate(batchMatMulModule(), memory).batchMatMul as (...args: number[]) => void;
-        bound = { memory, run };
-      } catch {
-        // A heap this module cannot import (tfjs-wasm's threaded build shares its memory): tfjs's loop.
-        bound = { memory, run: undefined };
-      }
+      const run = instantiateOnHeap(backend, batchMatMulModule())?.batchMatMul as
+        | ((...args: number[]) => void)
+        | undefined;
+      bound = { memory, run };
     }
     if (bound.run === undefined) {
       return original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
@@ -68,9 +54,9 @@ export function registerWasmBatchMatMul(): void {
     const packed = backend.wasm._malloc(k * (Math.ceil(n / 4) * 4) * 4);
     try {
       run(
-        backend.getMemoryOffset(a.dataId),
-        backend.getMemoryOffset(b.dataId),
-        backend.getMemoryOffset(out.dataId),
+        heapOffset(backend, a),
+        heapOffset(backend, b),
+        heapOffset(backend, out),
         packed,
         batch,
         m,

@@ -1,4 +1,13 @@
-import { encodeModule, forRange, I32, op, V128, type ValueType, type WasmFunction } from './wasm-binary.js';
+import {
+  byteAddress,
+  encodeModule,
+  forRange,
+  I32,
+  op,
+  V128,
+  type ValueType,
+  type WasmFunction,
+} from './wasm-binary.js';
 
 /**
  * A batched matrix product for tfjs-backend-wasm's heap, computing exactly what its own batched kernel
@@ -45,14 +54,6 @@ const L = {
 
 const get = (index: number): Code => op.localGet(index);
 const i32 = (value: number): Code => op.i32Const(value);
-/** `base + index × 4`. */
-const address = (base: number, index: readonly Code[]): Code[] => [
-  get(base),
-  ...index,
-  i32(4),
-  op.i32Mul,
-  op.i32Add,
-];
 const zeros: Code[] = [op.f32Const(0), op.f32x4Splat];
 
 /** Lays out this batch's `b` as `[k, n4]` in `packed`, zeros past column n. */
@@ -68,10 +69,10 @@ const packB: Code[] = forRange(
       [get(L.n4)],
       [i32(1)],
       [
-        ...address(P.packed, [get(L.kk), get(L.n4), op.i32Mul, get(L.j), op.i32Add]),
+        ...byteAddress(P.packed, [get(L.kk), get(L.n4), op.i32Mul, get(L.j), op.i32Add]),
         ...[get(L.j), get(P.n), op.i32LtU, op.ifResult(0x7d as ValueType)],
         // transposeB ? b[j][kk] : b[kk][j]
-        ...address(L.bBase, [
+        ...byteAddress(L.bBase, [
           get(L.j),
           get(P.k),
           op.i32Mul,
@@ -139,7 +140,7 @@ function columnsOf(vectors: number): Code[] {
       ...[op.select, op.localSet(L.kEnd)],
       ...range.flatMap((v) => [...zeros, op.localSet(L.sums[v]!)]),
       // aPointer = a + (transposeA ? k0·m + i : i·k + k0)·4; bPointer = packed + (k0·n4 + j)·4
-      ...address(L.aBase, [
+      ...byteAddress(L.aBase, [
         get(L.k0),
         get(P.m),
         op.i32Mul,
@@ -154,7 +155,7 @@ function columnsOf(vectors: number): Code[] {
         op.select,
       ]),
       op.localSet(L.aPointer),
-      ...address(P.packed, [get(L.k0), get(L.n4), op.i32Mul, get(L.j), op.i32Add]),
+      ...byteAddress(P.packed, [get(L.k0), get(L.n4), op.i32Mul, get(L.j), op.i32Add]),
       op.localSet(L.bPointer),
       ...accumulate,
       ...range.flatMap((v) => [get(L.totals[v]!), get(L.sums[v]!), op.f32x4Add, op.localSet(L.totals[v]!)]),
@@ -164,11 +165,19 @@ function columnsOf(vectors: number): Code[] {
     ...[get(L.j), i32(4 * v), op.i32Add, op.localSet(L.column)],
     // A whole vector inside the row, else lane by lane up to n (at most 3 columns remain).
     ...[get(L.column), i32(4), op.i32Add, get(P.n), op.i32LeU, op.if],
-    ...address(L.outBase, [get(L.i), get(P.n), op.i32Mul, get(L.column), op.i32Add]),
+    ...byteAddress(L.outBase, [get(L.i), get(P.n), op.i32Mul, get(L.column), op.i32Add]),
     ...[get(L.totals[v]!), op.v128Store, op.else],
     ...[0, 1, 2].flatMap((lane) => [
       ...[get(L.column), i32(lane), op.i32Add, get(P.n), op.i32LtU, op.if],
-      ...address(L.outBase, [get(L.i), get(P.n), op.i32Mul, get(L.column), op.i32Add, i32(lane), op.i32Add]),
+      ...byteAddress(L.outBase, [
+        get(L.i),
+        get(P.n),
+        op.i32Mul,
+        get(L.column),
+        op.i32Add,
+        i32(lane),
+        op.i32Add,
+      ]),
       ...[get(L.totals[v]!), op.f32x4ExtractLane(lane), op.f32Store, op.end],
     ]),
     op.end,
@@ -193,11 +202,11 @@ const batchMatMulFunction: WasmFunction = {
       [get(P.batch)],
       [i32(1)],
       [
-        ...address(P.a, [get(L.batchIndex), get(P.m), op.i32Mul, get(P.k), op.i32Mul]),
+        ...byteAddress(P.a, [get(L.batchIndex), get(P.m), op.i32Mul, get(P.k), op.i32Mul]),
         op.localSet(L.aBase),
-        ...address(P.b, [get(L.batchIndex), get(P.k), op.i32Mul, get(P.n), op.i32Mul]),
+        ...byteAddress(P.b, [get(L.batchIndex), get(P.k), op.i32Mul, get(P.n), op.i32Mul]),
         op.localSet(L.bBase),
-        ...address(P.out, [get(L.batchIndex), get(P.m), op.i32Mul, get(P.n), op.i32Mul]),
+        ...byteAddress(P.out, [get(L.batchIndex), get(P.m), op.i32Mul, get(P.n), op.i32Mul]),
         op.localSet(L.outBase),
         ...packB,
         ...forRange(

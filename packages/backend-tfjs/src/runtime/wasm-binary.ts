@@ -89,6 +89,11 @@ export const op = {
   f32x4Div: simd(0xe7),
 } as const;
 
+/** The byte address of float `index` from the address in local `base`: `base + index × 4`. */
+export function byteAddress(base: number, index: readonly (readonly number[])[]): (readonly number[])[] {
+  return [op.localGet(base), ...index, op.i32Const(4), op.i32Mul, op.i32Add];
+}
+
 /** `for (counter = start; counter < end; counter += step) body` (`end` is evaluated every round). */
 export function forRange(
   counter: number,
