@@ -3,23 +3,17 @@ import { instantiate } from './wasm-binary.js';
 
 /**
  * The one place that says what moerl uses of tfjs-backend-wasm 4.x beyond its public ops: its heap (the
- * WebAssembly memory kernels written here import), its allocator, its C functions, its tensor ids and
- * addresses, and heap tensors made unfilled or read as views. Every use checks that these are there and
- * falls back to tfjs ops when they are not.
+ * WebAssembly memory kernels written here import), its allocator, its tensors' addresses, and heap
+ * tensors made unfilled or read as views. Every use checks that these are there and falls back to tfjs
+ * ops when they are not.
  */
 export interface TfjsWasmBackend {
   readonly wasm: {
     readonly asm: { readonly memory: object };
-    cwrap(name: string, returns: null, args: string[]): (...args: unknown[]) => void;
     _malloc(bytes: number): number;
     _free(pointer: number): void;
-    readonly tfjs: {
-      registerTensor(id: number, size: number, memoryOffset: number): void;
-      disposeData(id: number): void;
-    };
   };
-  dataIdNextNumber: number;
-  readonly dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } | undefined };
+  readonly dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
   typedArrayFromHeap(tensor: tf.TensorInfo): Float32Array;
 }
@@ -29,11 +23,8 @@ export function tfjsWasmBackend(): TfjsWasmBackend | undefined {
   if (tf.getBackend() !== 'wasm') return undefined;
   const backend = tf.backend() as unknown as Partial<TfjsWasmBackend>;
   const usable =
-    typeof backend.wasm?.cwrap === 'function' &&
-    typeof backend.wasm._malloc === 'function' &&
-    typeof backend.wasm.tfjs?.registerTensor === 'function' &&
+    typeof backend.wasm?._malloc === 'function' &&
     backend.wasm.asm?.memory !== undefined &&
-    typeof backend.dataIdNextNumber === 'number' &&
     backend.dataIdMap !== undefined &&
     typeof backend.makeOutput === 'function' &&
     typeof backend.typedArrayFromHeap === 'function';
@@ -43,10 +34,6 @@ export function tfjsWasmBackend(): TfjsWasmBackend | undefined {
 /** A tensor's byte address in the heap. */
 export const heapOffset = (backend: TfjsWasmBackend, tensor: tf.TensorInfo): number =>
   backend.dataIdMap.get(tensor.dataId)!.memoryOffset;
-
-/** The id tfjs-wasm's C functions know a tensor by. */
-export const heapTensorId = (backend: TfjsWasmBackend, tensor: tf.TensorInfo): number =>
-  backend.dataIdMap.get(tensor.dataId)!.id;
 
 /**
  * `bytes` instantiated over the backend's heap as `env.memory`, or `undefined` where the heap cannot be

@@ -8,6 +8,7 @@ import {
   type ValueType,
   type WasmFunction,
 } from './wasm-binary.js';
+import { blockEnd, elementAddress, packColumns, storeColumns } from './wasm-product-code.js';
 
 /**
  * A batched matrix product for tfjs-backend-wasm's heap, computing exactly what its own batched kernel
@@ -57,44 +58,16 @@ const i32 = (value: number): Code => op.i32Const(value);
 const zeros: Code[] = [op.f32Const(0), op.f32x4Splat];
 
 /** Lays out this batch's `b` as `[k, n4]` in `packed`, zeros past column n. */
-const packB: Code[] = forRange(
-  L.kk,
-  [i32(0)],
-  [get(P.k)],
-  [i32(1)],
-  [
-    ...forRange(
-      L.j,
-      [i32(0)],
-      [get(L.n4)],
-      [i32(1)],
-      [
-        ...byteAddress(P.packed, [get(L.kk), get(L.n4), op.i32Mul, get(L.j), op.i32Add]),
-        ...[get(L.j), get(P.n), op.i32LtU, op.ifResult(0x7d as ValueType)],
-        // transposeB ? b[j][kk] : b[kk][j]
-        ...byteAddress(L.bBase, [
-          get(L.j),
-          get(P.k),
-          op.i32Mul,
-          get(L.kk),
-          op.i32Add,
-          get(L.kk),
-          get(P.n),
-          op.i32Mul,
-          get(L.j),
-          op.i32Add,
-          get(P.transposeB),
-          op.select,
-        ]),
-        op.f32Load,
-        op.else,
-        op.f32Const(0),
-        op.end,
-        op.f32Store,
-      ],
-    ),
-  ],
-);
+const packB: Code[] = packColumns({
+  packed: P.packed,
+  b: L.bBase,
+  t: L.kk,
+  j: L.j,
+  k: P.k,
+  n: P.n,
+  width: L.n4,
+  transposed: P.transposeB,
+});
 
 /** Output columns j … j + 4·vectors − 1 of row i. */
 function columnsOf(vectors: number): Code[] {
@@ -125,35 +98,11 @@ function columnsOf(vectors: number): Code[] {
     [get(P.k)],
     [i32(K_BLOCK)],
     [
-      // kEnd = min(k0 + 48, k)
-      ...[
-        get(L.k0),
-        i32(K_BLOCK),
-        op.i32Add,
-        get(P.k),
-        get(L.k0),
-        i32(K_BLOCK),
-        op.i32Add,
-        get(P.k),
-        op.i32LeU,
-      ],
-      ...[op.select, op.localSet(L.kEnd)],
+      ...blockEnd(L.k0, i32(K_BLOCK), P.k),
+      op.localSet(L.kEnd),
       ...range.flatMap((v) => [...zeros, op.localSet(L.sums[v]!)]),
       // aPointer = a + (transposeA ? k0·m + i : i·k + k0)·4; bPointer = packed + (k0·n4 + j)·4
-      ...byteAddress(L.aBase, [
-        get(L.k0),
-        get(P.m),
-        op.i32Mul,
-        get(L.i),
-        op.i32Add,
-        get(L.i),
-        get(P.k),
-        op.i32Mul,
-        get(L.k0),
-        op.i32Add,
-        get(P.transposeA),
-        op.select,
-      ]),
+      ...elementAddress({ base: L.aBase, row: L.i, t: L.k0, m: P.m, k: P.k, transposed: P.transposeA }),
       op.localSet(L.aPointer),
       ...byteAddress(P.packed, [get(L.k0), get(L.n4), op.i32Mul, get(L.j), op.i32Add]),
       op.localSet(L.bPointer),
@@ -163,24 +112,7 @@ function columnsOf(vectors: number): Code[] {
   );
   const store = range.flatMap((v) => [
     ...[get(L.j), i32(4 * v), op.i32Add, op.localSet(L.column)],
-    // A whole vector inside the row, else lane by lane up to n (at most 3 columns remain).
-    ...[get(L.column), i32(4), op.i32Add, get(P.n), op.i32LeU, op.if],
-    ...byteAddress(L.outBase, [get(L.i), get(P.n), op.i32Mul, get(L.column), op.i32Add]),
-    ...[get(L.totals[v]!), op.v128Store, op.else],
-    ...[0, 1, 2].flatMap((lane) => [
-      ...[get(L.column), i32(lane), op.i32Add, get(P.n), op.i32LtU, op.if],
-      ...byteAddress(L.outBase, [
-        get(L.i),
-        get(P.n),
-        op.i32Mul,
-        get(L.column),
-        op.i32Add,
-        i32(lane),
-        op.i32Add,
-      ]),
-      ...[get(L.totals[v]!), op.f32x4ExtractLane(lane), op.f32Store, op.end],
-    ]),
-    op.end,
+    ...storeColumns({ out: L.outBase, n: P.n, column: L.column, value: L.totals[v]! }, [get(L.i)]),
   ]);
   return [...range.flatMap((v) => [...zeros, op.localSet(L.totals[v]!)]), ...blocks, ...store];
 }

@@ -57,6 +57,7 @@ export const op = {
   i32Sub: [0x6b],
   i32Mul: [0x6c],
   i32And: [0x71],
+  i32Or: [0x72],
   i32LtU: [0x49],
   i32GeU: [0x4f],
   i32LeU: [0x4d],
