@@ -19,6 +19,37 @@ describe('topKIndices', () => {
       ),
     );
   });
+
+  it('picks as k rounds of “the largest not yet taken, first on ties” would, NaN and offsets included', () => {
+    const selection = (values: number[], k: number) => {
+      const taken: number[] = [];
+      for (let round = 0; round < k; round++) {
+        let best = -1;
+        values.forEach((value, index) => {
+          if (!taken.includes(index) && (best === -1 || value > values[best]!)) best = index;
+        });
+        taken.push(best);
+      }
+      return taken;
+    };
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(-1, 0, -0, 0.5, 2, Number.NaN, Number.POSITIVE_INFINITY), {
+          minLength: 1,
+          maxLength: 70,
+        }),
+        fc.nat(),
+        fc.nat({ max: 3 }),
+        (values, seed, offset) => {
+          const k = 1 + (seed % Math.min(values.length, 9));
+          const out = new Int32Array(k);
+          topKIndices([...Array(offset).fill(9), ...values], offset, values.length, k, out);
+          expect([...out]).toEqual(selection(values, k));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });
 
 describe('planLayerRouting', () => {

@@ -24,9 +24,38 @@ export interface PaddedLayout {
 
 /**
  * The top-`k` of `values[offset, offset + count)`, largest first, ties to the lower index: the order of the
- * reference's `topK`, so free routing agrees with it whenever the probabilities agree.
+ * reference's `topK`, so free routing agrees with it whenever the probabilities agree. One pass that keeps
+ * the best k so far in order (a router row is read once, not k times); a row holding NaN, where "largest"
+ * means what the reference's selection makes of it, takes that selection.
  */
 export function topKIndices(
+  values: ArrayLike<number>,
+  offset: number,
+  count: number,
+  k: number,
+  out: Int32Array,
+): void {
+  let filled = 0;
+  for (let index = 0; index < count; index++) {
+    const value = values[offset + index]!;
+    if (Number.isNaN(value)) {
+      selectTopK(values, offset, count, k, out);
+      return;
+    }
+    if (filled === k && !(value > values[offset + out[k - 1]!]!)) continue;
+    // Insert after every kept value at least as large (ties keep the lower index first).
+    let at = filled < k ? filled++ : k - 1;
+    while (at > 0 && value > values[offset + out[at - 1]!]!) {
+      out[at] = out[at - 1]!;
+      at--;
+    }
+    out[at] = index;
+  }
+  out.fill(-1, filled, k);
+}
+
+/** k rounds, each taking the largest value not yet taken (the first on ties): the reference's order. */
+function selectTopK(
   values: ArrayLike<number>,
   offset: number,
   count: number,
@@ -142,17 +171,25 @@ export function planLayerRouting(options: {
       for (let k = 0; k < topK; k++) {
         const expert = ids[k]!;
         chosen[slot + k] = expert;
+        // An expert a row names twice (a malformed record) serves the row once.
+        if (mask[row * numExperts + expert] === 1) continue;
         mask[row * numExperts + expert] = 1;
         counts[expert] = counts[expert]! + 1;
       }
     }
   }
+  // Each expert's rows, ascending: the rows in order, each under the experts it chose (once each).
   const expertRows = Array.from({ length: numExperts }, (_, expert) => new Int32Array(counts[expert]!));
   const filled = new Int32Array(numExperts);
-  for (let row = 0; row < rows; row++) {
-    for (let expert = 0; expert < numExperts; expert++) {
-      if (mask[row * numExperts + expert] === 1) {
-        expertRows[expert]![filled[expert]!] = row;
+  for (let sequence = 0; sequence < layout.size; sequence++) {
+    for (let position = 0; position < layout.fed[sequence]!; position++) {
+      const row = sequence * layout.length + position;
+      const slot = (row * moeLayers + ordinal) * topK;
+      for (let k = 0; k < topK; k++) {
+        const expert = chosen[slot + k]!;
+        const rowsOf = expertRows[expert]!;
+        if (filled[expert]! > 0 && rowsOf[filled[expert]! - 1] === row) continue;
+        rowsOf[filled[expert]!] = row;
         filled[expert] = filled[expert]! + 1;
       }
     }
