@@ -75,6 +75,33 @@ describe('blockProducts', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('keeps the bits past one block of k (running sums between blocks), both ways', async () => {
+    await activateTfjsBackend('tfjs-wasm');
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      // Forward-like: k = 600 (three blocks of 256), n = 13 (packed, with a tail).
+      const a = tf.randomNormal([14, 600], 0, 1, 'float32', 5) as tf.Tensor2D;
+      const matrices = [0, 1].map(
+        (block) => tf.randomNormal([13, 600], 0, 1, 'float32', 6 + block) as tf.Tensor2D,
+      );
+      const [first, second] = tf.split(a, [5, 9], 0) as tf.Tensor2D[];
+      const expected = tf.concat(
+        [tf.matMul(first!, tf.transpose(matrices[0]!)), tf.matMul(second!, tf.transpose(matrices[1]!))],
+        0,
+      );
+      expect(bits(blockProducts(a, [5, 9], matrices, true)!)).toEqual(bits(expected));
+      // Weight gradients over blocks of 300 and 270 rows.
+      const rows = tf.randomNormal([570, 7], 0, 1, 'float32', 8) as tf.Tensor2D;
+      const grads = tf.randomNormal([570, 16], 0, 1, 'float32', 9) as tf.Tensor2D;
+      const products = blockTransposedProducts(rows, grads, [300, 270])!;
+      const [rowParts, gradParts] = [tf.split(rows, [300, 270], 0), tf.split(grads, [300, 270], 0)];
+      products.forEach((product, block) => {
+        expect(bits(product)).toEqual(bits(tf.matMul(tf.transpose(rowParts[block]!), gradParts[block]!)));
+      });
+    });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('is not available off tfjs-wasm (the caller runs ops)', async () => {
     await activateTfjsBackend('tfjs-cpu');
     expect(blockProducts(tf.ones([2, 3]), [2], [tf.ones([3, 4])])).toBeUndefined();
