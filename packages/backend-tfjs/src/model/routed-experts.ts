@@ -24,6 +24,12 @@ type Projections = [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
 /** `[n, 1]` int32 indices for gatherND / scatterND. */
 const indexTensor = (indices: Int32Array) => tf.tensor2d(indices, [indices.length, 1], 'int32');
 
+/** `make()`, made on the first call and kept: pieces only some backends need. */
+function once<T>(make: () => T): () => T {
+  let made: T | undefined;
+  return () => (made ??= make());
+}
+
 /** Every expert's part, concatenated in expert order. */
 function concatenated(parts: readonly Int32Array[]): Int32Array {
   const all = new Int32Array(parts.reduce((total, part) => total + part.length, 0));
@@ -82,23 +88,30 @@ export function routedExperts(
     // (`blockProducts`: no gather, product or concat piece per expert); elsewhere, and if tfjs-wasm's
     // internals are not what that expects, a piece and a product per expert.
     const onWasm = tf.getBackend() === 'wasm';
-    let routedAll: tf.Tensor2D | undefined;
-    const routedInPairOrder = () => (routedAll ??= tf.gatherND(x!, indexTensor(allRows)) as tf.Tensor2D);
-    let routedParts: tf.Tensor2D[] | undefined;
-    const routed = () => (routedParts ??= pieces(x!, expertRows));
-    const project = (all: () => tf.Tensor2D, parts: () => tf.Tensor2D[], which: 0 | 1 | 2): tf.Tensor2D =>
+    const routedInPairOrder = once(() => tf.gatherND(x!, indexTensor(allRows)) as tf.Tensor2D);
+    const routed = once(() => pieces(x!, expertRows));
+    // Each expert's rows by its `which` projection (`transposed`: by the weight's transpose, nn.Linear's
+    // forward), given the layer-wide tensor in pair order (`all`) and its per-expert pieces (`parts`).
+    const products = (
+      all: () => tf.Tensor2D,
+      parts: () => tf.Tensor2D[],
+      which: 0 | 1 | 2,
+      transposed: boolean,
+    ): tf.Tensor2D =>
       (onWasm
         ? blockProducts(
             all(),
             sizes,
             projections.map((weights) => weights[which]),
-            true,
+            transposed,
           )
         : undefined) ??
       (tf.concat(
-        parts().map((part, e) => matMul(part, projections[e]![which], false, true)),
+        parts().map((part, e) => matMul(part, projections[e]![which], false, transposed)),
         0,
       ) as tf.Tensor2D);
+    const project = (all: () => tf.Tensor2D, parts: () => tf.Tensor2D[], which: 0 | 1 | 2) =>
+      products(all, parts, which, true);
     const gated = project(routedInPairOrder, routed, 0);
     const lifted = project(routedInPairOrder, routed, 1);
     const activated = tf.mul(tf.mul(gated, tf.sigmoid(gated)), lifted) as tf.Tensor2D;
@@ -122,25 +135,11 @@ export function routedExperts(
         const silu = tf.mul(g, sigmoid) as tf.Tensor2D;
         const activated = tf.mul(silu, u) as tf.Tensor2D;
         // Per-expert pieces, made only where the in-place products (tfjs-wasm) are not used.
-        const once = <T>(make: () => T) => {
-          let made: T | undefined;
-          return () => (made ??= make());
-        };
         const rangeIds = once(() => ranges.map(indexTensor));
         const dOutputs = once(() => pieces(dOutWeighted, rangeIds()));
-        // Products by the weights as they are (no transpose): in place on tfjs-wasm, as in the forward.
+        // Products by the weights as they are (no transpose), as in the forward.
         const byWeights = (all: tf.Tensor2D, parts: () => tf.Tensor2D[], which: 0 | 1 | 2) =>
-          (onWasm
-            ? blockProducts(
-                all,
-                sizes,
-                projections.map((weights) => weights[which]),
-              )
-            : undefined) ??
-          (tf.concat(
-            parts().map((part, e) => matMul(part, projections[e]![which])),
-            0,
-          ) as tf.Tensor2D);
+          products(() => all, parts, which, false);
         const dActivated = byWeights(dOutWeighted, dOutputs, 2);
         const dLifted = tf.mul(dActivated, silu) as tf.Tensor2D;
         // silu'(g) = σ(g) · (1 + g · (1 − σ(g)))

@@ -20,18 +20,9 @@ import { SEQUENTIAL_K_BLOCK, sequentialProductModule } from './wasm-sequential-m
 
 type Product = (...args: number[]) => void;
 
-let bound: { backend: TfjsWasmBackend; product: Product | undefined } | undefined;
-
 /** The product kernel on this backend's heap, or `undefined` where the heap cannot be imported. */
-function productKernel(backend: TfjsWasmBackend): Product | undefined {
-  if (bound?.backend !== backend) {
-    bound = {
-      backend,
-      product: instantiateOnHeap(backend, sequentialProductModule())?.product as Product | undefined,
-    };
-  }
-  return bound.product;
-}
+const productKernel = (backend: TfjsWasmBackend): Product | undefined =>
+  instantiateOnHeap(backend, sequentialProductModule)?.product as Product | undefined;
 
 /** The kernel's working memory for products of up to `[maxM, maxK] · [maxK, n]`. */
 interface Scratch {

@@ -20,7 +20,6 @@ export function registerWasmBatchMatMul(): void {
   const original = tf.getKernel('BatchMatMul', 'wasm');
   if (registered || original === undefined) return;
   registered = true;
-  let bound: { memory: object; run: ((...args: number[]) => void) | undefined } | undefined;
   const kernelFunc = (args: BatchMatMulArgs): tf.TensorInfo => {
     const { a, b } = args.inputs;
     const { transposeA, transposeB } = args.attrs;
@@ -39,17 +38,12 @@ export function registerWasmBatchMatMul(): void {
       return original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
     }
     const backend = args.backend;
-    const memory = backend.wasm.asm.memory;
-    if (bound?.memory !== memory) {
-      const run = instantiateOnHeap(backend, batchMatMulModule())?.batchMatMul as
-        | ((...args: number[]) => void)
-        | undefined;
-      bound = { memory, run };
-    }
-    if (bound.run === undefined) {
+    const run = instantiateOnHeap(backend, batchMatMulModule)?.batchMatMul as
+      | ((...args: number[]) => void)
+      | undefined;
+    if (run === undefined) {
       return original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
     }
-    const run = bound.run;
     const out = backend.makeOutput([...batchShape, m, n], 'float32');
     const packed = backend.wasm._malloc(k * (Math.ceil(n / 4) * 4) * 4);
     try {

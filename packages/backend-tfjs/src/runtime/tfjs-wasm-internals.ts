@@ -35,17 +35,32 @@ export function tfjsWasmBackend(): TfjsWasmBackend | undefined {
 export const heapOffset = (backend: TfjsWasmBackend, tensor: tf.TensorInfo): number =>
   backend.dataIdMap.get(tensor.dataId)!.memoryOffset;
 
+/** Each heap's instances, by the function that gives the module's bytes. */
+const heapInstances = new WeakMap<object, Map<() => Uint8Array, Record<string, unknown> | undefined>>();
+
 /**
- * `bytes` instantiated over the backend's heap as `env.memory`, or `undefined` where the heap cannot be
- * imported (tfjs-wasm's threaded build shares its memory): callers then use tfjs's own kernels.
+ * The exports of `module()` instantiated over the backend's heap as `env.memory`, once per heap and
+ * module; `undefined` where the heap cannot be imported (tfjs-wasm's threaded build shares its memory):
+ * callers then use tfjs's own kernels.
  */
 export function instantiateOnHeap(
   backend: TfjsWasmBackend,
-  bytes: Uint8Array,
+  module: () => Uint8Array,
 ): Record<string, unknown> | undefined {
-  try {
-    return instantiate(bytes, backend.wasm.asm.memory);
-  } catch {
-    return undefined;
+  const memory = backend.wasm.asm.memory;
+  let instances = heapInstances.get(memory);
+  if (instances === undefined) {
+    instances = new Map();
+    heapInstances.set(memory, instances);
   }
+  if (!instances.has(module)) {
+    let exports: Record<string, unknown> | undefined;
+    try {
+      exports = instantiate(module(), memory);
+    } catch {
+      exports = undefined;
+    }
+    instances.set(module, exports);
+  }
+  return instances.get(module);
 }

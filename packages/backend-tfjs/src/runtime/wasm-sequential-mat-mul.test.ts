@@ -45,9 +45,7 @@ function run(
   transposeB: boolean,
 ) {
   const backend = tfjsWasmBackend()!;
-  const product = instantiateOnHeap(backend, sequentialProductModule())!.product as (
-    ...args: number[]
-  ) => void;
+  const product = instantiateOnHeap(backend, sequentialProductModule)!.product as (...args: number[]) => void;
   const out = backend.makeOutput([m!, n!], 'float32');
   const packed = backend.wasm._malloc(k! * Math.ceil(n! / 8) * 32);
   const partials = backend.wasm._malloc(m! * Math.ceil(n! / 8) * 32);
